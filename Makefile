@@ -1,0 +1,35 @@
+# talkface developer commands. Everything runs inside $(VENV), created on first use.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# pinned so a CPU-only machine takes the CPU build and pulls no CUDA packages
+TORCH := torch==2.13.0
+
+.PHONY: install test demo benchmark doctor clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q --no-deps -r requirements/lock.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+test: $(STAMP)
+	TALKFACE_QUIET=1 $(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/talkface track --video examples/obama_weekly_20s.mp4 --out out/demo --save-motion out/demo/motion.npz
+	@echo "overlay video: out/demo/overlay.mp4"
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/track_speed.py
+
+doctor: $(STAMP)
+	$(BIN)/talkface doctor
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,3 @@
+from talkface.cli import main
+
+main()

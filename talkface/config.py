@@ -1,0 +1,61 @@
+"""Frozen configuration dataclasses: the single home of every default.
+
+CLI options derive their defaults from these classes; nothing else copies them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FPS = 25  # frames/s every clip is normalised to
+SAMPLE_RATE = 16000  # Hz, mono, every audio track is normalised to
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Face tracking with MediaPipe Face Mesh.
+
+    Attributes:
+        min_detection_confidence: detector score needed to start tracking a face.
+        min_tracking_confidence: landmark score needed to keep tracking it.
+        max_interpolated_gap: longest run of frames without a face (frames) that is
+            filled by interpolation; longer runs are reported as gaps.
+        second_face_area_ratio: a second face whose box area is at least this
+            fraction of the main face's makes the speaker ambiguous.
+        min_second_face_frames: that second face must be present in at least this
+            many frames before the clip is rejected (one-frame false positives pass).
+        smoothing_window: frames in the zero-phase Savitzky-Golay smoother applied to
+            landmark trajectories (odd; 1 turns smoothing off). Zero-phase means no lag.
+    """
+
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    max_interpolated_gap: int = 6
+    second_face_area_ratio: float = 0.5
+    min_second_face_frames: int = 5
+    smoothing_window: int = 5
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """Building the person's face model from a tracked clip.
+
+    Attributes:
+        n_expression: components kept in the linear expression basis.
+        rigid_fraction: fraction of vertices (least deforming) used to fit head pose.
+        texture_size: side of the square UV texture (pixels).
+        texture_frames: frontal frames whose colours are merged into the texture.
+    """
+
+    n_expression: int = 32
+    rigid_fraction: float = 0.3
+    texture_size: int = 256
+    texture_frames: int = 9
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Requirements a clip must meet before a person can be finetuned on it."""
+
+    min_seconds: float = 10.0
+    min_tracked_fraction: float = 0.9

@@ -1,0 +1,96 @@
+"""`talkface doctor`: what this installation has and what is missing."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _package(name: str, dist: str, required: bool = True, why: str = "") -> Check:
+    version = _version(dist)
+    if version is None:
+        return Check(name, False, f"not installed ({why or 'pip install ' + dist})", required)
+    return Check(name, True, version, required)
+
+
+def _ffmpeg() -> Check:
+    try:
+        import av
+    except ImportError as exc:
+        return Check("ffmpeg (PyAV)", False, f"cannot import av: {exc}")
+    missing = []
+    for codec, mode in (("libx264", "w"), ("aac", "w"), ("h264", "r"), ("aac", "r"), ("mp3", "r")):
+        try:
+            av.codec.Codec(codec, mode)
+        except Exception:
+            missing.append(f"{codec}({mode})")
+    libavcodec = ".".join(str(v) for v in av.library_versions["libavcodec"])
+    if missing:
+        return Check("ffmpeg (PyAV)", False, f"libavcodec {libavcodec}, missing codecs: {', '.join(missing)}")
+    return Check("ffmpeg (PyAV)", True, f"libavcodec {libavcodec} with libx264, aac, mp3")
+
+
+def _tracker_model() -> Check:
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        return Check("face tracker model", False, "mediapipe not installed (pip install mediapipe==0.10.21)")
+    root = Path(list(spec.submodule_search_locations)[0])
+    model = root / "modules" / "face_landmark" / "face_landmark_with_attention.tflite"
+    if not model.exists():
+        return Check(
+            "face tracker model", False, f"{model.name} missing from mediapipe {_version('mediapipe')}; "
+            "mediapipe 0.10.30+ ships no models: pip install mediapipe==0.10.21"
+        )
+    return Check("face tracker model", True, f"{model} ({model.stat().st_size // 1024} KiB)")
+
+
+def _device() -> Check:
+    try:
+        import torch
+    except ImportError as exc:
+        return Check("device", False, f"cannot import torch: {exc}")
+    if torch.cuda.is_available():
+        return Check("device", True, f"cuda: {torch.cuda.get_device_name(0)} (torch {torch.__version__})")
+    return Check("device", True, f"cpu only, {torch.get_num_threads()} threads (torch {torch.__version__}); no CUDA GPU seen")
+
+
+def run_checks() -> list[Check]:
+    """Every check, required ones first."""
+    from talkface import __version__
+
+    return [
+        Check("talkface", True, __version__),
+        Check("python", True, platform.python_version()),
+        _package("numpy", "numpy"),
+        _package("torch", "torch"),
+        _package("mediapipe", "mediapipe"),
+        _package("opencv", "opencv-contrib-python"),
+        _package("PyAV", "av"),
+        _ffmpeg(),
+        _tracker_model(),
+        _device(),
+    ]
+
+
+def as_json(checks: list[Check]) -> dict:
+    return {"ok": all(c.ok for c in checks if c.required), "checks": [asdict(c) for c in checks]}

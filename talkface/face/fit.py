@@ -1,0 +1,182 @@
+"""3D face reconstruction from tracked landmarks: identity, head pose and expression.
+
+`build_model` learns a person's MeshFaceModel from their clip (generalised Procrustes
+alignment for the mean shape, PCA of the pose-normalised residuals for expressions);
+`fit_clip` fits any MorphableModel's pose and expression to a track.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talkface.config import ReconstructConfig
+from talkface.errors import NoFaceError
+from talkface.face import topology
+from talkface.face.geometry import euler_to_rotation, rotation_to_euler, similarity_align
+from talkface.face.model import FaceFit, MeshFaceModel, MorphableModel
+from talkface.face.tracker import FaceTrack
+
+POSE_REFINEMENTS = 2  # alternations of pose fit and expression fit
+
+
+def _align_to(reference: np.ndarray, shapes: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """Bring each (N, 3) shape onto `reference` with the similarity that best fits `subset` points."""
+    scale, rotation, translation = similarity_align(shapes[:, subset], reference[None, subset].repeat(len(shapes), 0))
+    return scale[:, None, None] * np.einsum("tij,tnj->tni", rotation, shapes) + translation[:, None]
+
+
+def _procrustes_mean(shapes: np.ndarray, subset: np.ndarray, iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised Procrustes analysis: returns (mean shape, shapes aligned to it)."""
+    reference = shapes[len(shapes) // 2]
+    for _ in range(iterations):
+        aligned = _align_to(reference, shapes, subset)
+        reference = aligned.mean(0)
+    return reference, aligned
+
+
+def _canonical_frame(shape: np.ndarray) -> np.ndarray:
+    """Rotate, centre and scale a mean shape so it faces the camera upright with RMS radius 1."""
+    left = np.array([shape[b] - shape[a] for a, b in topology.MIRROR_PAIRS]).mean(0)
+    x_axis = left / np.linalg.norm(left)
+    down = shape[topology.CHIN] - shape[topology.FOREHEAD]
+    y_axis = down - x_axis * (down @ x_axis)
+    y_axis /= np.linalg.norm(y_axis)
+    z_axis = np.cross(x_axis, y_axis)
+    frontal = (shape - shape.mean(0)) @ np.stack([x_axis, y_axis, z_axis]).T
+    return frontal / np.sqrt((frontal**2).sum(1).mean())
+
+
+def _orient_triangles(triangles: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Order each triangle's vertices counter-clockwise as seen from the camera (y down, z away)."""
+    a, b, c = (shape[triangles[:, i], :2] for i in range(3))
+    cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    oriented = triangles.copy()
+    flip = cross > 0  # positive is clockwise on screen when y points down
+    oriented[flip] = oriented[flip][:, [0, 2, 1]]
+    return oriented
+
+
+def build_model(track: FaceTrack, config: ReconstructConfig = ReconstructConfig()) -> tuple[MeshFaceModel, FaceFit]:
+    """Learn the person's face model from their tracked clip and fit every frame.
+
+    The texture is left empty (zeros); `talkface.face.texture.bake_texture` fills it.
+
+    Args:
+        track: the clip's landmarks.
+        config: reconstruction settings.
+
+    Returns:
+        The model and its fit to the clip.
+
+    Raises:
+        NoFaceError: fewer tracked frames than expression components.
+    """
+    valid = track.tracked
+    if valid.sum() <= config.n_expression:
+        raise NoFaceError(
+            f"only {int(valid.sum())} frames have a face; at least {config.n_expression + 1} are needed to "
+            "build a face model"
+        )
+    shapes = track.landmarks[valid].astype(np.float64)
+    every = np.arange(shapes.shape[1])
+    # 1. align everything, then keep the vertices that deform least as the rigid set
+    mean, aligned = _procrustes_mean(shapes, every)
+    spread = ((aligned - mean) ** 2).sum(2).mean(0) / np.sqrt((mean - mean.mean(0)) ** 2).sum(1).mean()
+    rigid = np.argsort(spread)[: max(8, int(config.rigid_fraction * len(spread)))]
+    mean, _ = _procrustes_mean(shapes, rigid)
+    mean = _canonical_frame(mean)
+    # 2. expression basis from the pose-normalised residuals
+    residual = (_align_to(mean, shapes, rigid) - mean).reshape(len(shapes), -1)
+    n_expression = min(config.n_expression, len(shapes) - 1)
+    _, _, components = np.linalg.svd(residual - residual.mean(0), full_matrices=False)
+    basis = components[:n_expression].reshape(n_expression, -1, 3)
+    # fold the residuals' mean into the mean shape so coefficients are centred
+    mean = mean + residual.mean(0).reshape(-1, 3)
+    model = MeshFaceModel(
+        mean_shape=mean.astype(np.float32),
+        expression_basis=basis.astype(np.float32),
+        expression_std=np.ones(n_expression, np.float32),
+        triangles=_orient_triangles(topology.triangles(), mean),
+        uv=_frontal_uv(mean),
+        texture=np.zeros((config.texture_size, config.texture_size, 3), np.uint8),
+    )
+    fit = fit_clip(model, track, rigid)
+    std = np.nanstd(fit.expression, axis=0).astype(np.float32)
+    return _replace(model, expression_std=std), fit
+
+
+def _replace(model: MeshFaceModel, **changes) -> MeshFaceModel:
+    from dataclasses import replace
+
+    return replace(model, **changes)
+
+
+def _frontal_uv(shape: np.ndarray, margin: float = 0.02) -> np.ndarray:
+    """Texture coordinates from the frontal orthographic view of the mean shape."""
+    xy = shape[:, :2]
+    low, high = xy.min(0), xy.max(0)
+    size = (high - low).max()
+    centre = (low + high) / 2
+    return ((xy - centre) / size * (1 - 2 * margin) + 0.5).astype(np.float32)
+
+
+def fit_clip(model: MorphableModel, track: FaceTrack, rigid: np.ndarray | None = None) -> FaceFit:
+    """Fit head pose and expression of `model` to every tracked frame.
+
+    Pose comes from a similarity fit of the model's shape to the landmarks (first on the
+    rigid vertices, then on the whole expression-corrected shape); expression from a linear
+    least-squares solve in model space.
+
+    Args:
+        model: the face model (its landmark vertices are matched to the track's landmarks).
+        track: the clip's landmarks.
+        rigid: landmark indices used for the first pose estimate; default: all of them.
+
+    Returns:
+        The per-frame fit (NaN in untracked frames).
+    """
+    valid = track.tracked
+    n_frames, n_expression = track.n_frames, model.n_expression
+    pose = np.full((n_frames, 6), np.nan, np.float32)
+    expression = np.full((n_frames, n_expression), np.nan, np.float32)
+    if not valid.any():
+        return FaceFit(pose, expression)
+    target = track.landmarks[valid].astype(np.float64)
+    subset = np.arange(target.shape[1]) if rigid is None else rigid
+    neutral = model.vertices(np.zeros((1, n_expression)))[0][model.landmark_index]
+    basis = _landmark_basis(model)
+    coefficients = np.zeros((len(target), n_expression))
+    for refinement in range(POSE_REFINEMENTS + 1):
+        if refinement == 0:
+            scale, rotation, translation = similarity_align(neutral[subset], target[:, subset])
+        else:
+            shape = neutral + np.einsum("tk,knc->tnc", coefficients, basis)
+            scale, rotation, translation = similarity_align(shape, target)
+        in_model = np.einsum("tji,tnj->tni", rotation, target - translation[:, None]) / scale[:, None, None]
+        coefficients = _solve_expression(basis, in_model - neutral)
+    angles = rotation_to_euler(rotation)
+    pose[valid] = np.column_stack([angles, translation[:, :2], scale])
+    expression[valid] = coefficients
+    return FaceFit(pose, expression)
+
+
+def _landmark_basis(model: MorphableModel) -> np.ndarray:
+    """(K, 478, 3) expression directions at the landmark vertices."""
+    eye = np.eye(model.n_expression)
+    neutral = model.vertices(np.zeros((1, model.n_expression)))
+    return (model.vertices(eye) - neutral)[:, model.landmark_index]
+
+
+def _solve_expression(basis: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients with residual ≈ sum_k c_k basis_k: (T, N, 3) -> (T, K)."""
+    flat = basis.reshape(len(basis), -1)
+    solution, *_ = np.linalg.lstsq(flat.T, residual.reshape(len(residual), -1).T, rcond=None)
+    return solution.T
+
+
+def reprojection_error(track: FaceTrack, projected: np.ndarray) -> np.ndarray:
+    """Per-frame mean 2D distance (pixels) between tracked and model landmarks (NaN if untracked)."""
+    return np.linalg.norm(track.landmarks[..., :2] - projected[..., :2], axis=-1).mean(1)
+
+
+__all__ = ["build_model", "fit_clip", "reprojection_error", "euler_to_rotation"]

@@ -1,0 +1,73 @@
+"""The MediaPipe Face Mesh topology: triangles and named landmark groups.
+
+MediaPipe ships only an edge list (`FACEMESH_TESSELATION`); the triangles are its
+3-cliques. Indices follow MediaPipe Face Mesh (478 points with the 10 iris points).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+
+import numpy as np
+
+N_LANDMARKS = 478  # Face Mesh points with refine_landmarks (468 mesh + 10 iris)
+N_MESH = 468  # points that belong to the triangle mesh
+
+UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
+MOUTH_LEFT, MOUTH_RIGHT = 61, 291
+RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263  # the subject's right/left
+RIGHT_EYE_LID = (159, 145)  # upper, lower lid
+LEFT_EYE_LID = (386, 374)
+CHIN, FOREHEAD = 152, 10
+# pairs mirrored across the face's midline, used to find its left-right axis
+MIRROR_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454), (93, 323), (58, 288), (172, 397), (70, 300))
+
+
+def _connection_indices(connections) -> np.ndarray:
+    return np.array(sorted({i for edge in connections for i in edge}), dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=1)
+def triangles() -> np.ndarray:
+    """(F, 3) int32 vertex indices of the face mesh (F = 854), unoriented."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    edges = {tuple(sorted(edge)) for edge in FACEMESH_TESSELATION}
+    neighbours = defaultdict(set)
+    for a, b in edges:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    found = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
+    return np.array(sorted(found), dtype=np.int32)
+
+
+@functools.lru_cache(maxsize=1)
+def lip_indices() -> np.ndarray:
+    """Indices of the 40 lip contour points (outer and inner)."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LIPS
+
+    return _connection_indices(FACEMESH_LIPS)
+
+
+@functools.lru_cache(maxsize=1)
+def lip_edges() -> np.ndarray:
+    """(E, 2) int32 edges of the outer and inner lip contours."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LIPS
+
+    return np.array(sorted(FACEMESH_LIPS), dtype=np.int32)
+
+
+@functools.lru_cache(maxsize=1)
+def mesh_edges() -> np.ndarray:
+    """(E, 2) int32 unique edges of the tessellation, for drawing wireframes."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    return np.array(sorted({tuple(sorted(edge)) for edge in FACEMESH_TESSELATION}), dtype=np.int32)
+
+
+def mouth_openness(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap divided by mouth width: (..., 478, >=2) -> (...,), unitless."""
+    gap = np.linalg.norm(landmarks[..., UPPER_INNER_LIP, :2] - landmarks[..., LOWER_INNER_LIP, :2], axis=-1)
+    width = np.linalg.norm(landmarks[..., MOUTH_LEFT, :2] - landmarks[..., MOUTH_RIGHT, :2], axis=-1)
+    return gap / np.maximum(width, 1e-6)
