@@ -11,9 +11,13 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable, TypeVar
+
+from talkface.errors import CacheError
 
 from talkface.storage import write_json
 
+T = TypeVar("T")
 CHUNK = 1 << 20  # bytes read at a time when hashing files
 
 
@@ -46,6 +50,19 @@ class StageCache:
     def is_done(self, stage: str, key: str, files: list[str]) -> bool:
         """True when `stage` was completed with `key` and all its `files` exist."""
         return self._keys.get(stage) == key and all((self.folder / f).exists() for f in files)
+
+    def load(self, stage: str, key: str, files: list[str], loader: Callable[[], T]) -> T | None:
+        """The stage's cached result, or None when it must be (re)computed.
+
+        A cached file that cannot be read (a disk error, a manual edit) counts as not done,
+        so the stage is simply redone rather than failing the run.
+        """
+        if not self.is_done(stage, key, files):
+            return None
+        try:
+            return loader()
+        except CacheError:
+            return None
 
     def mark_done(self, stage: str, key: str) -> None:
         self._keys[stage] = key

@@ -26,6 +26,8 @@ class TrackConfig:
             many frames before the clip is rejected (one-frame false positives pass).
         smoothing_window: frames in the zero-phase Savitzky-Golay smoother applied to
             landmark trajectories (odd; 1 turns smoothing off). Zero-phase means no lag.
+        smoothing_order: its polynomial order; 4 with 7 frames keeps 94% of a 5 Hz lip
+            movement at 25 fps while cutting landmark noise by a quarter.
     """
 
     min_detection_confidence: float = 0.5
@@ -33,7 +35,8 @@ class TrackConfig:
     max_interpolated_gap: int = 6
     second_face_area_ratio: float = 0.5
     min_second_face_frames: int = 5
-    smoothing_window: int = 5
+    smoothing_window: int = 7
+    smoothing_order: int = 4
 
 
 @dataclass(frozen=True)

@@ -133,25 +133,25 @@ def track(
     # 2. face tracking
     track_key = make_key(video_key, track_config, TRACK_FORMAT)
     start = time.perf_counter()
-    if force or not cache.is_done("track", track_key, ["track.npz"]):
+    face_track = None if force else cache.load("track", track_key, ["track.npz"], lambda: load_track(folder))
+    if face_track is None:
         cached = False
         face_track = track_video(video, track_config)
         save_track(folder, face_track)
         cache.mark_done("track", track_key)
-    else:
-        face_track = load_track(folder)
     track_seconds = time.perf_counter() - start
     # 3. 3D reconstruction + texture
     model_key = make_key(track_key, reconstruct_config)
     start = time.perf_counter()
-    if force or not cache.is_done("model", model_key, ["model.npz", "model.json", "fit.npz"]):
+    loaded = None if force else cache.load("model", model_key, ["model.npz", "model.json", "fit.npz"], lambda: (MeshFaceModel.load(folder), load_fit(folder)))
+    if loaded is None:
         cached = False
         model, fit = reconstruct(video, face_track, reconstruct_config)
         model.save(folder)
         save_fit(folder, fit)
         cache.mark_done("model", model_key)
     else:
-        model, fit = MeshFaceModel.load(folder), load_fit(folder)
+        model, fit = loaded
     reconstruct_seconds = time.perf_counter() - start
     projected = project_landmarks(model, fit)
     # 4. overlay video for a person to inspect

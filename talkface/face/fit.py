@@ -7,6 +7,8 @@ alignment for the mean shape, PCA of the pose-normalised residuals for expressio
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from talkface.config import ReconstructConfig
@@ -16,7 +18,8 @@ from talkface.face.geometry import euler_to_rotation, rotation_to_euler, similar
 from talkface.face.model import FaceFit, MeshFaceModel, MorphableModel
 from talkface.face.tracker import FaceTrack
 
-POSE_REFINEMENTS = 2  # alternations of pose fit and expression fit
+POSE_REFINEMENTS = 2  # alternations of pose fit and expression fit per frame
+BASIS_REFINEMENTS = 2  # re-estimations of the expression basis from refitted poses
 
 
 def _align_to(reference: np.ndarray, shapes: np.ndarray, subset: np.ndarray) -> np.ndarray:
@@ -85,30 +88,54 @@ def build_model(track: FaceTrack, config: ReconstructConfig = ReconstructConfig(
     rigid = np.argsort(spread)[: max(8, int(config.rigid_fraction * len(spread)))]
     mean, _ = _procrustes_mean(shapes, rigid)
     mean = _canonical_frame(mean)
-    # 2. expression basis from the pose-normalised residuals
-    residual = (_align_to(mean, shapes, rigid) - mean).reshape(len(shapes), -1)
+    # 2. expression basis from the pose-normalised residuals, refined by refitting the poses
+    in_model = _align_to(mean, shapes, rigid)
     n_expression = min(config.n_expression, len(shapes) - 1)
-    _, _, components = np.linalg.svd(residual - residual.mean(0), full_matrices=False)
-    basis = components[:n_expression].reshape(n_expression, -1, 3)
-    # fold the residuals' mean into the mean shape so coefficients are centred
-    mean = mean + residual.mean(0).reshape(-1, 3)
-    model = MeshFaceModel(
-        mean_shape=mean.astype(np.float32),
-        expression_basis=basis.astype(np.float32),
-        expression_std=np.ones(n_expression, np.float32),
-        triangles=_orient_triangles(topology.triangles(), mean),
-        uv=_frontal_uv(mean),
-        texture=np.zeros((config.texture_size, config.texture_size, 3), np.uint8),
-    )
-    fit = fit_clip(model, track, rigid)
+    triangles = _orient_triangles(topology.triangles(), mean)
+    for _ in range(BASIS_REFINEMENTS + 1):
+        residual = (in_model - mean).reshape(len(shapes), -1)
+        offset = residual.mean(0)
+        # the pose owns every rigid motion; an expression that contained one would trade off
+        # against the pose and never settle, so those directions are removed first
+        _, _, components = np.linalg.svd(without_head_motion(residual - offset, mean), full_matrices=False)
+        # fold the residuals' mean into the mean shape so coefficients are centred
+        mean = mean + offset.reshape(-1, 3)
+        model = MeshFaceModel(
+            mean_shape=mean.astype(np.float32),
+            expression_basis=components[:n_expression].reshape(n_expression, -1, 3).astype(np.float32),
+            expression_std=np.ones(n_expression, np.float32),
+            triangles=triangles,
+            uv=_frontal_uv(mean),
+            texture=np.zeros((config.texture_size, config.texture_size, 3), np.uint8),
+        )
+        fit = fit_clip(model, track)
+        in_model = to_model_space(track.landmarks[valid], fit.pose[valid])
     std = np.nanstd(fit.expression, axis=0).astype(np.float32)
-    return _replace(model, expression_std=std), fit
+    return replace(model, expression_std=std), fit
 
 
-def _replace(model: MeshFaceModel, **changes) -> MeshFaceModel:
-    from dataclasses import replace
+def head_motion_directions(shape: np.ndarray) -> np.ndarray:
+    """(V*3, 7) orthonormal directions a similarity transform moves `shape` along, to first order:
+    three translations, a scaling and three small rotations."""
+    centred = shape - shape.mean(0)
+    motions = [np.tile(axis, (len(shape), 1)) for axis in np.eye(3)]
+    motions += [centred] + [np.cross(axis, centred) for axis in np.eye(3)]
+    span, _ = np.linalg.qr(np.stack([m.reshape(-1) for m in motions], 1))
+    return span
 
-    return replace(model, **changes)
+
+def without_head_motion(residual: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Remove from (T, V*3) residuals their components along the head-motion directions of `shape`."""
+    span = head_motion_directions(shape)
+    return residual - (residual @ span) @ span.T
+
+
+def to_model_space(landmarks: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Undo the head pose: (T, N, 3) pixels and (T, 6) poses -> (T, N, 3) model units."""
+    rotation = euler_to_rotation(pose[:, :3])
+    centred = landmarks.astype(np.float64).copy()
+    centred[..., :2] -= pose[:, None, 3:5]
+    return np.einsum("tji,tnj->tni", rotation, centred) / pose[:, 5, None, None]
 
 
 def _frontal_uv(shape: np.ndarray, margin: float = 0.02) -> np.ndarray:
@@ -120,17 +147,16 @@ def _frontal_uv(shape: np.ndarray, margin: float = 0.02) -> np.ndarray:
     return ((xy - centre) / size * (1 - 2 * margin) + 0.5).astype(np.float32)
 
 
-def fit_clip(model: MorphableModel, track: FaceTrack, rigid: np.ndarray | None = None) -> FaceFit:
+def fit_clip(model: MorphableModel, track: FaceTrack) -> FaceFit:
     """Fit head pose and expression of `model` to every tracked frame.
 
-    Pose comes from a similarity fit of the model's shape to the landmarks (first on the
-    rigid vertices, then on the whole expression-corrected shape); expression from a linear
-    least-squares solve in model space.
+    Pose comes from a similarity fit of the model's shape to the landmarks (first the neutral
+    shape, then the expression-corrected one); expression from a linear least-squares solve
+    in model space.
 
     Args:
         model: the face model (its landmark vertices are matched to the track's landmarks).
         track: the clip's landmarks.
-        rigid: landmark indices used for the first pose estimate; default: all of them.
 
     Returns:
         The per-frame fit (NaN in untracked frames).
@@ -142,16 +168,12 @@ def fit_clip(model: MorphableModel, track: FaceTrack, rigid: np.ndarray | None =
     if not valid.any():
         return FaceFit(pose, expression)
     target = track.landmarks[valid].astype(np.float64)
-    subset = np.arange(target.shape[1]) if rigid is None else rigid
     neutral = model.vertices(np.zeros((1, n_expression)))[0][model.landmark_index]
     basis = _landmark_basis(model)
     coefficients = np.zeros((len(target), n_expression))
-    for refinement in range(POSE_REFINEMENTS + 1):
-        if refinement == 0:
-            scale, rotation, translation = similarity_align(neutral[subset], target[:, subset])
-        else:
-            shape = neutral + np.einsum("tk,knc->tnc", coefficients, basis)
-            scale, rotation, translation = similarity_align(shape, target)
+    for _ in range(POSE_REFINEMENTS + 1):
+        shape = neutral + np.einsum("tk,knc->tnc", coefficients, basis)
+        scale, rotation, translation = similarity_align(shape, target)
         in_model = np.einsum("tji,tnj->tni", rotation, target - translation[:, None]) / scale[:, None, None]
         coefficients = _solve_expression(basis, in_model - neutral)
     angles = rotation_to_euler(rotation)

@@ -193,7 +193,9 @@ def track_video(path: str | Path, config: TrackConfig = TrackConfig(), fps: floa
             f"two faces of similar size in frames {format_ranges(second_ranges)} of {path}; "
             "talkface needs one speaker: crop the video to the person (e.g. ffmpeg -vf crop=...) and try again"
         )
-    landmarks = smooth_tracks(fill_gaps(raw_landmarks, config.max_interpolated_gap), config.smoothing_window)
+    landmarks = smooth_tracks(
+        fill_gaps(raw_landmarks, config.max_interpolated_gap), config.smoothing_window, config.smoothing_order
+    )
     boxes = np.array([_box(p) for p in landmarks], dtype=np.float32)
     return FaceTrack(landmarks, raw_landmarks, boxes, fps, info.width, info.height)
 
@@ -225,17 +227,18 @@ def fill_gaps(landmarks: np.ndarray, max_gap: int) -> np.ndarray:
     return filled
 
 
-def smooth_tracks(landmarks: np.ndarray, window: int) -> np.ndarray:
-    """Zero-phase Savitzky-Golay smoothing (order 2) of each tracked run; no lag, peaks kept.
+def smooth_tracks(landmarks: np.ndarray, window: int, order: int) -> np.ndarray:
+    """Zero-phase Savitzky-Golay smoothing of each tracked run: no lag, peaks kept.
 
     Args:
         landmarks: (T, N, 3), NaN where untracked.
         window: odd number of frames; runs shorter than it are left as they are.
+        order: polynomial order (< window).
     """
-    if window < 3:
+    if window <= order:
         return landmarks
     smoothed = landmarks.copy()
     for first, last in runs(~np.isnan(landmarks[:, 0, 0])):
         if last - first + 1 >= window:
-            smoothed[first : last + 1] = savgol_filter(landmarks[first : last + 1], window, 2, axis=0)
+            smoothed[first : last + 1] = savgol_filter(landmarks[first : last + 1], window, order, axis=0)
     return smoothed
