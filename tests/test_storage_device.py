@@ -1,0 +1,44 @@
+"""Storage never runs code from files and never leaves partial files; device selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkface.device import resolve_device
+from talkface.errors import CacheError, DependencyError
+from talkface.storage import atomic_write_bytes, load_npz, save_npz
+
+
+def test_npz_round_trip_and_no_partials(tmp_path):
+    save_npz(tmp_path / "a.npz", x=np.arange(5))
+    assert load_npz(tmp_path / "a.npz")["x"].tolist() == [0, 1, 2, 3, 4]
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    np.savez(tmp_path / "evil.npz", x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(CacheError, match="cannot read"):
+        load_npz(tmp_path / "evil.npz")
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "f.bin"
+    atomic_write_bytes(target, b"old")
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, "text is not bytes")  # the write fails half-way through
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_device_resolution():
+    import torch
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DependencyError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DependencyError, match="no CUDA GPU"):
+            resolve_device("cuda")
