@@ -11,6 +11,12 @@ from talkface.face.topology import mouth_openness
 from talkface.face.tracker import fill_gaps, runs, smooth_tracks, track_video
 
 
+def _clip_video(folder, frames):
+    from talkface.media import write_video
+
+    return write_video(folder / "first10.mp4", frames)
+
+
 @pytest.fixture(scope="module")
 def clip_track(clip):
     return track_video(clip)
@@ -80,3 +86,18 @@ def test_smoothing_removes_jitter_without_lag():
     corr = [np.corrcoef(np.roll(smoothed, lag), mouth)[0, 1] for lag in lags]
     assert lags[int(np.argmax(corr))] == 0, "the smoother must not delay the mouth"
     assert np.percentile(smoothed, 95) > 0.95 * np.percentile(mouth, 95), "peaks (wide-open mouth) are kept"
+
+
+def test_vertical_video_is_tracked_in_its_own_pixels(media_dir, clip_frames):
+    from talkface.media import write_video
+
+    canvas = np.zeros((800, 450, 3), np.uint8)  # portrait, the clip in its lower part
+    frames = []
+    for frame in clip_frames[:10]:
+        canvas = canvas.copy()
+        canvas[300:750] = frame
+        frames.append(canvas)
+    track = track_video(write_video(media_dir / "vertical.mp4", frames))
+    assert (track.width, track.height) == (450, 800) and track.tracked.all()
+    reference = track_video(_clip_video(media_dir, clip_frames[:10]))
+    np.testing.assert_allclose(track.landmarks[..., 1].mean(), reference.landmarks[..., 1].mean() + 300, atol=2)
