@@ -38,6 +38,7 @@ def draw_overlay(frame: np.ndarray, landmarks: np.ndarray | None, label: str = "
         cv2.polylines(out, [np.stack([xy[a], xy[b]]) for a, b in lips], False, LIP_COLOUR, thickness + 1, cv2.LINE_AA, SUBPIXEL_BITS)
         for point in xy[topology.N_MESH :]:
             cv2.circle(out, tuple(int(v) for v in point), 2 << SUBPIXEL_BITS, IRIS_COLOUR, -1, cv2.LINE_AA, SUBPIXEL_BITS)
-    if label:
+    if label:  # dark outline so the text reads on any background
+        cv2.putText(out, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(out, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return out

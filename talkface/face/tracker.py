@@ -153,6 +153,54 @@ def _box_area(box: np.ndarray) -> float:
     return float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
 
 
+class TrackBuilder:
+    """Collects the tracker's per-frame faces and turns them into a FaceTrack."""
+
+    def __init__(self, config: TrackConfig = TrackConfig()):
+        self.config = config
+        self._raw: list[np.ndarray] = []
+        self._second: list[bool] = []
+
+    def add(self, faces: list[np.ndarray]) -> np.ndarray | None:
+        """Record one frame's faces (largest first); returns the main face's (478, 3) or None."""
+        self._raw.append(faces[0] if faces else np.full((N_LANDMARKS, 3), np.nan, np.float32))
+        self._second.append(
+            len(faces) > 1
+            and _box_area(_box(faces[1])) >= self.config.second_face_area_ratio * _box_area(_box(faces[0]))
+        )
+        return faces[0] if faces else None
+
+    def finish(self, source: str | Path, fps: float, width: int, height: int, single_face: bool = True) -> FaceTrack:
+        """Check the faces, fill short gaps, smooth, and return the track.
+
+        Raises:
+            NoFaceError: no face in any frame.
+            MultipleFacesError: `single_face` and a similar-sized second face in several frames.
+        """
+        raw_landmarks = np.stack(self._raw) if self._raw else np.zeros((0, N_LANDMARKS, 3), np.float32)
+        if np.isnan(raw_landmarks[:, 0, 0]).all():
+            raise NoFaceError(
+                f"no face found in any of the {len(self._raw)} frames of {source}; "
+                "use a clip in which one face is clearly visible, roughly frontal and at least 100 px tall"
+            )
+        second_ranges = runs(np.array(self._second))
+        if single_face and sum(b - a + 1 for a, b in second_ranges) >= self.config.min_second_face_frames:
+            raise MultipleFacesError(
+                f"two faces of similar size in frames {format_ranges(second_ranges)} of {source}; "
+                "talkface needs one speaker: crop the video to the person (e.g. ffmpeg -vf crop=...) and try again"
+            )
+        config = self.config
+        filled = fill_gaps(raw_landmarks, config.max_interpolated_gap)
+        landmarks = smooth_tracks(filled, config.smoothing_window, config.smoothing_order)
+        boxes = np.array([_box(p) for p in landmarks], dtype=np.float32)
+        return FaceTrack(landmarks, raw_landmarks, boxes, fps, width, height)
+
+
+def face_box(landmarks: np.ndarray) -> np.ndarray:
+    """x0, y0, x1, y1 pixels of a (478, >=2) landmark set."""
+    return _box(landmarks)
+
+
 def track_video(path: str | Path, config: TrackConfig = TrackConfig(), fps: float = FPS) -> FaceTrack:
     """Track the main face in every frame of a video.
 
@@ -171,33 +219,12 @@ def track_video(path: str | Path, config: TrackConfig = TrackConfig(), fps: floa
     """
     info = probe(path)
     require_video(info)
-    raw, second = [], []
+    builder = TrackBuilder(config)
     with FaceMeshTracker(config) as tracker, progress.bar("tracking faces", int(info.duration * fps)) as advance:
         for frame in read_frames(path, fps):
-            faces = tracker.process(frame)
-            raw.append(faces[0] if faces else np.full((N_LANDMARKS, 3), np.nan, np.float32))
-            second.append(
-                len(faces) > 1
-                and _box_area(_box(faces[1])) >= config.second_face_area_ratio * _box_area(_box(faces[0]))
-            )
+            builder.add(tracker.process(frame))
             advance(1)
-    raw_landmarks = np.stack(raw)
-    if np.isnan(raw_landmarks[:, 0, 0]).all():
-        raise NoFaceError(
-            f"no face found in any of the {len(raw)} frames of {path}; "
-            "use a clip in which one face is clearly visible, roughly frontal and at least 100 px tall"
-        )
-    second_ranges = runs(np.array(second))
-    if sum(b - a + 1 for a, b in second_ranges) >= config.min_second_face_frames:
-        raise MultipleFacesError(
-            f"two faces of similar size in frames {format_ranges(second_ranges)} of {path}; "
-            "talkface needs one speaker: crop the video to the person (e.g. ffmpeg -vf crop=...) and try again"
-        )
-    landmarks = smooth_tracks(
-        fill_gaps(raw_landmarks, config.max_interpolated_gap), config.smoothing_window, config.smoothing_order
-    )
-    boxes = np.array([_box(p) for p in landmarks], dtype=np.float32)
-    return FaceTrack(landmarks, raw_landmarks, boxes, fps, info.width, info.height)
+    return builder.finish(path, fps, info.width, info.height)
 
 
 def fill_gaps(landmarks: np.ndarray, max_gap: int) -> np.ndarray:

@@ -32,7 +32,7 @@ def _timed_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
             for index, frame in enumerate(container.decode(stream)):
                 time = frame.time if frame.time is not None else index / rate
                 start = time if start is None else start
-                image = frame.to_ndarray(format="rgb24")
+                image = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))  # drop row padding
                 rotation = int(round(frame.rotation or 0)) % 360
                 if rotation:
                     # frame.rotation is counter-clockwise degrees; np.rot90 turns counter-clockwise.
