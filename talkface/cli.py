@@ -93,6 +93,62 @@ def _ranges(ranges) -> str:
 
 
 @app.command()
+@reports_errors
+def evaluate(
+    generated: Path = typer.Option(..., "--generated", "-g", help="The talking video to judge."),
+    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="The real video (same person, same length)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Folder for contact_sheet.png and curves.png."),
+) -> None:
+    """Measure a talking video offline: image, landmark, pose, sync and identity metrics."""
+    from talkface.evaluate import evaluate as run_evaluate
+
+    result = run_evaluate(generated, reference, report)
+    if as_json:
+        print(json.dumps(result.to_json()))
+        return
+    stdout.print(_evaluation_table(result))
+    if result.report:
+        stdout.print(f"report: {result.report}/contact_sheet.png, {result.report}/curves.png")
+
+
+def _evaluation_table(result) -> Table:
+    table = Table(title="talkface evaluate")
+    table.add_column("metric")
+    table.add_column("generated")
+    if result.reference is not None:
+        table.add_column("reference")
+    videos = [result.generated] + ([result.reference] if result.reference is not None else [])
+
+    def row(name, getter, fmt="{:.3f}"):
+        values = [getter(v) for v in videos]
+        table.add_row(name, *["n/a" if v is None else fmt.format(v) for v in values])
+
+    row("face detection rate", lambda v: v.face_detection_rate, "{:.1%}")
+    row("A/V offset (frames, + = video late)", lambda v: v.av_offset_frames, "{:d}")
+    row("A/V sync peak r", lambda v: v.av_sync_peak)
+    row("blinks / minute", lambda v: v.blinks_per_minute, "{:.1f}")
+    row("yaw std (°)", lambda v: v.pose_std_deg["yaw"], "{:.2f}")
+    row("pitch std (°)", lambda v: v.pose_std_deg["pitch"], "{:.2f}")
+    row("landmark jitter (px/frame²)", lambda v: v.landmark_jitter)
+    row("mouth sharpness (Laplacian var)", lambda v: v.mouth_sharpness, "{:.1f}")
+    comparison = result.comparison
+    if comparison is not None:
+        for name, value in (
+            ("PSNR full / face (dB)", f"{comparison.psnr_full:.2f} / {comparison.psnr_face:.2f}"),
+            ("SSIM full / face", f"{comparison.ssim_full:.4f} / {comparison.ssim_face:.4f}"),
+            ("M-LMD / F-LMD (px @ 256-px face)", f"{comparison.m_lmd:.3f} / {comparison.f_lmd:.3f}"),
+            ("mouth opening r", f"{comparison.mouth_opening_r:.3f}"),
+            ("pose error pitch/yaw/roll (°)", " / ".join(f"{v:.2f}" for v in comparison.pose_error_deg.values())),
+            ("pose r pitch/yaw/roll", " / ".join(f"{v:.3f}" for v in comparison.pose_r.values())),
+            ("identity distance (<0.6 same)", "n/a" if comparison.identity_distance is None else f"{comparison.identity_distance:.3f}"),
+            ("time offset (frames, + = generated late)", f"{comparison.time_offset_frames} (r={comparison.time_offset_peak:.3f})"),
+        ):
+            table.add_row(name, value, "")
+    return table
+
+
+@app.command()
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """Report versions, ffmpeg, the face tracker model, the compute device and what is missing."""
     from talkface.doctor import as_json as report_json

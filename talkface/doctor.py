@@ -64,6 +64,18 @@ def _tracker_model() -> Check:
     return Check("face tracker model", True, f"{model} ({model.stat().st_size // 1024} KiB)")
 
 
+def _identity_models() -> Check:
+    from talkface.errors import DependencyError
+    from talkface.evaluate.identity import _models_folder
+
+    try:
+        folder = _models_folder()
+        import dlib
+    except (DependencyError, ImportError) as exc:
+        return Check("identity model (dlib)", False, str(exc), required=False)
+    return Check("identity model (dlib)", True, f"dlib {dlib.__version__}, models in {folder}", required=False)
+
+
 def _device() -> Check:
     try:
         import torch
@@ -88,6 +100,7 @@ def run_checks() -> list[Check]:
         _package("PyAV", "av"),
         _ffmpeg(),
         _tracker_model(),
+        _identity_models(),
         _device(),
     ]
 
