@@ -27,6 +27,7 @@ demo: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/track_speed.py
+	$(BIN)/python benchmarks/evaluate_checks.py
 
 doctor: $(STAMP)
 	$(BIN)/talkface doctor
