@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from talkface.config import ReconstructConfig, TrackConfig
+from talkface.config import FinetuneConfig, ReconstructConfig, SpeakConfig, TrackConfig
 from talkface.errors import TalkfaceError
 
 app = typer.Typer(
@@ -26,6 +26,9 @@ stderr = Console(stderr=True)
 
 _TRACK = TrackConfig()
 _RECONSTRUCT = ReconstructConfig()
+_FINETUNE = FinetuneConfig()
+_SPEAK = SpeakConfig()
+DEVICE_HELP = "Compute device: auto, cpu or cuda."
 
 
 def reports_errors(command):
@@ -57,11 +60,21 @@ def track(
     smoothing_window: int = typer.Option(_TRACK.smoothing_window, help="Frames in the zero-lag landmark smoother (1 = off)."),
     max_gap: int = typer.Option(_TRACK.max_interpolated_gap, help="Longest face-less run (frames) filled by interpolation."),
     n_expression: int = typer.Option(_RECONSTRUCT.n_expression, help="Expression basis size."),
+    person: Optional[Path] = typer.Option(None, "--person", "-p", help="Fit in this finetuned person's identity and expression basis (only with --save-motion)."),
 ) -> None:
     """Track the face in a clip and reconstruct it in 3D (identity, head pose, expression, texture)."""
     from talkface.motion import save_motion as write_motion
     from talkface.track import track as run_track
 
+    if person is not None:
+        if save_motion is None:
+            raise typer.BadParameter("--person needs --save-motion: it writes the clip's motion in that person's basis")
+        from talkface.track import track_in_profile
+
+        motion = track_in_profile(video, person, track_config=TrackConfig(smoothing_window=smoothing_window, max_interpolated_gap=max_gap))
+        write_motion(save_motion, motion)
+        stderr.print(f"motion of {video.name} in the basis of {person}: {motion.n_frames} frames -> {save_motion}")
+        return
     out = out or Path(f"{video.stem}-track")
     result = run_track(
         video,
@@ -90,6 +103,56 @@ def track(
 
 def _ranges(ranges) -> str:
     return ", ".join(f"{a}-{b}" for a, b in ranges)
+
+
+@app.command()
+@reports_errors
+def finetune(
+    video: Path = typer.Option(..., "--video", "-v", help="10-30 s of one person talking, with sound."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Profile folder (default: $TALKFACE_HOME/profiles/VIDEO-NAME)."),
+    features: str = typer.Option(_FINETUNE.features, help="Audio features: mfcc, whisper or mfcc+whisper."),
+    prior: bool = typer.Option(_FINETUNE.use_prior, "--prior/--no-prior", help="Start from the generic audio->lip prior."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    force: bool = typer.Option(False, "--force", help="Ignore cached stages and redo everything."),
+    as_json: bool = typer.Option(False, "--json", help="Print the profile summary as JSON."),
+) -> None:
+    """Learn a person profile from a clip: face model, audio->motion model, head-motion style, blinks."""
+    from talkface.finetune import finetune as run_finetune
+
+    profile = run_finetune(video, out, FinetuneConfig(features=features, use_prior=prior), device=device, force=force)
+    if as_json:
+        print(json.dumps({**profile.info, "folder": str(profile.folder)}))
+        return
+    validation = profile.info["validation"]
+    stdout.print(
+        f"profile [bold]{profile.folder}[/] ready in {profile.info['finetune_seconds']} s: "
+        f"held-out mouth r {validation['mouth_r']:.2f} on {validation['held_out_frames']} frames, "
+        f"{profile.info['blinks_per_minute']:.0f} blinks/min",
+        highlight=False,
+    )
+    stdout.print(f"next: talkface speak --audio SPEECH.wav --person {profile.folder} --out out.mp4", highlight=False)
+
+
+@app.command()
+@reports_errors
+def speak(
+    audio: Path = typer.Option(..., "--audio", "-a", help="Speech to say (wav, mp3, flac, m4a, or a video with sound)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .mp4."),
+    person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
+    pose: str = typer.Option(_SPEAK.pose, help="Head motion: generated (from the audio, in the person's style) or clip (replay the clip's)."),
+    seed: int = typer.Option(_SPEAK.seed, help="Seed for head motion and blinks."),
+    blink_rate: Optional[float] = typer.Option(_SPEAK.blink_rate, help="Blinks per minute (default: the clip's rate; 0 turns blinks off)."),
+    save_motion: Optional[Path] = typer.Option(None, "--save-motion", help="Also write the motion file (.npz)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+) -> None:
+    """Make a video of the finetuned person saying AUDIO (currently a shaded 3D preview)."""
+    from talkface.speak import speak as run_speak
+
+    result = run_speak(audio, out, person, SpeakConfig(pose=pose, seed=seed, blink_rate=blink_rate), device, save_motion)
+    stdout.print(
+        f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -58,7 +58,32 @@ class ReconstructConfig:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Requirements a clip must meet before a person can be finetuned on it."""
+    """Personalising talkface to one person's clip.
+
+    Attributes:
+        min_seconds: shortest clip accepted (s).
+        min_tracked_fraction: share of frames that must have a face.
+        features: audio features: 'mfcc', 'whisper' or 'mfcc+whisper' (measured best, see
+            benchmarks/results/motion.md).
+        use_prior: start from the generic audio->lip prior shipped with talkface.
+    """
 
     min_seconds: float = 10.0
     min_tracked_fraction: float = 0.9
+    features: str = "mfcc+whisper"
+    use_prior: bool = True
+
+
+@dataclass(frozen=True)
+class SpeakConfig:
+    """Generating a talking video from audio.
+
+    Attributes:
+        pose: 'generated' (from audio, in the person's style) or 'clip' (replay the clip's poses).
+        seed: seeds head motion and blinks (same seed and audio, same video).
+        blink_rate: blinks per minute; None keeps the rate measured in the clip.
+    """
+
+    pose: str = "generated"
+    seed: int = 0
+    blink_rate: float | None = None

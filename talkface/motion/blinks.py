@@ -1,0 +1,67 @@
+"""Eye blinks: audio does not predict them, so they are added at the clip's own rate and shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from talkface.evaluate.metrics import blink_frames, eye_openness
+
+PROFILE_RADIUS = 4  # frames either side of the blink's deepest frame
+MIN_GAP_SECONDS = 0.8  # no two synthesised blinks closer than this
+GAMMA_SHAPE = 2.0  # blink intervals: gamma-distributed (more regular than Poisson, never zero)
+
+
+@dataclass(frozen=True)
+class BlinkModel:
+    """How often and how the person blinks.
+
+    Attributes:
+        per_minute: blink rate measured in the clip.
+        profile: (2 * PROFILE_RADIUS + 1, K) average change of the expression coefficients
+            around the deepest frame of a blink.
+    """
+
+    per_minute: float
+    profile: np.ndarray
+
+    @classmethod
+    def fit(cls, expression: np.ndarray, landmarks: np.ndarray, fps: float) -> "BlinkModel":
+        """Measure blinks on a clip's (T, K) expressions and (T, 478, 3) model landmarks."""
+        openness = eye_openness(landmarks)
+        blinks = blink_frames(openness)
+        deltas = []
+        for first, last in blinks:
+            deepest = first + int(np.nanargmin(openness[first : last + 1]))
+            lo, hi = deepest - PROFILE_RADIUS, deepest + PROFILE_RADIUS + 1
+            if lo - 2 < 0 or hi + 2 > len(expression) or np.isnan(expression[lo - 2 : hi + 2]).any():
+                continue
+            baseline = (expression[lo - 2 : lo].mean(0) + expression[hi : hi + 2].mean(0)) / 2
+            deltas.append(expression[lo:hi] - baseline)
+        minutes = len(expression) / fps / 60
+        profile = np.mean(deltas, axis=0) if deltas else np.zeros((2 * PROFILE_RADIUS + 1, expression.shape[1]))
+        return cls(per_minute=len(blinks) / minutes if minutes > 0 else 0.0, profile=profile.astype(np.float32))
+
+    def sample(self, n_frames: int, fps: float, rng: np.random.Generator, per_minute: float | None = None) -> np.ndarray:
+        """(n_frames, K) expression offsets with blinks at `per_minute` (default: the clip's rate)."""
+        rate = self.per_minute if per_minute is None else per_minute
+        offsets = np.zeros((n_frames, self.profile.shape[1]), np.float32)
+        if rate <= 0 or not self.profile.any():
+            return offsets
+        mean_gap = 60.0 / rate
+        time = rng.uniform(0, mean_gap)
+        while time * fps < n_frames:
+            centre = int(round(time * fps))
+            lo, hi = centre - PROFILE_RADIUS, centre + PROFILE_RADIUS + 1
+            cut_lo, cut_hi = max(lo, 0), min(hi, n_frames)
+            offsets[cut_lo:cut_hi] += self.profile[cut_lo - lo : len(self.profile) - (hi - cut_hi)]
+            time += max(MIN_GAP_SECONDS, rng.gamma(GAMMA_SHAPE, mean_gap / GAMMA_SHAPE))
+        return offsets
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"blink_per_minute": np.float64(self.per_minute), "blink_profile": self.profile}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "BlinkModel":
+        return cls(float(arrays["blink_per_minute"]), arrays["blink_profile"])

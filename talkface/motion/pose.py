@@ -1,0 +1,86 @@
+"""Head pose from audio, personalised: an audio-driven part plus the clip's own motion habits.
+
+Audio predicts head motion only weakly, so the pose is the smoothed audio-driven part plus
+a stationary AR(2) process fitted to what audio does not explain. The result keeps the
+person's own amplitude and rhythm, moves for any length of audio, and cannot drift (an AR
+process that is stationary always returns to its mean).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from talkface.motion.ridge import Ridge, chunked, choose_alpha, cross_validated, stack_context
+
+POSE_RADIUS = 5  # frames of audio context either side
+SMOOTHING_SIGMA = 3.0  # frames: head motion is slow
+ALPHAS = (1e3, 1e4, 1e5)
+MAX_AR_ROOT = 0.98  # AR roots are kept inside this radius so the process stays stationary
+
+
+@dataclass(frozen=True)
+class PoseModel:
+    """Per-dimension standardised pose = smoothed audio part + AR(2) residual.
+
+    Attributes:
+        ridge: audio features (stacked +-POSE_RADIUS) -> standardised pose (6).
+        mean, std: (6,) the clip's pose statistics.
+        ar: (6, 2) AR(2) coefficients of the residual; noise: (6,) its innovation std.
+    """
+
+    ridge: Ridge
+    mean: np.ndarray
+    std: np.ndarray
+    ar: np.ndarray
+    noise: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray, pose: np.ndarray, valid: np.ndarray) -> "PoseModel":
+        """Fit on a clip's (T, D) audio features and (T, 6) poses (rows where `valid`)."""
+        x = stack_context(features, POSE_RADIUS)[valid]
+        mean, std = pose[valid].mean(0), pose[valid].std(0) + 1e-6
+        target = (pose[valid] - mean) / std
+        alpha = choose_alpha(x, target, ALPHAS)
+        audio_part = gaussian_filter1d(cross_validated(x, target, alpha), SMOOTHING_SIGMA, axis=0)
+        residual = target - audio_part
+        ar, noise = zip(*(_fit_ar2(residual[:, d]) for d in range(pose.shape[1])))
+        return cls(Ridge.fit(x, target, alpha), mean.astype(np.float32), std.astype(np.float32), np.array(ar, np.float32), np.array(noise, np.float32))
+
+    def predict(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(T, D) audio features -> (T, 6) poses."""
+        audio_part = chunked(lambda w: self.ridge.predict(stack_context(w, POSE_RADIUS)), features, POSE_RADIUS)
+        audio_part = gaussian_filter1d(audio_part, SMOOTHING_SIGMA, axis=0)
+        residual = np.stack([_simulate_ar2(self.ar[d], self.noise[d], len(features), rng) for d in range(len(self.mean))], 1)
+        return ((audio_part + residual) * self.std + self.mean).astype(np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {**self.ridge.to_arrays("pose_"), "pose_mean": self.mean, "pose_std": self.std, "pose_ar": self.ar, "pose_noise": self.noise}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PoseModel":
+        return cls(Ridge.from_arrays(arrays, "pose_"), arrays["pose_mean"], arrays["pose_std"], arrays["pose_ar"], arrays["pose_noise"])
+
+
+def _fit_ar2(series: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares AR(2) coefficients and innovation std, made stationary if needed."""
+    if len(series) < 10:
+        return np.zeros(2), float(series.std())
+    x = np.column_stack([series[1:-1], series[:-2]])
+    coefficients, *_ = np.linalg.lstsq(x, series[2:], rcond=None)
+    roots = np.roots([1, -coefficients[0], -coefficients[1]])
+    if np.abs(roots).max() > MAX_AR_ROOT:  # shrink the roots: same rhythm, guaranteed stationary
+        roots = roots * (MAX_AR_ROOT / np.abs(roots).max())
+        coefficients = np.real([roots.sum(), -roots.prod()])
+    noise = float(np.std(series[2:] - x @ coefficients))
+    return np.asarray(coefficients), noise
+
+
+def _simulate_ar2(coefficients: np.ndarray, noise: float, length: int, rng: np.random.Generator, burn_in: int = 200) -> np.ndarray:
+    out = np.zeros(length + burn_in)
+    shocks = rng.normal(0.0, noise, length + burn_in)
+    for t in range(2, length + burn_in):
+        out[t] = coefficients[0] * out[t - 1] + coefficients[1] * out[t - 2] + shocks[t]
+    return out[burn_in:]

@@ -1,0 +1,1 @@
+"""Drawing faces: the mesh preview now; the textured renderer and compositing later."""

@@ -1,0 +1,98 @@
+"""`talkface speak`: a profile + any speech -> a video of that person saying it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from talkface import progress
+from talkface.audio import check_speech, extract, n_video_frames
+from talkface.config import SpeakConfig
+from talkface.device import resolve_device
+from talkface.errors import InputError
+from talkface.media import load_audio, write_video
+from talkface.motion import Motion, save_motion
+from talkface.motion.model import generate_motion
+from talkface.profile import Profile, load_profile
+from talkface.render.preview import draw_mesh, triangle_colours
+
+POSE_MODES = ("generated", "clip")
+
+
+@dataclass(frozen=True)
+class SpeakResult:
+    """What `speak` made."""
+
+    video: Path
+    motion: Motion
+    profile: Path
+    n_frames: int
+    seconds: float
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.n_frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def speak(
+    audio: str | Path,
+    out: str | Path,
+    person: str | Path | Profile | None = None,
+    config: SpeakConfig = SpeakConfig(),
+    device: str = "auto",
+    motion_path: str | Path | None = None,
+) -> SpeakResult:
+    """Make a video of the profile's person saying `audio`.
+
+    At this stage the video is a preview: the person's shaded 3D face at the predicted pose
+    and expression, at the clip's resolution, with the audio.
+
+    Args:
+        audio: any speech recording (wav, mp3, flac, m4a, or a video's sound), 0.5 s to hours.
+        out: the .mp4 to write.
+        person: profile folder or loaded Profile (default: the most recently finetuned).
+        config: pose mode, seed, blink rate.
+        device: 'auto', 'cpu' or 'cuda'.
+        motion_path: also write the motion file here.
+
+    Raises:
+        InputError: unreadable, silent or too short audio; bad settings.
+    """
+    started = time.perf_counter()
+    # 1. check inputs
+    if config.pose not in POSE_MODES:
+        raise InputError(f"unknown pose mode {config.pose!r}; use one of {', '.join(POSE_MODES)}")
+    profile = person if isinstance(person, Profile) else load_profile(person)
+    if person is None:
+        progress.log(f"using the most recently finetuned profile: {profile.folder}")
+    speech = load_audio(audio)
+    check_speech(speech, str(audio))
+    # 2. audio features, one row per output frame
+    n_frames = n_video_frames(speech, profile.fps)
+    features = extract(speech, profile.feature_set, n_frames, resolve_device(device))
+    # 3. expression, head pose and blinks
+    clip_pose = profile.clip_fit.pose if config.pose == "clip" else None
+    motion = generate_motion(
+        profile.motion, profile.face, features, profile.fps, config.seed, clip_pose, config.blink_rate
+    )
+    if motion_path:
+        save_motion(motion_path, motion)
+    # 4. draw and encode
+    colours = triangle_colours(profile.face)
+    vertices = _placed_vertices(profile, motion)
+
+    def frames():
+        with progress.bar("rendering", n_frames) as advance:
+            for index in range(n_frames):
+                yield draw_mesh(vertices[index], profile.face, colours, profile.size)
+                advance(1)
+
+    write_video(out, frames(), profile.fps, speech)
+    return SpeakResult(Path(out), motion, profile.folder, n_frames, time.perf_counter() - started)
+
+
+def _placed_vertices(profile: Profile, motion: Motion):
+    from talkface.face.geometry import apply_pose
+
+    return apply_pose(profile.face.vertices(motion.expression.astype("float64")), motion.pose.astype("float64"))
