@@ -13,6 +13,12 @@ from talkface.media import Audio, load_audio, read_frames, write_video
 
 os.environ.setdefault("TALKFACE_QUIET", "1")
 
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Profiles and the 'latest profile' pointer go to a temporary TALKFACE_HOME."""
+    monkeypatch.setenv("TALKFACE_HOME", str(tmp_path_factory.getbasetemp() / "talkface-home"))
+
 DATA = Path(__file__).parent / "data"
 CLIP = DATA / "obama_3s.mp4"  # 3 s, 25 fps, 450x450, one face, with audio
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -1,0 +1,110 @@
+"""Ridge, context stacking, head-pose process and blinks on constructed data with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talkface.motion.blinks import BlinkModel
+from talkface.motion.model import replay
+from talkface.motion.pose import PoseModel, _fit_ar2, _simulate_ar2
+from talkface.motion.ridge import Ridge, blocked_folds, choose_alpha, chunked, stack_context
+
+
+def test_stack_context():
+    x = np.arange(5, dtype=float)[:, None]
+    stacked = stack_context(x, 1)
+    np.testing.assert_array_equal(stacked[0], [0, 0, 1])
+    np.testing.assert_array_equal(stacked[2], [1, 2, 3])
+    np.testing.assert_array_equal(stacked[4], [3, 4, 4])
+
+
+def test_ridge_recovers_a_linear_map_in_both_forms():
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(6, 2))
+    for n, d in ((200, 6), (4, 6)):
+        x = rng.normal(size=(n, d))
+        y = x @ weights + 3.0
+        ridge = Ridge.fit(x, y, alpha=1e-6)
+        np.testing.assert_allclose(ridge.predict(x), y, atol=1e-3)
+
+
+def test_chunked_prediction_equals_whole_sequence():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 3))
+    ridge = Ridge.fit(stack_context(x, 4), rng.normal(size=(500, 2)), 1.0)
+
+    def predict(window):
+        return ridge.predict(stack_context(window, 4))
+
+    whole = predict(x)
+    np.testing.assert_allclose(chunked(predict, x, 4, chunk=37), whole, atol=1e-5)
+
+
+def test_blocked_folds_cover_everything_once():
+    folds = blocked_folds(103, 5)
+    assert np.array_equal(np.sort(np.concatenate(folds)), np.arange(103))
+    assert all(np.all(np.diff(f) == 1) for f in folds)
+
+
+def test_choose_alpha_prefers_little_penalty_on_clean_data():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 5))
+    assert choose_alpha(x, x @ rng.normal(size=(5, 1)), (1e-3, 1e3)) == 1e-3
+
+
+def test_ar_process_is_stationary_and_matches_the_clip():
+    rng = np.random.default_rng(3)
+    series = _simulate_ar2(np.array([1.6, -0.7]), 0.1, 5000, rng)
+    coefficients, noise = _fit_ar2(series)
+    np.testing.assert_allclose(coefficients, [1.6, -0.7], atol=0.05)
+    long_run = _simulate_ar2(coefficients, noise, 100_000, rng)  # over an hour at 25 fps
+    halves = long_run[:50_000].std(), long_run[50_000:].std()
+    assert abs(halves[0] / series.std() - 1) < 0.3 and abs(halves[1] / series.std() - 1) < 0.3
+    assert abs(long_run[-25_000:].mean()) < 0.5 * series.std(), "no drift"
+
+
+def test_explosive_ar_fit_is_made_stationary():
+    coefficients, _ = _fit_ar2(np.cumsum(np.random.default_rng(4).normal(size=2000)))  # a random walk
+    assert np.abs(np.roots([1, -coefficients[0], -coefficients[1]])).max() <= 0.98 + 1e-9
+
+
+def test_pose_model_keeps_the_clip_amplitude():
+    rng = np.random.default_rng(5)
+    n = 600
+    features = rng.normal(size=(n, 4))
+    yaw = _simulate_ar2(np.array([1.7, -0.75]), 0.02, n, rng)
+    pose = np.column_stack([yaw * 0.5, yaw, yaw * 0.3, 200 + 5 * yaw, 220 + 3 * yaw, 80 + yaw])
+    model = PoseModel.fit(features, pose, np.ones(n, bool))
+    generated = model.predict(rng.normal(size=(3000, 4)), np.random.default_rng(6))
+    ratio = generated.std(0) / pose.std(0)
+    assert np.all((ratio > 0.5) & (ratio < 1.5)), ratio
+
+
+def test_blinks_rate_and_shape():
+    fps, n = 25, 1500  # one minute
+    expression = np.zeros((n, 3))
+    landmarks = np.zeros((n, 478, 3))
+    from talkface.evaluate.metrics import EYE_CORNERS, EYE_LIDS
+
+    for (upper, lower), (inner, outer) in zip(EYE_LIDS, EYE_CORNERS):
+        landmarks[:, inner, 0], landmarks[:, outer, 0] = 0, 30
+        landmarks[:, upper, 1], landmarks[:, lower, 1] = -5, 5
+    for start in range(50, n - 50, 100):  # 14 blinks
+        landmarks[start : start + 3, [145, 374], 1] = -4.5
+        expression[start : start + 3, 1] = 2.0  # coefficient 1 closes the eyes
+    model = BlinkModel.fit(expression, landmarks, fps)
+    assert model.per_minute == 14
+    assert model.profile[:, 1].max() > 1.5 and abs(model.profile[:, 0]).max() < 1e-9
+    sampled = model.sample(25 * 600, fps, np.random.default_rng(0))
+    from talkface.face.tracker import runs
+
+    per_minute = len(runs(sampled[:, 1] > 1.0)) / 10
+    assert 10 < per_minute < 20
+    assert not model.sample(1000, fps, np.random.default_rng(0), per_minute=0).any()
+
+
+def test_replay_goes_back_and_forth_without_jumps():
+    sequence = np.arange(5, dtype=float)[:, None].repeat(6, 1)
+    played = replay(sequence, 17)[:, 0]
+    assert played.tolist()[:12] == [0, 1, 2, 3, 4, 4, 3, 2, 1, 0, 0, 1]
+    assert np.abs(np.diff(played)).max() <= 1

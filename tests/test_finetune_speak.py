@@ -1,0 +1,122 @@
+"""finetune and speak end to end on the shipped real clip (shortened rules for a 3 s clip)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from talkface.config import FinetuneConfig, SpeakConfig
+from talkface.errors import CacheError, ClipTooShortError, InputError
+from talkface.finetune import finetune
+from talkface.media import Audio, probe, write_audio
+from talkface.motion import load_motion
+from talkface.profile import load_profile
+from talkface.speak import speak
+
+SHORT_CLIP_RULES = FinetuneConfig(min_seconds=2.0)  # the shipped test clip is 3 s
+
+
+@pytest.fixture(scope="module")
+def profile(clip, tmp_path_factory):
+    return finetune(clip, tmp_path_factory.mktemp("profile"), SHORT_CLIP_RULES)
+
+
+@pytest.fixture(scope="module")
+def speech(clip_audio, tmp_path_factory):
+    return write_audio(tmp_path_factory.mktemp("speech") / "line.wav", clip_audio)
+
+
+def test_finetune_writes_a_complete_profile(profile):
+    folder = profile.folder
+    for name in ("profile.json", "model.npz", "fit.npz", "motion.npz", "reference.png"):
+        assert (folder / name).exists(), name
+    info = json.loads((folder / "profile.json").read_text())
+    assert info["format"] == 1 and info["features"] == "mfcc+whisper"
+    assert info["source"]["n_frames"] == 75 and info["prior"]["clips"]
+    assert -1 <= info["validation"]["mouth_r"] <= 1
+    assert profile.reference_frame.shape == (450, 450, 3)
+
+
+def test_rerun_resumes_from_cached_stages(clip, profile):
+    folder = profile.folder
+    stamps = {name: (folder / name).stat().st_mtime_ns for name in ("track.npz", "features_mfcc_whisper.npz")}
+    finetune(clip, folder, SHORT_CLIP_RULES)
+    assert {name: (folder / name).stat().st_mtime_ns for name in stamps} == stamps
+
+
+def test_an_interrupted_profile_is_not_loaded(profile, tmp_path):
+    (tmp_path / "model.npz").write_bytes((profile.folder / "model.npz").read_bytes())
+    with pytest.raises(InputError, match="not a finished profile"):
+        load_profile(tmp_path)
+
+
+def test_profile_from_another_version_is_refused(profile, tmp_path):
+    for item in profile.folder.iterdir():
+        if item.is_file():
+            (tmp_path / item.name).write_bytes(item.read_bytes())
+    info = json.loads((tmp_path / "profile.json").read_text())
+    (tmp_path / "profile.json").write_text(json.dumps({**info, "format": 0}))
+    with pytest.raises(CacheError, match="finetune it again"):
+        load_profile(tmp_path)
+
+
+def test_short_clip_is_refused_before_any_work(clip, tmp_path):
+    with pytest.raises(ClipTooShortError, match=r"3\.0 s long; finetuning needs at least 10 s"):
+        finetune(clip, tmp_path / "p")
+    assert not (tmp_path / "p").exists()
+
+
+def test_speak_makes_a_video_with_the_audio(profile, speech, tmp_path):
+    motion_path = tmp_path / "m.npz"
+    result = speak(speech, tmp_path / "out.mp4", profile, motion_path=motion_path)
+    info = probe(result.video)
+    assert (info.width, info.height, info.has_audio) == (450, 450, True)
+    assert abs(info.duration - 3.0) < 0.1
+    motion = load_motion(motion_path)
+    assert motion.expression.shape == (75, profile.face.n_expression)
+    assert motion.pose.shape == (75, 6) and motion.landmarks.shape == (75, 478, 3)
+    assert np.isfinite(motion.landmarks).all()
+    assert motion.pose[:, 1].std() > 0, "the head moves"
+
+
+def test_speak_is_deterministic_per_seed_and_replays_clip_pose(profile, speech, tmp_path):
+    a = speak(speech, tmp_path / "a.mp4", profile, SpeakConfig(seed=1)).motion
+    b = speak(speech, tmp_path / "b.mp4", profile, SpeakConfig(seed=1)).motion
+    np.testing.assert_array_equal(a.pose, b.pose)
+    clip_pose = speak(speech, tmp_path / "c.mp4", profile, SpeakConfig(pose="clip")).motion
+    np.testing.assert_allclose(clip_pose.pose, profile.clip_fit.pose, atol=1e-6)
+
+
+def test_speak_handles_one_second_and_uses_the_latest_profile(profile, clip_audio, tmp_path):
+    short = write_audio(tmp_path / "one.wav", Audio(clip_audio.samples[:16000], 16000))
+    result = speak(short, tmp_path / "one.mp4")  # no person: the latest finetuned profile
+    assert result.n_frames == 25 and result.profile == profile.folder
+
+
+def test_bad_audio_for_speak(profile, tmp_path):
+    silent = write_audio(tmp_path / "silent.wav", Audio(np.zeros(32000, np.float32), 16000))
+    with pytest.raises(InputError, match="silent"):
+        speak(silent, tmp_path / "x.mp4", profile)
+    with pytest.raises(InputError, match="not found"):
+        speak(tmp_path / "missing.wav", tmp_path / "x.mp4", profile)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_cli_finetune_speak_and_track_person(clip, profile, speech, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "talkface", *args], capture_output=True, text=True, timeout=300)
+
+    done = run("speak", "--audio", str(speech), "--person", str(profile.folder), "--out", str(tmp_path / "o.mp4"), "--pose", "clip")
+    assert done.returncode == 0, done.stderr
+    done = run("track", "--video", str(clip), "--person", str(profile.folder), "--save-motion", str(tmp_path / "t.npz"))
+    assert done.returncode == 0, done.stderr
+    motion = load_motion(tmp_path / "t.npz")
+    assert motion.expression.shape[1] == profile.face.n_expression
+    done = run("finetune", "--video", str(clip), "--out", str(tmp_path / "p"))
+    assert done.returncode == 3 and "ClipTooShortError" in done.stderr
+    done = run("speak", "--audio", str(speech), "--person", str(tmp_path / "none"), "--out", str(tmp_path / "o.mp4"))
+    assert done.returncode == 3 and "no talkface profile" in done.stderr
