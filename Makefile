@@ -23,11 +23,14 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/talkface track --video examples/obama_weekly_20s.mp4 --out out/demo --save-motion out/demo/motion.npz
-	@echo "overlay video: out/demo/overlay.mp4"
+	$(BIN)/talkface finetune --video examples/obama_weekly_20s.mp4 --out out/demo/profile
+	$(BIN)/talkface speak --audio examples/speech_jfk_11s.flac --person out/demo/profile --out out/demo/speak.mp4
+	@echo "overlay: out/demo/overlay.mp4   preview: out/demo/speak.mp4"
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/track_speed.py
 	$(BIN)/python benchmarks/evaluate_checks.py
+	$(BIN)/python benchmarks/motion.py
 
 doctor: $(STAMP)
 	$(BIN)/talkface doctor

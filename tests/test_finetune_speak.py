@@ -120,3 +120,19 @@ def test_cli_finetune_speak_and_track_person(clip, profile, speech, tmp_path):
     assert done.returncode == 3 and "ClipTooShortError" in done.stderr
     done = run("speak", "--audio", str(speech), "--person", str(tmp_path / "none"), "--out", str(tmp_path / "o.mp4"))
     assert done.returncode == 3 and "no talkface profile" in done.stderr
+
+
+def test_blink_shape_moves_the_eyes_not_the_lips(profile):
+    from talkface.face import topology
+    from talkface.face.fit import landmark_basis
+    from talkface.motion.blinks import eyes_only
+
+    basis = landmark_basis(profile.face)
+    rng = np.random.default_rng(0)
+    deltas = rng.normal(size=(5, profile.face.n_expression))  # any mix of eye and mouth motion
+    restricted = eyes_only(deltas, profile.face)
+    moved = np.einsum("tk,knc->tnc", restricted, basis)
+    wanted = np.einsum("tk,knc->tnc", deltas, basis)
+    eyes, lips = topology.eye_indices(), topology.lip_indices()
+    assert np.abs(moved[:, lips]).max() < 0.1 * np.abs(wanted[:, lips]).max()
+    np.testing.assert_allclose(moved[:, eyes], wanted[:, eyes], atol=0.2 * np.abs(wanted[:, eyes]).max())

@@ -169,7 +169,7 @@ def fit_clip(model: MorphableModel, track: FaceTrack) -> FaceFit:
         return FaceFit(pose, expression)
     target = track.landmarks[valid].astype(np.float64)
     neutral = model.vertices(np.zeros((1, n_expression)))[0][model.landmark_index]
-    basis = _landmark_basis(model)
+    basis = landmark_basis(model)
     coefficients = np.zeros((len(target), n_expression))
     for _ in range(POSE_REFINEMENTS + 1):
         shape = neutral + np.einsum("tk,knc->tnc", coefficients, basis)
@@ -182,7 +182,7 @@ def fit_clip(model: MorphableModel, track: FaceTrack) -> FaceFit:
     return FaceFit(pose, expression)
 
 
-def _landmark_basis(model: MorphableModel) -> np.ndarray:
+def landmark_basis(model: MorphableModel) -> np.ndarray:
     """(K, 478, 3) expression directions at the landmark vertices."""
     eye = np.eye(model.n_expression)
     neutral = model.vertices(np.zeros((1, model.n_expression)))

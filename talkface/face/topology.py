@@ -51,6 +51,14 @@ def lip_indices() -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
+def eye_indices() -> np.ndarray:
+    """Indices of the 32 eye contour points (both eyes)."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LEFT_EYE, FACEMESH_RIGHT_EYE
+
+    return _connection_indices(FACEMESH_LEFT_EYE | FACEMESH_RIGHT_EYE)
+
+
+@functools.lru_cache(maxsize=1)
 def lip_edges() -> np.ndarray:
     """(E, 2) int32 edges of the outer and inner lip contours."""
     from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LIPS

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from talkface.evaluate.metrics import blink_frames, eye_openness
+from talkface.face import topology
+from talkface.face.fit import landmark_basis
+from talkface.face.model import MorphableModel
 
 PROFILE_RADIUS = 4  # frames either side of the blink's deepest frame
 MIN_GAP_SECONDS = 0.8  # no two synthesised blinks closer than this
 GAMMA_SHAPE = 2.0  # blink intervals: gamma-distributed (more regular than Poisson, never zero)
+LIP_STILLNESS = 100.0  # weight keeping the lips still while a blink moves the eyes
 
 
 @dataclass(frozen=True)
@@ -27,8 +31,13 @@ class BlinkModel:
     profile: np.ndarray
 
     @classmethod
-    def fit(cls, expression: np.ndarray, landmarks: np.ndarray, fps: float) -> "BlinkModel":
-        """Measure blinks on a clip's (T, K) expressions and (T, 478, 3) model landmarks."""
+    def fit(cls, expression: np.ndarray, landmarks: np.ndarray, fps: float, model: MorphableModel | None = None) -> "BlinkModel":
+        """Measure blinks on a clip's (T, K) expressions and (T, 478, 3) model landmarks.
+
+        With the face `model`, the blink's shape is restricted to the eyes: the few blinks
+        in a clip also carry whatever the mouth did at the time, which must not be replayed
+        on every synthesised blink.
+        """
         openness = eye_openness(landmarks)
         blinks = blink_frames(openness)
         deltas = []
@@ -41,6 +50,8 @@ class BlinkModel:
             deltas.append(expression[lo:hi] - baseline)
         minutes = len(expression) / fps / 60
         profile = np.mean(deltas, axis=0) if deltas else np.zeros((2 * PROFILE_RADIUS + 1, expression.shape[1]))
+        if model is not None and deltas:
+            profile = eyes_only(profile, model)
         return cls(per_minute=len(blinks) / minutes if minutes > 0 else 0.0, profile=profile.astype(np.float32))
 
     def sample(self, n_frames: int, fps: float, rng: np.random.Generator, per_minute: float | None = None) -> np.ndarray:
@@ -65,3 +76,15 @@ class BlinkModel:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "BlinkModel":
         return cls(float(arrays["blink_per_minute"]), arrays["blink_profile"])
+
+
+def eyes_only(deltas: np.ndarray, model: MorphableModel) -> np.ndarray:
+    """Expression changes that move the eye points as `deltas` do while keeping the lips still.
+
+    Solves min ||B_eyes c - B_eyes d||^2 + LIP_STILLNESS ||B_lips c||^2 for each row d.
+    """
+    basis = landmark_basis(model)  # (K, 478, 3)
+    eyes = basis[:, topology.eye_indices()].reshape(len(basis), -1).T
+    lips = basis[:, topology.lip_indices()].reshape(len(basis), -1).T
+    system = eyes.T @ eyes + LIP_STILLNESS * lips.T @ lips + 1e-9 * np.eye(len(basis))
+    return np.linalg.solve(system, eyes.T @ eyes @ deltas.T).T.astype(np.float32)

@@ -106,7 +106,7 @@ def train_motion_model(
     alpha = choose_alpha(inputs[valid], targets[valid], ALPHAS)
     expression = Ridge.fit(inputs[valid], targets[valid], alpha)
     pose = PoseModel.fit(features, fit.pose.astype(np.float64), valid)
-    blinks = BlinkModel.fit(np.where(valid[:, None], targets, np.nan), project_landmarks(face_model, fit), fps)
+    blinks = BlinkModel.fit(np.where(valid[:, None], targets, np.nan), project_landmarks(face_model, fit), fps, face_model)
     return MotionModel(expression, prior, pose, blinks, validation)
 
 

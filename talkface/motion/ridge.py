@@ -51,11 +51,18 @@ class Ridge:
     alpha: float
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, alpha: float) -> "Ridge":
-        """Fit on (N, D) inputs and (N, O) targets; solves in whichever of N or D is smaller."""
+    def fit(cls, x: np.ndarray, y: np.ndarray, alpha: float, column_weights: np.ndarray | None = None) -> "Ridge":
+        """Fit on (N, D) inputs and (N, O) targets; solves in whichever of N or D is smaller.
+
+        Columns are standardised, then multiplied by `column_weights` (default 1): a column
+        weighted w is penalised as if alpha were alpha / w^2, so an informative block of
+        inputs can be trusted more than a large block of weak ones.
+        """
         x = x.astype(np.float64)
         y = y.astype(np.float64)
         mean, scale = x.mean(0), x.std(0) + 1e-6
+        if column_weights is not None:
+            scale = scale / column_weights
         xn = (x - mean) / scale
         bias = y.mean(0)
         yc = y - bias
@@ -94,16 +101,20 @@ def blocked_folds(n: int, n_folds: int) -> list[np.ndarray]:
     return [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def cross_validated(x: np.ndarray, y: np.ndarray, alpha: float, n_folds: int = 5) -> np.ndarray:
+def cross_validated(
+    x: np.ndarray, y: np.ndarray, alpha: float, n_folds: int = 5, column_weights: np.ndarray | None = None
+) -> np.ndarray:
     """Predictions for every row from a model that never saw that row's block."""
     predictions = np.zeros_like(y, dtype=np.float64)
     for block in blocked_folds(len(x), n_folds):
         train = np.setdiff1d(np.arange(len(x)), block)
-        predictions[block] = Ridge.fit(x[train], y[train], alpha).predict(x[block])
+        predictions[block] = Ridge.fit(x[train], y[train], alpha, column_weights).predict(x[block])
     return predictions
 
 
-def choose_alpha(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...], n_folds: int = 5) -> float:
+def choose_alpha(
+    x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...], n_folds: int = 5, column_weights: np.ndarray | None = None
+) -> float:
     """The penalty with the lowest blocked cross-validated squared error."""
-    errors = [np.mean((cross_validated(x, y, alpha, n_folds) - y) ** 2) for alpha in alphas]
+    errors = [np.mean((cross_validated(x, y, alpha, n_folds, column_weights) - y) ** 2) for alpha in alphas]
     return float(alphas[int(np.argmin(errors))])
