@@ -6,11 +6,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from talkface import progress
 from talkface.audio import check_speech, extract, n_video_frames
 from talkface.config import SpeakConfig
 from talkface.device import resolve_device
 from talkface.errors import InputError
+from talkface.face.geometry import apply_pose
 from talkface.media import load_audio, write_video
 from talkface.motion import Motion, save_motion
 from talkface.motion.model import generate_motion
@@ -78,21 +81,21 @@ def speak(
     )
     if motion_path:
         save_motion(motion_path, motion)
-    # 4. draw and encode
+    # 4. draw and encode, one frame at a time
     colours = triangle_colours(profile.face)
-    vertices = _placed_vertices(profile, motion)
 
     def frames():
         with progress.bar("rendering", n_frames) as advance:
             for index in range(n_frames):
-                yield draw_mesh(vertices[index], profile.face, colours, profile.size)
+                vertices = _placed_vertices(profile, motion, index)
+                yield draw_mesh(vertices, profile.face, colours, profile.size)
                 advance(1)
 
     write_video(out, frames(), profile.fps, speech)
     return SpeakResult(Path(out), motion, profile.folder, n_frames, time.perf_counter() - started)
 
 
-def _placed_vertices(profile: Profile, motion: Motion):
-    from talkface.face.geometry import apply_pose
-
-    return apply_pose(profile.face.vertices(motion.expression.astype("float64")), motion.pose.astype("float64"))
+def _placed_vertices(profile: Profile, motion: Motion, index: int) -> np.ndarray:
+    """(V, 3) pixels: the face of frame `index` at its pose."""
+    frame = slice(index, index + 1)
+    return apply_pose(profile.face.vertices(motion.expression[frame].astype(np.float64)), motion.pose[frame].astype(np.float64))[0]

@@ -19,6 +19,7 @@ from talkface.face.geometry import apply_pose
 from talkface.storage import atomic_write_bytes, load_npz, save_npz
 
 MODEL_FORMAT = 1  # bump when the saved layout of MeshFaceModel changes
+PROJECT_CHUNK = 1000  # frames placed at a time
 
 
 class MorphableModel(Protocol):
@@ -123,8 +124,9 @@ def project_landmarks(model: MorphableModel, fit: FaceFit) -> np.ndarray:
         (T, 478, 3) float32 pixels (NaN where the fit is invalid).
     """
     out = np.full((len(fit.pose), len(model.landmark_index), 3), np.nan, np.float32)
-    valid = fit.valid
-    if valid.any():
-        points = model.vertices(fit.expression[valid].astype(np.float64))[:, model.landmark_index]
-        out[valid] = apply_pose(points, fit.pose[valid].astype(np.float64))
+    valid = np.flatnonzero(fit.valid)
+    for start in range(0, len(valid), PROJECT_CHUNK):  # chunks keep float64 temporaries small
+        rows = valid[start : start + PROJECT_CHUNK]
+        points = model.vertices(fit.expression[rows].astype(np.float64))[:, model.landmark_index]
+        out[rows] = apply_pose(points, fit.pose[rows].astype(np.float64))
     return out
