@@ -10,7 +10,6 @@ Prints a table and writes benchmarks/results/evaluate.md and evaluate.json.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import tempfile
 import time
@@ -22,9 +21,10 @@ from talkface import __version__  # noqa: E402
 from talkface.evaluate import evaluate  # noqa: E402
 from talkface.media import load_audio, read_frames, write_video  # noqa: E402
 
+from report import markdown_table, save_results  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "video"
-RESULTS = ROOT / "benchmarks" / "results"
 STANDARD = VIDEOS / "obama_weekly_20s.mp4"
 
 
@@ -66,20 +66,15 @@ def main() -> None:
                     "seconds": round(time.perf_counter() - start, 1),
                 }
             )
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    table = "\n".join(lines)
-    print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")
-    (RESULTS / "evaluate.md").write_text(
+    markdown = (
         f"# `talkface evaluate` acceptance cases\n\ntalkface {__version__}, {stamp}, {os.cpu_count()} CPU cores. "
         f"Reference: `{STANDARD.name}`. Command: `python benchmarks/evaluate_checks.py`.\n"
         "PSNR is capped at 100 dB for identical frames; LMD in px at a 256-px-wide face; offsets in frames "
-        "(+ = the generated video is late); identity distance < 0.6 means the same person (dlib).\n\n" + table + "\n"
+        "(+ = the generated video is late); identity distance < 0.6 means the same person (dlib).\n\n"
+        + markdown_table(rows) + "\n"
     )
-    (RESULTS / "evaluate.json").write_text(json.dumps({"version": __version__, "date": stamp, "rows": rows}, indent=2) + "\n")
+    save_results("evaluate", markdown, {"version": __version__, "date": stamp, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Writes benchmarks/results/motion.md and motion.json.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TALKFACE_QUIET", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from talkface import __version__  # noqa: E402
 from talkface.audio import extract  # noqa: E402
@@ -37,11 +36,12 @@ from talkface.motion.model import AUDIO_RADIUS, ALPHAS, generate_motion  # noqa:
 from talkface.motion.ridge import Ridge, chunked, choose_alpha, stack_context  # noqa: E402
 from talkface.speak import speak  # noqa: E402
 
+from report import markdown_table, save_results  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 CLIP = DATA / "video" / "congressman_d_60s.mp4"
 TRAIN_SECONDS = 20
-RESULTS = ROOT / "benchmarks" / "results"
 FPS = 25
 
 
@@ -195,13 +195,6 @@ def bilstm_row(profile, train: Path, test_track, features) -> dict:
     return {"model": "comparison: BiLSTM on the same inputs (prior + MFCC + Whisper)", **scores(profile.face, predicted, test_track.landmarks, truth.pose)}
 
 
-def table(rows: list[dict]) -> str:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def write_results(rows, pose_rows, blink_row, speak_rows, real_opening_std: float) -> None:
     text = (
         f"# Audio -> motion benchmark\n\ntalkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores. "
@@ -210,15 +203,12 @@ def write_results(rows, pose_rows, blink_row, speak_rows, real_opening_std: floa
         "Ground truth: the held-out part tracked and fitted in the person's model. Mouth r: Pearson correlation at lag 0 "
         "of mouth opening (inner-lip gap / mouth width). M-LMD: mean lip-landmark distance (px at a 256-px-wide face) with "
         "the predicted expression placed at the real head pose, against the tracked landmarks.\n\n"
-        "## Mouth\n\n" + table(rows) + "\n\n## Head pose (talkface, mfcc+whisper, with prior)\n\n" + table(pose_rows)
-        + "\n\n## Blinks\n\n" + table([blink_row]) + "\n\n## speak on every audio file in ../shared/data/audio\n\n"
+        "## Mouth\n\n" + markdown_table(rows) + "\n\n## Head pose (talkface, mfcc+whisper, with prior)\n\n" + markdown_table(pose_rows)
+        + "\n\n## Blinks\n\n" + markdown_table([blink_row]) + "\n\n## speak on every audio file in ../shared/data/audio\n\n"
         + f"mouth_opening_std shows the lips move in every language (the real held-out part's: {real_opening_std:.3f}).\n\n"
-        + table(speak_rows) + "\n"
+        + markdown_table(speak_rows) + "\n"
     )
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "motion.md").write_text(text)
-    (RESULTS / "motion.json").write_text(json.dumps({"version": __version__, "mouth": rows, "pose": pose_rows, "blinks": blink_row, "speak": speak_rows}, indent=2) + "\n")
+    save_results("motion", text, {"version": __version__, "mouth": rows, "pose": pose_rows, "blinks": blink_row, "speak": speak_rows})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ overlay video is not included). Run: `make benchmark` or `python benchmarks/trac
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -20,9 +19,10 @@ os.environ.setdefault("TALKFACE_QUIET", "1")
 from talkface import __version__, track  # noqa: E402
 from talkface.errors import TalkfaceError  # noqa: E402
 
+from report import markdown_table, save_results  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = ROOT.parent / "shared" / "data" / "video"
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def bench(video: Path) -> dict:
@@ -73,36 +73,37 @@ def derived_videos(source: Path, folder: Path, seconds: float = 10.0) -> list[Pa
 
 def main(videos: list[Path]) -> None:
     rows = [bench(v) for v in videos]
-    header = "| video | size | frames tracked | gaps | reprojection px (smoothed / raw) | yaw std ° | time s | frames/s |"
-    lines = [header, "|" + "---|" * 8]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['video']} | | | | {r['error']} | | | |")
-            continue
-        lines.append(
-            f"| {r['video']} | {r['size']} | {r['n_tracked']}/{r['n_frames']} | {r['gaps'] or 'none'} | "
-            f"{r['mean_reprojection_px']:.3f} / {r['mean_reprojection_raw_px']:.3f} | {r['yaw_std_deg']} | "
-            f"{r['seconds']} | {r['frames_per_second']} |"
-        )
+    table = markdown_table(
+        [
+            r if "error" in r else {
+                "video": r["video"],
+                "size": r["size"],
+                "frames tracked": f"{r['n_tracked']}/{r['n_frames']}",
+                "gaps": r["gaps"] or "none",
+                "reprojection px (smoothed / raw)": f"{r['mean_reprojection_px']:.3f} / {r['mean_reprojection_raw_px']:.3f}",
+                "yaw std °": r["yaw_std_deg"],
+                "time s": r["seconds"],
+                "frames/s": r["frames_per_second"],
+            }
+            for r in rows
+        ]
+    )
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    table = "\n".join(lines)
-    print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")
-    (RESULTS / "track.md").write_text(
+    markdown = (
         f"# Tracking + reconstruction benchmark\n\ntalkface {__version__}, {stamp}, {machine}.\n"
         "Command: `python benchmarks/track_speed.py` (decode + Face Mesh tracking + 3D reconstruction + "
         "texture, at 25 fps; overlay not included).\n\n" + table + "\n"
     )
-    (RESULTS / "track.json").write_text(json.dumps({"version": __version__, "date": stamp, "machine": machine, "rows": rows}, indent=2) + "\n")
+    save_results("track", markdown, {"version": __version__, "date": stamp, "machine": machine, "rows": rows})
 
 
 if __name__ == "__main__":
     arguments = [Path(a) for a in sys.argv[1:]]
-    if not arguments:
-        if not SHARED_VIDEOS.exists():
-            sys.exit(f"no videos given and {SHARED_VIDEOS} does not exist")
-        arguments = sorted(SHARED_VIDEOS.glob("*.mp4"))
-    with tempfile.TemporaryDirectory() as scratch:
-        arguments += derived_videos(SHARED_VIDEOS / "obama_weekly_20s.mp4", Path(scratch))
+    if arguments:
         main(arguments)
+    elif not SHARED_VIDEOS.exists():
+        sys.exit(f"no videos given and {SHARED_VIDEOS} does not exist")
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            main(sorted(SHARED_VIDEOS.glob("*.mp4")) + derived_videos(SHARED_VIDEOS / "obama_weekly_20s.mp4", Path(scratch)))

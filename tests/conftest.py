@@ -72,6 +72,15 @@ def gappy_video(media_dir, clip_frames) -> Path:
     return write_video(path, frames)
 
 
+def copy_files(source: Path, target: Path) -> Path:
+    """Copy the files (not sub-folders) of one folder into a new one."""
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.is_file():
+            (target / item.name).write_bytes(item.read_bytes())
+    return target
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED.exists():

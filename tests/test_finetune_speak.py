@@ -17,6 +17,8 @@ from talkface.motion import load_motion
 from talkface.profile import load_profile
 from talkface.speak import speak
 
+from .conftest import copy_files
+
 SHORT_CLIP_RULES = FinetuneConfig(min_seconds=2.0)  # the shipped test clip is 3 s
 
 
@@ -55,9 +57,7 @@ def test_an_interrupted_profile_is_not_loaded(profile, tmp_path):
 
 
 def test_profile_from_another_version_is_refused(profile, tmp_path):
-    for item in profile.folder.iterdir():
-        if item.is_file():
-            (tmp_path / item.name).write_bytes(item.read_bytes())
+    copy_files(profile.folder, tmp_path)
     info = json.loads((tmp_path / "profile.json").read_text())
     (tmp_path / "profile.json").write_text(json.dumps({**info, "format": 0}))
     with pytest.raises(CacheError, match="finetune it again"):

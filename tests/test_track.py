@@ -14,6 +14,8 @@ from talkface.media import probe
 from talkface.motion import Motion, load_motion, save_motion
 from talkface.track import require_finetune_clip
 
+from .conftest import copy_files
+
 
 @pytest.fixture(scope="module")
 def tracked(clip, tmp_path_factory):
@@ -46,10 +48,7 @@ def test_rerun_uses_the_cache(clip, tracked):
 
 def test_a_damaged_cache_file_is_rebuilt(clip, tracked, tmp_path):
     folder, first = tracked
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    for item in folder.iterdir():
-        (copy / item.name).write_bytes(item.read_bytes())
+    copy = copy_files(folder, tmp_path / "copy")
     (copy / "fit.npz").write_bytes(b"garbage")
     again = track(clip, copy, overlay=False)
     assert not again.summary.cached
@@ -60,10 +59,7 @@ def test_changed_settings_redo_only_what_depends_on_them(clip, tracked, tmp_path
     from talkface.config import ReconstructConfig
 
     folder, _ = tracked
-    copy = tmp_path / "settings"
-    copy.mkdir()
-    for item in folder.iterdir():
-        (copy / item.name).write_bytes(item.read_bytes())
+    copy = copy_files(folder, tmp_path / "settings")
     before = (copy / "track.npz").stat().st_mtime_ns
     result = track(clip, copy, reconstruct_config=ReconstructConfig(n_expression=12), overlay=False)
     assert result.model.n_expression == 12
