@@ -31,6 +31,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/track_speed.py
 	$(BIN)/python benchmarks/evaluate_checks.py
 	$(BIN)/python benchmarks/motion.py
+	$(BIN)/python benchmarks/render.py
 
 doctor: $(STAMP)
 	$(BIN)/talkface doctor

@@ -143,16 +143,44 @@ def speak(
     seed: int = typer.Option(_SPEAK.seed, help="Seed for head motion and blinks."),
     blink_rate: Optional[float] = typer.Option(_SPEAK.blink_rate, help="Blinks per minute (default: the clip's rate; 0 turns blinks off)."),
     save_motion: Optional[Path] = typer.Option(None, "--save-motion", help="Also write the motion file (.npz)."),
+    preview: bool = typer.Option(_SPEAK.preview, "--preview", help="Draw the shaded 3D face on a plain background instead of the full frame."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
-    """Make a video of the finetuned person saying AUDIO (currently a shaded 3D preview)."""
+    """Make a video of the finetuned person saying AUDIO, in their own room (coarse render, before the refiner)."""
     from talkface.speak import speak as run_speak
 
-    result = run_speak(audio, out, person, SpeakConfig(pose=pose, seed=seed, blink_rate=blink_rate), device, save_motion)
+    config = SpeakConfig(pose=pose, seed=seed, blink_rate=blink_rate, preview=preview)
+    result = run_speak(audio, out, person, config, device, save_motion)
     stdout.print(
         f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)",
         highlight=False,
     )
+
+
+@app.command()
+@reports_errors
+def render(
+    motion: Path = typer.Option(..., "--motion", "-m", help="Motion file from speak --save-motion or track --person --save-motion."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .mp4."),
+    person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
+    audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Sound to mux (any audio file or a video with sound)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+) -> None:
+    """Render any motion file of the profile's person as a full-frame video (self-reenactment with a clip's own motion)."""
+    import time
+
+    from talkface.device import resolve_device
+    from talkface.media import load_audio
+    from talkface.motion import load_motion
+    from talkface.profile import load_profile
+    from talkface.render.video import render_video
+
+    profile = load_profile(person)
+    loaded = load_motion(motion)
+    started = time.perf_counter()
+    render_video(profile, loaded, out, load_audio(audio) if audio else None, resolve_device(device))
+    seconds = time.perf_counter() - started
+    stdout.print(f"{out}: {loaded.n_frames} frames in {seconds:.1f} s ({loaded.n_frames / seconds:.0f} frames/s)", highlight=False)
 
 
 @app.command()

@@ -82,8 +82,10 @@ class SpeakConfig:
         pose: 'generated' (from audio, in the person's style) or 'clip' (replay the clip's poses).
         seed: seeds head motion and blinks (same seed and audio, same video).
         blink_rate: blinks per minute; None keeps the rate measured in the clip.
+        preview: draw the shaded 3D face on a plain background instead of the full frame.
     """
 
     pose: str = "generated"
     seed: int = 0
     blink_rate: float | None = None
+    preview: bool = False

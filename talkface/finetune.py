@@ -13,14 +13,16 @@ from talkface.cache import StageCache, file_digest, make_key
 from talkface.config import FinetuneConfig, ReconstructConfig, TrackConfig
 from talkface.device import resolve_device
 from talkface.face.texture import frontal_frames
-from talkface.media import load_audio, probe, read_frames_at, require_audio, require_video
+from talkface.media import load_audio, probe, read_frames, read_frames_at, require_audio, require_video
 from talkface.motion.model import train_motion_model
 from talkface.motion.prior import MotionPrior, prior_path
 from talkface.profile import Profile, default_profile_dir, load_profile, save_profile
+from talkface.render.frames import save_frames
 from talkface.storage import load_npz, save_npz
 from talkface.track import require_clip_duration, require_finetune_clip, track
 
 FEATURES_FORMAT = 1
+FRAMES_FORMAT = 1
 
 
 def finetune(
@@ -71,8 +73,9 @@ def finetune(
     progress.log("[3/4] training the audio->motion model" + (" from the generic prior" if config.use_prior else ""))
     prior = MotionPrior.load(prior_path(config.features)) if config.use_prior else None
     motion = train_motion_model(tracked.model, tracked.fit, features, tracked.track.fps, prior)
-    # 5. the profile
+    # 5. the profile, with the clip's frames as backgrounds
     progress.log(f"[4/4] writing the profile to {folder}")
+    _store_clip_frames(video, folder, force)
     frontal = int(frontal_frames(tracked.fit, 1)[0])
     reference = read_frames_at(video, [frontal])[frontal]
     summary = {
@@ -96,6 +99,14 @@ def finetune(
     }
     save_profile(folder, summary, tracked.model, tracked.fit, motion, reference)
     return load_profile(folder)
+
+
+def _store_clip_frames(video: Path, folder: Path, force: bool) -> None:
+    cache = StageCache(folder)
+    key = make_key(file_digest(video), FRAMES_FORMAT)
+    if force or not cache.is_done("frames", key, ["frames.npz"]):
+        save_frames(folder / "frames.npz", read_frames(video))
+        cache.mark_done("frames", key)
 
 
 def _clip_features(video: Path, folder: Path, feature_set: str, n_frames: int, device: str, force: bool) -> np.ndarray:

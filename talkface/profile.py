@@ -6,6 +6,7 @@ Layout (all plain arrays and JSON, nothing executable):
     fit.npz          the clip's own per-frame pose and expression
     motion.npz       the audio->motion model (expression ridge, prior, pose, blinks)
     reference.png    a frontal frame of the clip
+    frames.npz       the clip's frames (JPEG), the backgrounds of rendered video
 `profile.json` is written last, so a folder without it is an unfinished finetune.
 """
 
@@ -24,7 +25,7 @@ from talkface.face.model import FaceFit, MeshFaceModel
 from talkface.motion.model import MotionModel
 from talkface.storage import atomic_write_bytes, load_npz, save_npz, write_json
 
-PROFILE_FORMAT = 1  # bump when the folder layout changes; older profiles must be re-finetuned
+PROFILE_FORMAT = 2  # bump when the folder layout changes; older profiles must be re-finetuned
 
 
 def talkface_home() -> Path:
@@ -81,7 +82,7 @@ def load_profile(folder: str | Path | None = None) -> Profile:
     """
     folder = Path(folder) if folder else latest_profile()
     meta_path = folder / "profile.json"
-    if not meta_path.exists():
+    if not meta_path.exists() or not (folder / "frames.npz").exists():
         hint = "it is not a finished profile (was finetune interrupted? rerun it to resume)" if folder.exists() else "no such folder"
         raise InputError(f"no talkface profile at {folder}: {hint}")
     info = json.loads(meta_path.read_text())

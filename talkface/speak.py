@@ -19,6 +19,7 @@ from talkface.motion import Motion, save_motion
 from talkface.motion.model import generate_motion
 from talkface.profile import Profile, load_profile
 from talkface.render.preview import draw_mesh, triangle_colours
+from talkface.render.video import render_video
 
 POSE_MODES = ("generated", "clip")
 
@@ -48,8 +49,9 @@ def speak(
 ) -> SpeakResult:
     """Make a video of the profile's person saying `audio`.
 
-    At this stage the video is a preview: the person's shaded 3D face at the predicted pose
-    and expression, at the clip's resolution, with the audio.
+    The video has the clip's resolution: the person's textured face at the predicted pose
+    and expression, composited into background frames of their clip chosen by keyframe
+    matching (`config.preview`: the shaded 3D face on a plain background instead).
 
     Args:
         audio: any speech recording (wav, mp3, flac, m4a, or a video's sound), 0.5 s to hours.
@@ -81,21 +83,20 @@ def speak(
     )
     if motion_path:
         save_motion(motion_path, motion)
-    # 4. draw and encode, one frame at a time
-    colours = triangle_colours(profile.face)
-
-    def frames():
-        with progress.bar("rendering", n_frames) as advance:
-            for index in range(n_frames):
-                vertices = _placed_vertices(profile, motion, index)
-                yield draw_mesh(vertices, profile.face, colours, profile.size)
-                advance(1)
-
-    write_video(out, frames(), profile.fps, speech)
+    # 4. render and encode, one frame at a time
+    if config.preview:
+        write_video(out, _preview_frames(profile, motion), profile.fps, speech)
+    else:
+        render_video(profile, motion, out, speech, resolve_device(device))
     return SpeakResult(Path(out), motion, profile.folder, n_frames, time.perf_counter() - started)
 
 
-def _placed_vertices(profile: Profile, motion: Motion, index: int) -> np.ndarray:
-    """(V, 3) pixels: the face of frame `index` at its pose."""
-    frame = slice(index, index + 1)
-    return apply_pose(profile.face.vertices(motion.expression[frame].astype(np.float64)), motion.pose[frame].astype(np.float64))[0]
+def _preview_frames(profile: Profile, motion: Motion):
+    """The shaded 3D face at each frame's pose on a plain background."""
+    colours = triangle_colours(profile.face)
+    with progress.bar("rendering preview", motion.n_frames) as advance:
+        for index in range(motion.n_frames):
+            frame = slice(index, index + 1)
+            vertices = apply_pose(profile.face.vertices(motion.expression[frame].astype(np.float64)), motion.pose[frame].astype(np.float64))[0]
+            yield draw_mesh(vertices, profile.face, colours, profile.size)
+            advance(1)

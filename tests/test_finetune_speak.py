@@ -34,10 +34,10 @@ def speech(clip_audio, tmp_path_factory):
 
 def test_finetune_writes_a_complete_profile(profile):
     folder = profile.folder
-    for name in ("profile.json", "model.npz", "fit.npz", "motion.npz", "reference.png"):
+    for name in ("profile.json", "model.npz", "fit.npz", "motion.npz", "reference.png", "frames.npz"):
         assert (folder / name).exists(), name
     info = json.loads((folder / "profile.json").read_text())
-    assert info["format"] == 1 and info["features"] == "mfcc+whisper"
+    assert info["format"] == 2 and info["features"] == "mfcc+whisper"
     assert info["source"]["n_frames"] == 75 and info["prior"]["clips"]
     assert -1 <= info["validation"]["mouth_r"] <= 1
     assert profile.reference_frame.shape == (450, 450, 3)

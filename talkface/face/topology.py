@@ -30,8 +30,16 @@ def _connection_indices(connections) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def triangles() -> np.ndarray:
-    """(F, 3) int32 vertex indices of the face mesh (F = 854), unoriented."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+    """(F, 3) int32 vertex indices of the face mesh, unoriented.
+
+    The tessellation's 3-cliques (854), plus fans that close the two eye openings, which the
+    tessellation leaves open: closed, the eyes carry their texture and blinks show.
+    """
+    from mediapipe.python.solutions.face_mesh_connections import (
+        FACEMESH_LEFT_EYE,
+        FACEMESH_RIGHT_EYE,
+        FACEMESH_TESSELATION,
+    )
 
     edges = {tuple(sorted(edge)) for edge in FACEMESH_TESSELATION}
     neighbours = defaultdict(set)
@@ -39,7 +47,27 @@ def triangles() -> np.ndarray:
         neighbours[a].add(b)
         neighbours[b].add(a)
     found = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
+    for eye in (FACEMESH_LEFT_EYE, FACEMESH_RIGHT_EYE):
+        loop = _closed_loop(eye)
+        found |= {tuple(sorted((loop[0], loop[i], loop[i + 1]))) for i in range(1, len(loop) - 1)}
     return np.array(sorted(found), dtype=np.int32)
+
+
+def _closed_loop(connections) -> list[int]:
+    """The vertices of a closed contour given as edges, in order around it."""
+    neighbours = defaultdict(list)
+    for a, b in connections:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    start = min(neighbours)
+    loop, previous = [start], None
+    while True:
+        current = loop[-1]
+        following = [n for n in neighbours[current] if n != previous][0]
+        if following == start:
+            return loop
+        previous = current
+        loop.append(following)
 
 
 @functools.lru_cache(maxsize=1)

@@ -40,9 +40,10 @@ class BlinkModel:
         """
         openness = eye_openness(landmarks)
         blinks = blink_frames(openness)
-        deltas = []
+        deltas, depths = [], []
         for first, last in blinks:
             deepest = first + int(np.nanargmin(openness[first : last + 1]))
+            depths.append(openness[deepest] / np.nanmedian(openness))
             lo, hi = deepest - PROFILE_RADIUS, deepest + PROFILE_RADIUS + 1
             if lo - 2 < 0 or hi + 2 > len(expression) or np.isnan(expression[lo - 2 : hi + 2]).any():
                 continue
@@ -51,7 +52,9 @@ class BlinkModel:
         minutes = len(expression) / fps / 60
         profile = np.mean(deltas, axis=0) if deltas else np.zeros((2 * PROFILE_RADIUS + 1, expression.shape[1]))
         if model is not None and deltas:
-            profile = eyes_only(profile, model)
+            # averaging blinks that are not perfectly aligned, and keeping the lips still, both
+            # make the blink shallower than the real ones: rescale it to the clip's typical depth
+            profile = with_depth(eyes_only(profile, model), model, float(np.median(depths)))
         return cls(per_minute=len(blinks) / minutes if minutes > 0 else 0.0, profile=profile.astype(np.float32))
 
     def sample(self, n_frames: int, fps: float, rng: np.random.Generator, per_minute: float | None = None) -> np.ndarray:
@@ -88,3 +91,16 @@ def eyes_only(deltas: np.ndarray, model: MorphableModel) -> np.ndarray:
     lips = basis[:, topology.lip_indices()].reshape(len(basis), -1).T
     system = eyes.T @ eyes + LIP_STILLNESS * lips.T @ lips + 1e-9 * np.eye(len(basis))
     return np.linalg.solve(system, eyes.T @ eyes @ deltas.T).T.astype(np.float32)
+
+
+def with_depth(profile: np.ndarray, model: MorphableModel, depth: float) -> np.ndarray:
+    """Scale a blink so that at its deepest frame the eyes are `depth` times as open as at rest."""
+    neutral = model.vertices(np.zeros((1, model.n_expression)))[:, model.landmark_index]
+    rest = eye_openness(neutral)[0]
+    deepest = model.vertices(profile[PROFILE_RADIUS][None].astype(np.float64))[:, model.landmark_index]
+    closed = eye_openness(deepest)[0]
+    reached = 1 - closed / rest  # fraction of the eye opening the profile closes
+    wanted = 1 - depth
+    if reached <= 1e-3:
+        return profile
+    return (profile * np.clip(wanted / reached, 0.5, 3.0)).astype(np.float32)

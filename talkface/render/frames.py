@@ -1,0 +1,51 @@
+"""The clip's frames kept in the profile as JPEG bytes, for random access as backgrounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from talkface.errors import CacheError
+from talkface.storage import load_npz, save_npz
+
+JPEG_QUALITY = 95  # about 40 dB PSNR: well above what the face render reaches
+
+
+def save_frames(path: Path, frames: Iterable[np.ndarray]) -> int:
+    """Store RGB frames as one npz of concatenated JPEGs; returns how many."""
+    chunks, offsets = [], [0]
+    for frame in frames:
+        ok, data = cv2.imencode(".jpg", frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        chunks.append(data.ravel())
+        offsets.append(offsets[-1] + len(data))
+    save_npz(path, data=np.concatenate(chunks), offsets=np.array(offsets, np.int64))
+    return len(chunks)
+
+
+class FrameStore:
+    """Random access to stored frames, with a small cache for the sequential reads of playback."""
+
+    def __init__(self, path: Path, cache_size: int = 8):
+        arrays = load_npz(path)
+        self._data, self._offsets = arrays["data"], arrays["offsets"]
+        self._cache: dict[int, np.ndarray] = {}
+        self._cache_size = cache_size
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index in self._cache:
+            return self._cache[index]
+        data = self._data[self._offsets[index] : self._offsets[index + 1]]
+        frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if frame is None:
+            raise CacheError(f"stored frame {index} cannot be decoded; finetune again to rebuild the profile")
+        frame = np.ascontiguousarray(frame[..., ::-1])
+        if len(self._cache) >= self._cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[index] = frame
+        return frame

@@ -1,0 +1,80 @@
+"""Keyframe selection and background matching; compositing masks; full-frame rendering."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talkface.render.background import background_indices, seat_head, select_keyframes
+from talkface.render.composite import FaceCompositor, _feather
+
+
+def test_keyframes_are_yaw_extremes_per_window():
+    yaw = np.interp(np.arange(100), [0, 10, 35, 60, 85, 99], [0, 1, -1, 1, -1, 0])  # extremes at 10, 35, 60, 85
+    keys = select_keyframes(yaw, window=25)
+    assert keys[0] == 0 and keys[-1] == 99
+    assert {10, 35, 60, 85} <= set(keys.tolist())
+
+
+def test_background_follows_the_clip_when_driven_by_its_own_poses():
+    rng = np.random.default_rng(0)
+    clip = np.cumsum(rng.normal(0, 0.01, (200, 6)), axis=0)
+    clip[:, 3:5] = 200 + np.cumsum(rng.normal(0, 1, (200, 2)), axis=0)
+    clip[:, 5] = 100
+    indices = background_indices(clip, clip, np.ones(200, bool))
+    np.testing.assert_array_equal(indices, np.arange(200))
+
+
+def test_background_skips_clip_frames_without_a_face():
+    clip = np.zeros((50, 6))
+    clip[:, 1] = np.linspace(-0.2, 0.2, 50)
+    clip[:, 5] = 100
+    valid = np.ones(50, bool)
+    valid[20:30] = False
+    indices = background_indices(clip[::-1].copy(), clip, valid)
+    assert valid[indices].all()
+
+
+def test_head_sits_where_the_background_head_is():
+    poses = np.tile([0.1, 0.2, 0.0, 10.0, 20.0, 50.0], (3, 1))
+    clip = np.tile([0.0, 0.0, 0.0, 200.0, 210.0, 90.0], (5, 1))
+    seated = seat_head(poses, clip, np.array([0, 1, 4]))
+    np.testing.assert_array_equal(seated[:, :3], poses[:, :3])
+    np.testing.assert_array_equal(seated[:, 3:], clip[:3, 3:])
+
+
+def test_feathered_mask_is_soft_inside_and_zero_outside():
+    mask = np.zeros((40, 40), bool)
+    mask[10:30, 10:30] = True
+    weight = _feather(mask)
+    assert weight[20, 20] > 0.99 and weight[2, 2] == 0.0
+    assert 0.0 < weight[10, 20] < 0.6  # the edge is soft, and pulled inside the face
+
+
+def test_composite_covers_the_face_and_keeps_the_rest(clip_frames):
+    from talkface.face.fit import build_model
+    from talkface.face.model import project_landmarks
+    from talkface.face.tracker import track_video
+    from tests.conftest import CLIP
+
+    track = track_video(CLIP)
+    model, fit = build_model(track)
+    model = type(model)(**{**model.__dict__, "texture": np.full_like(model.texture, 200)})
+    vertices = project_landmarks(model, fit)[10].astype(np.float64)
+    frame, weight = FaceCompositor(model).composite(clip_frames[10], vertices)
+    x0, y0 = vertices[:, :2].min(0).astype(int)
+    x1, y1 = vertices[:, :2].max(0).astype(int)
+    assert weight[(y0 + y1) // 2, (x0 + x1) // 2] > 0.99  # face centre replaced
+    np.testing.assert_array_equal(frame[:40, :40], clip_frames[10][:40, :40])  # background corner untouched
+    assert weight[vertices[13, 1].astype(int) + 1, vertices[13, 0].astype(int)] > 0.5  # the mouth is covered
+
+
+def test_background_never_races_through_the_clip():
+    rng = np.random.default_rng(1)
+    clip = np.zeros((500, 6))
+    clip[:, 1] = np.sin(np.arange(500) / 15) * 0.1
+    clip[:, 3:5] = 200
+    clip[:, 5] = 100
+    poses = clip[rng.integers(0, 500, 300)]  # poses that jump all over the clip
+    poses[:, 1] += rng.normal(0, 0.02, 300)
+    indices = background_indices(poses, clip, np.ones(500, bool))
+    assert np.abs(np.diff(indices)).max() <= 2
