@@ -6,14 +6,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from talkface import progress
 from talkface.audio import check_speech, extract, n_video_frames
 from talkface.config import SpeakConfig
 from talkface.device import resolve_device
 from talkface.errors import InputError
-from talkface.face.geometry import apply_pose
+from talkface.face.model import place_vertices
 from talkface.media import load_audio, write_video
 from talkface.motion import Motion, save_motion
 from talkface.motion.model import generate_motion
@@ -96,7 +94,6 @@ def _preview_frames(profile: Profile, motion: Motion):
     colours = triangle_colours(profile.face)
     with progress.bar("rendering preview", motion.n_frames) as advance:
         for index in range(motion.n_frames):
-            frame = slice(index, index + 1)
-            vertices = apply_pose(profile.face.vertices(motion.expression[frame].astype(np.float64)), motion.pose[frame].astype(np.float64))[0]
+            vertices = place_vertices(profile.face, motion.expression[index], motion.pose[index])
             yield draw_mesh(vertices, profile.face, colours, profile.size)
             advance(1)

@@ -162,8 +162,7 @@ def track(
         if force or not cache.is_done("overlay", overlay_key, ["overlay.mp4"]):
             write_overlay(video, projected, overlay_path, with_audio=info.has_audio)
             cache.mark_done("overlay", overlay_key)
-    summary = _summarise(video, folder, face_track, fit, projected, model, track_seconds, reconstruct_seconds)
-    summary = TrackSummary(**{**asdict(summary), "overlay": str(overlay_path) if overlay_path else None, "cached": cached})
+    summary = _summarise(video, folder, face_track, fit, projected, model, track_seconds, reconstruct_seconds, overlay_path, cached)
     write_json(folder / "summary.json", summary.to_json())
     return TrackResult(face_track, model, fit, summary)
 
@@ -196,7 +195,7 @@ def write_overlay(video: Path, projected: np.ndarray, path: Path, with_audio: bo
     write_video(path, frames(), FPS, audio)
 
 
-def _summarise(video, folder, face_track, fit, projected, model, track_seconds, reconstruct_seconds) -> TrackSummary:
+def _summarise(video, folder, face_track, fit, projected, model, track_seconds, reconstruct_seconds, overlay_path, cached) -> TrackSummary:
     error = reprojection_error(face_track, projected)
     raw_error = np.linalg.norm(face_track.raw_landmarks[..., :2] - projected[..., :2], axis=-1).mean(1)
     pose_std = np.degrees(np.nanstd(fit.pose[:, :3], axis=0))
@@ -223,8 +222,8 @@ def _summarise(video, folder, face_track, fit, projected, model, track_seconds, 
         reconstruct_seconds=round(reconstruct_seconds, 3),
         frames_per_second=round(face_track.n_frames / elapsed, 2) if elapsed > 0 else 0.0,
         folder=str(folder),
-        overlay=None,
-        cached=False,
+        overlay=str(overlay_path) if overlay_path else None,
+        cached=cached,
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from talkface.config import FPS, ReconstructConfig
+from talkface.errors import NoAudioStreamError
 from talkface.evaluate import metrics
 from talkface.evaluate.identity import identity_distance
 from talkface.evaluate.scan import Scan, scan
@@ -144,8 +145,6 @@ def _video_metrics(path: Path, track: FaceTrack, fit: FaceFit, sharpness: np.nda
 
 
 def _audio_envelope(path: Path, n_frames: int) -> np.ndarray | None:
-    from talkface.errors import NoAudioStreamError
-
     try:
         audio = load_audio(path)
     except NoAudioStreamError:

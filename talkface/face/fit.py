@@ -200,5 +200,3 @@ def reprojection_error(track: FaceTrack, projected: np.ndarray) -> np.ndarray:
     """Per-frame mean 2D distance (pixels) between tracked and model landmarks (NaN if untracked)."""
     return np.linalg.norm(track.landmarks[..., :2] - projected[..., :2], axis=-1).mean(1)
 
-
-__all__ = ["build_model", "fit_clip", "reprojection_error", "euler_to_rotation"]

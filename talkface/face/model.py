@@ -130,3 +130,9 @@ def project_landmarks(model: MorphableModel, fit: FaceFit) -> np.ndarray:
         points = model.vertices(fit.expression[rows].astype(np.float64))[:, model.landmark_index]
         out[rows] = apply_pose(points, fit.pose[rows].astype(np.float64))
     return out
+
+
+def place_vertices(model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """One frame's model vertices in the image: (K,) expression and (6,) pose -> (V, 3) pixels."""
+    vertices = model.vertices(np.asarray(expression, np.float64)[None])
+    return apply_pose(vertices, np.asarray(pose, np.float64)[None])[0]

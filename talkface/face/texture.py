@@ -66,7 +66,7 @@ def bake_texture(model: MeshFaceModel, projected: dict[int, np.ndarray], frames:
     samples = []
     for index, frame in frames.items():
         vertices = projected[index]
-        front = _front_facing(vertices, model.triangles)[np.maximum(triangle_of, 0)] & covered
+        front = front_facing(vertices, model.triangles)[np.maximum(triangle_of, 0)] & covered
         position = np.einsum("yxc,yxcd->yxd", barycentric, vertices[corner_ids][..., :2]).astype(np.float32)
         colours = cv2.remap(frame, position[..., 0], position[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         samples.append(np.where(front[..., None], colours.astype(np.float32), np.nan))
@@ -79,7 +79,7 @@ def bake_texture(model: MeshFaceModel, projected: dict[int, np.ndarray], frames:
     return np.clip(np.round(texture), 0, 255).astype(np.uint8)
 
 
-def _front_facing(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+def front_facing(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(F,) bool: the triangle shows its front (counter-clockwise on screen, y down)."""
     a, b, c = (vertices[triangles[:, i], :2] for i in range(3))
     cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from talkface.face.model import MeshFaceModel
-from talkface.face.texture import _front_facing
+from talkface.face.texture import front_facing
 
 BACKGROUND = (38, 40, 46)  # RGB
 AMBIENT = 0.35  # share of light that does not depend on the surface's angle
@@ -42,7 +42,7 @@ def draw_mesh(vertices: np.ndarray, model: MeshFaceModel, colours: np.ndarray, s
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     facing = np.abs(normals[:, 2]) / (np.linalg.norm(normals, axis=1) + 1e-9)
     shade = AMBIENT + (1 - AMBIENT) * facing
-    visible = _front_facing(vertices, triangles)
+    visible = front_facing(vertices, triangles)
     order = np.argsort(-corners[:, :, 2].mean(1))  # far first
     fixed = np.round(corners[:, :, :2] * (1 << SUBPIXEL_BITS)).astype(np.int32)
     lit = np.clip(colours * shade[:, None], 0, 255).astype(np.uint8)

@@ -9,7 +9,7 @@ import numpy as np
 
 from talkface import progress
 from talkface.errors import InputError
-from talkface.face.geometry import apply_pose
+from talkface.face.model import place_vertices
 from talkface.media import Audio, write_video
 from talkface.motion import Motion
 from talkface.profile import Profile
@@ -31,7 +31,7 @@ def render_frames(profile: Profile, motion: Motion, device: str = "cpu") -> Iter
     store = FrameStore(profile.folder / "frames.npz")
     compositor = FaceCompositor(profile.face, device)
     for index in range(motion.n_frames):
-        vertices = apply_pose(profile.face.vertices(motion.expression[index : index + 1].astype(np.float64)), poses[index : index + 1])[0]
+        vertices = place_vertices(profile.face, motion.expression[index], poses[index])
         frame, _ = compositor.composite(store[int(indices[index])], vertices)
         yield frame
 

@@ -11,7 +11,7 @@ from talkface.face import topology
 from talkface.face.fit import build_model, fit_clip, reprojection_error, without_head_motion
 from talkface.face.geometry import apply_pose, euler_to_rotation, rotation_to_euler, similarity_align
 from talkface.face.model import FaceFit, MeshFaceModel, project_landmarks
-from talkface.face.texture import _front_facing, rasterize_uv
+from talkface.face.texture import front_facing, rasterize_uv
 from talkface.face.tracker import FaceTrack, track_video
 
 
@@ -99,7 +99,7 @@ def test_mesh_is_oriented_and_textured(clip_model):
     track, model, fit = clip_model
     assert model.triangles.shape == (854 + 2 * 14, 3)  # tessellation + the two closed eyes
     # in the canonical frontal view nearly every triangle shows its front
-    front = _front_facing(model.mean_shape, model.triangles)
+    front = front_facing(model.mean_shape, model.triangles)
     assert front.mean() > 0.97
     triangle_of, _ = rasterize_uv(model.uv, model.triangles, 64)
     assert (triangle_of >= 0).mean() > 0.4
