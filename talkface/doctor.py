@@ -66,10 +66,10 @@ def _tracker_model() -> Check:
 
 def _identity_models() -> Check:
     from talkface.errors import DependencyError
-    from talkface.evaluate.identity import _models_folder
+    from talkface.evaluate.identity import models_folder
 
     try:
-        folder = _models_folder()
+        folder = models_folder()
         import dlib
     except (DependencyError, ImportError) as exc:
         return Check("identity model (dlib)", False, str(exc), required=False)

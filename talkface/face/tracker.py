@@ -142,10 +142,11 @@ class FaceMeshTracker:
             points = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
             points *= np.array([width, height, width], dtype=np.float32)
             faces.append(points)
-        return sorted(faces, key=lambda p: -_box_area(_box(p)))
+        return sorted(faces, key=lambda p: -_box_area(face_box(p)))
 
 
-def _box(points: np.ndarray) -> np.ndarray:
+def face_box(points: np.ndarray) -> np.ndarray:
+    """x0, y0, x1, y1 pixels of a (478, >=2) landmark set."""
     return np.concatenate([points[:, :2].min(0), points[:, :2].max(0)])
 
 
@@ -166,7 +167,7 @@ class TrackBuilder:
         self._raw.append(faces[0] if faces else np.full((N_LANDMARKS, 3), np.nan, np.float32))
         self._second.append(
             len(faces) > 1
-            and _box_area(_box(faces[1])) >= self.config.second_face_area_ratio * _box_area(_box(faces[0]))
+            and _box_area(face_box(faces[1])) >= self.config.second_face_area_ratio * _box_area(face_box(faces[0]))
         )
         return faces[0] if faces else None
 
@@ -192,13 +193,8 @@ class TrackBuilder:
         config = self.config
         filled = fill_gaps(raw_landmarks, config.max_interpolated_gap)
         landmarks = smooth_tracks(filled, config.smoothing_window, config.smoothing_order)
-        boxes = np.array([_box(p) for p in landmarks], dtype=np.float32)
+        boxes = np.array([face_box(p) for p in landmarks], dtype=np.float32)
         return FaceTrack(landmarks, raw_landmarks, boxes, fps, width, height)
-
-
-def face_box(landmarks: np.ndarray) -> np.ndarray:
-    """x0, y0, x1, y1 pixels of a (478, >=2) landmark set."""
-    return _box(landmarks)
 
 
 def track_video(path: str | Path, config: TrackConfig = TrackConfig(), fps: float = FPS) -> FaceTrack:
