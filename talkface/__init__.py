@@ -1,11 +1,25 @@
 """talkface: audio-driven talking-face video, personalised from a short clip, offline.
 
 Library API (the CLI is a thin layer over these):
-    track(video, out)   track the face, reconstruct it in 3D, write an overlay video.
+    talkface.track(video, out)                    track the face, reconstruct it in 3D, overlay video.
+    talkface.finetune.finetune(video, out)        learn a person profile (motion model, GAN refiner).
+    talkface.speak.speak(audio, out, person)      a video of that person saying the audio.
+    talkface.profile.load_profile(folder)         a finetuned person.
+    talkface.batch(manifest, workers=..., ...)    many jobs from a CSV/JSONL manifest, resumable.
 """
 
 __version__ = "0.1.0"
 
 from talkface.track import TrackResult, TrackSummary, track  # noqa: E402
 
-__all__ = ["TrackResult", "TrackSummary", "__version__", "track"]
+
+def __getattr__(name):
+    """`talkface.batch` imports torch and friends: load it on first use."""
+    if name == "batch":
+        import importlib
+
+        return importlib.import_module("talkface.batch")
+    raise AttributeError(f"module 'talkface' has no attribute {name!r}")
+
+
+__all__ = ["TrackResult", "TrackSummary", "__version__", "batch", "track"]

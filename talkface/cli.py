@@ -29,6 +29,7 @@ _RECONSTRUCT = ReconstructConfig()
 _FINETUNE = FinetuneConfig()
 _SPEAK = SpeakConfig()
 DEVICE_HELP = "Compute device: auto, cpu or cuda."
+REFINE_HELP = "Pass frames through the profile's GAN refiner (--no-refine: the coarse render, faster)."
 
 
 def reports_errors(command):
@@ -112,14 +113,22 @@ def finetune(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Profile folder (default: $TALKFACE_HOME/profiles/VIDEO-NAME)."),
     features: str = typer.Option(_FINETUNE.features, help="Audio features: mfcc, whisper or mfcc+whisper."),
     prior: bool = typer.Option(_FINETUNE.use_prior, "--prior/--no-prior", help="Start from the generic audio->lip prior."),
+    preset: str = typer.Option(
+        _FINETUNE.preset, help="Refiner training: draft (a few minutes on a CPU), standard (about 20 min on 2 CPU cores) or best (long; for a GPU)."
+    ),
+    refiner: bool = typer.Option(_FINETUNE.refiner, "--refiner/--no-refiner", help="Train the GAN refiner (without it, speak gives the coarse render)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     force: bool = typer.Option(False, "--force", help="Ignore cached stages and redo everything."),
     as_json: bool = typer.Option(False, "--json", help="Print the profile summary as JSON."),
 ) -> None:
-    """Learn a person profile from a clip: face model, audio->motion model, head-motion style, blinks."""
+    """Learn a person profile from a clip: face model, audio->motion model, head-motion style, blinks, GAN refiner.
+
+    Interrupted? Run the same command again: finished stages are reused and refiner training resumes from its checkpoint.
+    """
     from talkface.finetune import finetune as run_finetune
 
-    profile = run_finetune(video, out, FinetuneConfig(features=features, use_prior=prior), device=device, force=force)
+    config = FinetuneConfig(features=features, use_prior=prior, preset=preset, refiner=refiner)
+    profile = run_finetune(video, out, config, device=device, force=force)
     if as_json:
         print(json.dumps({**profile.info, "folder": str(profile.folder)}))
         return
@@ -130,6 +139,13 @@ def finetune(
         f"{profile.info['blinks_per_minute']:.0f} blinks/min",
         highlight=False,
     )
+    refined = profile.info.get("refiner", {}).get("validation", {})
+    if refined:
+        stdout.print(
+            f"refiner: held-out face PSNR {refined['face_psnr_coarse_db']:.1f} dB coarse -> {refined['face_psnr_refined_db']:.1f} dB refined, "
+            f"mouth sharpness {refined['mouth_sharpness_refined']:.0f} (real {refined['mouth_sharpness_real']:.0f})",
+            highlight=False,
+        )
     stdout.print(f"next: talkface speak --audio SPEECH.wav --person {profile.folder} --out out.mp4", highlight=False)
 
 
@@ -144,12 +160,13 @@ def speak(
     blink_rate: Optional[float] = typer.Option(_SPEAK.blink_rate, help="Blinks per minute (default: the clip's rate; 0 turns blinks off)."),
     save_motion: Optional[Path] = typer.Option(None, "--save-motion", help="Also write the motion file (.npz)."),
     preview: bool = typer.Option(_SPEAK.preview, "--preview", help="Draw the shaded 3D face on a plain background instead of the full frame."),
+    refine: bool = typer.Option(_SPEAK.refine, "--refine/--no-refine", help=REFINE_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
-    """Make a video of the finetuned person saying AUDIO, in their own room (coarse render, before the refiner)."""
+    """Make a video of the finetuned person saying AUDIO, in their own room, refined by their GAN refiner."""
     from talkface.speak import speak as run_speak
 
-    config = SpeakConfig(pose=pose, seed=seed, blink_rate=blink_rate, preview=preview)
+    config = SpeakConfig(pose=pose, seed=seed, blink_rate=blink_rate, preview=preview, refine=refine)
     result = run_speak(audio, out, person, config, device, save_motion)
     stdout.print(
         f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)",
@@ -164,6 +181,7 @@ def render(
     out: Path = typer.Option(..., "--out", "-o", help="Output .mp4."),
     person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Sound to mux (any audio file or a video with sound)."),
+    refine: bool = typer.Option(_SPEAK.refine, "--refine/--no-refine", help=REFINE_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Render any motion file of the profile's person as a full-frame video (self-reenactment with a clip's own motion)."""
@@ -178,9 +196,46 @@ def render(
     profile = load_profile(person)
     loaded = load_motion(motion)
     started = time.perf_counter()
-    render_video(profile, loaded, out, load_audio(audio) if audio else None, resolve_device(device))
+    render_video(profile, loaded, out, load_audio(audio) if audio else None, resolve_device(device), refine)
     seconds = time.perf_counter() - started
     stdout.print(f"{out}: {loaded.n_frames} frames in {seconds:.1f} s ({loaded.n_frames / seconds:.0f} frames/s)", highlight=False)
+
+
+@app.command()
+@reports_errors
+def batch(
+    jobs: Path = typer.Argument(..., help="Manifest: .csv or .jsonl with person, audio, out (+ optional pose, seed, blink_rate, refine), or a folder with people/ and audio/."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Parallel worker processes on this machine (default: one per 4 cores)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run on a Ray cluster: local (start one here), auto, or ray://HOST:PORT."),
+    report: Optional[Path] = typer.Option(None, "--report", help="JSON report, read to resume (default: JOBS.report.json)."),
+    preset: str = typer.Option(_FINETUNE.preset, help="Refiner preset for people given as clips (finetuned once)."),
+    retry_failed: bool = typer.Option(True, "--retry-failed/--keep-failed", help="Run rows that failed last time again."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Render many lines for many people. Finished rows are skipped on a rerun; a bad row never stops the others.
+
+    Exit code 1 if any row failed (the table and the report say why).
+    """
+    from talkface.batch import run_batch
+
+    result = run_batch(jobs, workers, ray, report, preset, device, retry_failed)
+    if as_json:
+        print(json.dumps(result.to_json()))
+    else:
+        table = Table(title=f"talkface batch: {result.counts['done']} done, {result.counts['skipped']} skipped, {result.counts['failed']} failed in {result.seconds:.1f} s")
+        for column in ("row", "person", "audio", "out", "status", "time (s)", "problem"):
+            table.add_column(column)
+        colours = {"done": "green", "skipped": "cyan", "failed": "red"}
+        for item in result.results:
+            table.add_row(
+                str(item.row), Path(item.person).name, Path(item.audio).name, Path(item.out).name,
+                f"[{colours[item.status]}]{item.status}[/]", f"{item.seconds:.1f}", item.error,
+            )
+        stdout.print(table)
+        stdout.print(f"report: {result.report_path}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

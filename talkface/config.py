@@ -66,12 +66,58 @@ class FinetuneConfig:
         features: audio features: 'mfcc', 'whisper' or 'mfcc+whisper' (measured best, see
             benchmarks/results/motion.md).
         use_prior: start from the generic audio->lip prior shipped with talkface.
+        preset: refiner training preset, one of REFINER_PRESETS: 'draft' (minutes on a CPU),
+            'standard' or 'best' (for a GPU, or a long CPU run).
+        refiner: train the GAN refiner at all (without it, speak gives the coarse render).
     """
 
     min_seconds: float = 10.0
     min_tracked_fraction: float = 0.9
     features: str = "mfcc+whisper"
     use_prior: bool = True
+    preset: str = "standard"
+    refiner: bool = True
+
+
+@dataclass(frozen=True)
+class RefinerConfig:
+    """The memory-augmented GAN refiner and its training (one preset of REFINER_PRESETS).
+
+    Attributes:
+        crop_size: side (px) of the face crop the refiner works on; the face is never upscaled.
+        channels: generator widths at 1, 1/2, 1/4 and 1/8 of the crop.
+        steps: training steps (one batch each).
+        batch: crops per step.
+        learning_rate: Adam step size for generator and discriminators.
+        memory_neighbours: real mouths read from the memory per frame (top-k attention).
+        exclude_window: frames either side of a training frame that its memory read may not use,
+            so the generator learns to transfer appearance, not to copy the answer.
+        held_out_fraction: the clip's last part kept out of training, for validation.
+        l1_weight, mouth_weight, ssim_weight, adversarial_weight, feature_match_weight: loss terms.
+        checkpoint_seconds: training state is saved at least this often (s), so a killed run resumes.
+    """
+
+    crop_size: int = 192
+    channels: tuple[int, int, int, int] = (16, 32, 64, 128)
+    steps: int = 1200
+    batch: int = 8
+    learning_rate: float = 2e-4
+    memory_neighbours: int = 3
+    exclude_window: int = 12
+    held_out_fraction: float = 0.15
+    l1_weight: float = 10.0
+    mouth_weight: float = 4.0
+    ssim_weight: float = 2.0
+    adversarial_weight: float = 1.0
+    feature_match_weight: float = 5.0
+    checkpoint_seconds: float = 60.0
+
+
+REFINER_PRESETS = {
+    "draft": RefinerConfig(crop_size=160, steps=250, batch=6),
+    "standard": RefinerConfig(),
+    "best": RefinerConfig(crop_size=224, channels=(24, 48, 96, 128), steps=4000),
+}
 
 
 @dataclass(frozen=True)
@@ -83,9 +129,11 @@ class SpeakConfig:
         seed: seeds head motion and blinks (same seed and audio, same video).
         blink_rate: blinks per minute; None keeps the rate measured in the clip.
         preview: draw the shaded 3D face on a plain background instead of the full frame.
+        refine: pass the frames through the profile's GAN refiner (when it has one).
     """
 
     pose: str = "generated"
     seed: int = 0
     blink_rate: float | None = None
     preview: bool = False
+    refine: bool = True

@@ -10,13 +10,16 @@ import numpy as np
 from talkface import __version__, progress
 from talkface.audio import extract
 from talkface.cache import StageCache, file_digest, make_key
-from talkface.config import FinetuneConfig, ReconstructConfig, TrackConfig
+from talkface.config import REFINER_PRESETS, FinetuneConfig, ReconstructConfig, RefinerConfig, TrackConfig
 from talkface.device import resolve_device
+from talkface.errors import InputError
 from talkface.face.texture import frontal_frames
 from talkface.media import load_audio, probe, read_frames, read_frames_at, require_audio, require_video
 from talkface.motion.model import train_motion_model
 from talkface.motion.prior import MotionPrior, prior_path
-from talkface.profile import Profile, default_profile_dir, load_profile, save_profile
+from talkface.profile import Profile, default_profile_dir, load_profile, save_profile, update_profile_info
+from talkface.refine.model import REFINER_FORMAT, Refiner
+from talkface.refine.train import CHECKPOINT, prepare_pairs, train_refiner
 from talkface.render.frames import save_frames
 from talkface.storage import load_npz, save_npz
 from talkface.track import require_clip_duration, require_finetune_clip, track
@@ -33,11 +36,13 @@ def finetune(
     reconstruct_config: ReconstructConfig = ReconstructConfig(),
     device: str = "auto",
     force: bool = False,
+    refiner_config: RefinerConfig | None = None,
 ) -> Profile:
     """Build a person profile from a clip of them talking.
 
     Every stage is cached in the profile folder, so rerunning after an interruption resumes
-    where it stopped.
+    where it stopped; the refiner's training resumes from its last checkpoint. The profile is
+    usable (coarse render) as soon as the stages before the refiner are done.
 
     Args:
         video: 10-30 s of one person talking, with sound.
@@ -45,36 +50,42 @@ def finetune(
         config: finetuning settings; track_config, reconstruct_config: earlier stages.
         device: 'auto', 'cpu' or 'cuda'.
         force: redo every stage.
+        refiner_config: refiner settings (default: the preset named in `config`).
 
     Returns:
         The loaded profile.
 
     Raises:
-        InputError (and subclasses): unreadable video, no audio, clip too short.
+        InputError (and subclasses): unreadable video, no audio, clip too short, unknown preset.
         NoFaceError, MultipleFacesError: not one usable face.
     """
     video = Path(video)
     folder = Path(out) if out else default_profile_dir(video)
     device = resolve_device(device)
     # 1. check the input before heavy work
+    if config.refiner and refiner_config is None:
+        if config.preset not in REFINER_PRESETS:
+            raise InputError(f"unknown refiner preset {config.preset!r}; use one of {', '.join(REFINER_PRESETS)}")
+        refiner_config = REFINER_PRESETS[config.preset]
+    steps = 5 if config.refiner else 4
     info = probe(video)
     require_video(info)
     require_audio(info)
     require_clip_duration(info.duration, str(video), config)
     # 2. tracking + 3D reconstruction (cached by `track`)
-    progress.log(f"[1/4] tracking and reconstructing the face in {video.name}")
+    progress.log(f"[1/{steps}] tracking and reconstructing the face in {video.name}")
     started = time.perf_counter()
     tracked = track(video, folder, track_config, reconstruct_config, overlay=False, force=force)
     require_finetune_clip(tracked.track, config)
     # 3. audio features, aligned to the clip's frames
-    progress.log(f"[2/4] audio features ({config.features})")
+    progress.log(f"[2/{steps}] audio features ({config.features})")
     features = _clip_features(video, folder, config.features, tracked.track.n_frames, device, force)
     # 4. the audio->motion model
-    progress.log("[3/4] training the audio->motion model" + (" from the generic prior" if config.use_prior else ""))
+    progress.log(f"[3/{steps}] training the audio->motion model" + (" from the generic prior" if config.use_prior else ""))
     prior = MotionPrior.load(prior_path(config.features)) if config.use_prior else None
     motion = train_motion_model(tracked.model, tracked.fit, features, tracked.track.fps, prior)
     # 5. the profile, with the clip's frames as backgrounds
-    progress.log(f"[4/4] writing the profile to {folder}")
+    progress.log(f"[4/{steps}] writing the profile to {folder}")
     _store_clip_frames(video, folder, force)
     frontal = int(frontal_frames(tracked.fit, 1)[0])
     reference = read_frames_at(video, [frontal])[frontal]
@@ -98,7 +109,30 @@ def finetune(
         "finetune_seconds": round(time.perf_counter() - started, 1),
     }
     save_profile(folder, summary, tracked.model, tracked.fit, motion, reference)
+    # 6. the GAN refiner (the profile above already works without it)
+    if config.refiner:
+        progress.log(f"[5/5] training the refiner (preset {config.preset})")
+        refiner = _train_refiner(video, folder, tracked, refiner_config, config.preset, device, force)
+        update_profile_info(folder, refiner=refiner, finetune_seconds=round(time.perf_counter() - started, 1))
     return load_profile(folder)
+
+
+def _train_refiner(video: Path, folder: Path, tracked, refiner_config: RefinerConfig, preset: str, device: str, force: bool) -> dict:
+    """Train the refiner on the clip rendered onto itself, or reuse the one already trained."""
+    cache = StageCache(folder)
+    fit_digest = file_digest(folder / "fit.npz")
+    key = make_key(file_digest(video), fit_digest, repr(refiner_config), REFINER_FORMAT)
+    if not force and Refiner.exists(folder) and cache.is_done("refiner", key, ["refiner.json", "refiner.safetensors", "refiner_memory.npz"]):
+        return Refiner.load(folder).summary
+    n_frames = len(tracked.fit.pose)
+    n_train = int(round(n_frames * (1 - refiner_config.held_out_fraction)))
+    (folder / "refiner.json").unlink(missing_ok=True)  # the old refiner no longer matches
+    if force:
+        (folder / CHECKPOINT).unlink(missing_ok=True)
+    pairs, memory = prepare_pairs(tracked.model, tracked.fit, read_frames(video), refiner_config, n_train, device)
+    summary = train_refiner(pairs, memory, n_train, refiner_config, folder, key, preset, device)
+    cache.mark_done("refiner", key)
+    return summary
 
 
 def _store_clip_frames(video: Path, folder: Path, force: bool) -> None:

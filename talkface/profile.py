@@ -7,6 +7,8 @@ Layout (all plain arrays and JSON, nothing executable):
     motion.npz       the audio->motion model (expression ridge, prior, pose, blinks)
     reference.png    a frontal frame of the clip
     frames.npz       the clip's frames (JPEG), the backgrounds of rendered video
+    refiner.*        the GAN refiner (generator weights, mouth memory, summary), when trained;
+                     refiner.json is written last; refiner_checkpoint.safetensors while training
 `profile.json` is written last, so a folder without it is an unfinished finetune.
 """
 
@@ -61,6 +63,11 @@ class Profile:
     def feature_set(self) -> str:
         return self.info["features"]
 
+    @property
+    def has_refiner(self) -> bool:
+        """Whether finetune trained the GAN refiner for this person (see talkface.refine)."""
+        return (self.folder / "refiner.json").exists()
+
 
 def save_profile(folder: Path, info: dict, face: MeshFaceModel, clip_fit: FaceFit, motion: MotionModel, reference_frame: np.ndarray) -> None:
     """Write a profile; profile.json goes last so an interrupted save is never taken as valid."""
@@ -97,6 +104,12 @@ def load_profile(folder: str | Path | None = None) -> Profile:
     if reference is None:
         raise CacheError(f"{folder / 'reference.png'} is missing or damaged; finetune again to rebuild the profile")
     return Profile(folder, info, MeshFaceModel.load(folder), FaceFit(fit["pose"], fit["expression"]), motion, reference[..., ::-1].copy())
+
+
+def update_profile_info(folder: Path, **fields) -> None:
+    """Add or replace top-level fields of a finished profile's profile.json (atomically)."""
+    path = Path(folder) / "profile.json"
+    write_json(path, {**json.loads(path.read_text()), **fields})
 
 
 def remember_latest(folder: Path) -> None:

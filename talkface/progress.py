@@ -19,15 +19,26 @@ def enabled() -> bool:
 
 
 @contextlib.contextmanager
-def bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """Show a bar for `total` steps; yields `advance(n)`. Silent when not on a terminal."""
+def bar(description: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """Show a bar for `total` steps; yields `advance(n=1, status=None)`, where `status` is a short
+    text shown after the bar (losses, say). Silent when not on a terminal."""
     if not enabled():
-        yield lambda n=1: None
+        yield lambda n=1, status=None: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
     with Progress(*columns, console=_console, transient=False) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+        task = progress.add_task(description, total=total, status="")
+
+        def advance(n: int = 1, status: str | None = None) -> None:
+            progress.update(task, advance=n, **({"status": status} if status is not None else {}))
+
+        yield advance
 
 
 def log(message: str) -> None:

@@ -49,13 +49,14 @@ def speak(
 
     The video has the clip's resolution: the person's textured face at the predicted pose
     and expression, composited into background frames of their clip chosen by keyframe
-    matching (`config.preview`: the shaded 3D face on a plain background instead).
+    matching, then made photoreal by the profile's GAN refiner (`config.refine`; the coarse
+    render without it). `config.preview`: the shaded 3D face on a plain background instead.
 
     Args:
         audio: any speech recording (wav, mp3, flac, m4a, or a video's sound), 0.5 s to hours.
         out: the .mp4 to write.
         person: profile folder or loaded Profile (default: the most recently finetuned).
-        config: pose mode, seed, blink rate.
+        config: pose mode, seed, blink rate, refiner on/off, preview.
         device: 'auto', 'cpu' or 'cuda'.
         motion_path: also write the motion file here.
 
@@ -81,11 +82,13 @@ def speak(
     )
     if motion_path:
         save_motion(motion_path, motion)
-    # 4. render and encode, one frame at a time
+    # 4. render (and refine) and encode, one frame at a time
     if config.preview:
         write_video(out, _preview_frames(profile, motion), profile.fps, speech)
     else:
-        render_video(profile, motion, out, speech, resolve_device(device))
+        if config.refine and not profile.has_refiner:
+            progress.log("this profile has no refiner (finetune it again with the refiner on); writing the coarse render")
+        render_video(profile, motion, out, speech, resolve_device(device), config.refine)
     return SpeakResult(Path(out), motion, profile.folder, n_frames, time.perf_counter() - started)
 
 

@@ -13,13 +13,18 @@ from talkface.face.model import place_vertices
 from talkface.media import Audio, write_video
 from talkface.motion import Motion
 from talkface.profile import Profile
+from talkface.refine.model import BATCH as REFINE_BATCH
+from talkface.refine.model import Refiner
 from talkface.render.background import background_indices, seat_head
 from talkface.render.composite import FaceCompositor
 from talkface.render.frames import FrameStore
 
 
-def render_frames(profile: Profile, motion: Motion, device: str = "cpu") -> Iterator[np.ndarray]:
-    """Full frames at the clip's resolution, one per motion frame (RGB uint8)."""
+def render_frames(profile: Profile, motion: Motion, device: str = "cpu", refine: bool = True) -> Iterator[np.ndarray]:
+    """Full frames at the clip's resolution, one per motion frame (RGB uint8).
+
+    With `refine` and a profile that has a refiner, the coarse frames go through it in batches.
+    """
     if motion.expression.shape[1] != profile.face.n_expression:
         raise InputError(
             f"the motion has {motion.expression.shape[1]} expression coefficients but the profile's face model has "
@@ -30,18 +35,30 @@ def render_frames(profile: Profile, motion: Motion, device: str = "cpu") -> Iter
     poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
     store = FrameStore(profile.folder / "frames.npz")
     compositor = FaceCompositor(profile.face, device)
+    refiner = Refiner.load(profile.folder, device) if refine and profile.has_refiner else None
+    batch: list[tuple] = []
+    previous = None
     for index in range(motion.n_frames):
         vertices = place_vertices(profile.face, motion.expression[index], poses[index])
-        frame, _ = compositor.composite(store[int(indices[index])], vertices)
-        yield frame
+        frame, coverage = compositor.composite(store[int(indices[index])], vertices)
+        if refiner is None:
+            yield frame
+            continue
+        batch.append((frame, frame if previous is None else previous, coverage, vertices))
+        previous = frame
+        if len(batch) == REFINE_BATCH or index == motion.n_frames - 1:
+            frames, before, coverages, placed = (list(column) for column in zip(*batch))
+            expressions = motion.expression[index + 1 - len(batch) : index + 1]
+            yield from refiner.refine(profile.face, frames, before, coverages, placed, expressions)
+            batch = []
 
 
-def render_video(profile: Profile, motion: Motion, out: str | Path, audio: Audio | None = None, device: str = "cpu") -> Path:
+def render_video(profile: Profile, motion: Motion, out: str | Path, audio: Audio | None = None, device: str = "cpu", refine: bool = True) -> Path:
     """Render a motion of this profile's person to an mp4 (with `audio` muxed if given)."""
-    with progress.bar("rendering", motion.n_frames) as advance:
+    with progress.bar("rendering" + (" and refining" if refine and profile.has_refiner else ""), motion.n_frames) as advance:
 
         def frames():
-            for frame in render_frames(profile, motion, device):
+            for frame in render_frames(profile, motion, device, refine):
                 yield frame
                 advance(1)
 

@@ -1,0 +1,119 @@
+"""Batch manifests: CSV, JSONL, or a folder of people and audio, read into jobs.
+
+A manifest row names a `person` (a profile folder, or a clip to finetune once and share), an
+`audio` file and an `out` video; optional columns set that row's speak options (`pose`, `seed`,
+`blink_rate`, `refine`). Relative paths are taken from the manifest's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from talkface.config import SpeakConfig
+from talkface.errors import InputError
+
+REQUIRED = ("person", "audio", "out")
+OPTIONS = {"pose": str, "seed": int, "blink_rate": float, "refine": bool}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
+AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".m4a", ".ogg", ".aac"} | VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Job:
+    """One line to render: `row` is its 1-based position in the manifest."""
+
+    row: int
+    person: Path
+    audio: Path
+    out: Path
+    options: dict = field(default_factory=dict)
+
+    def speak_config(self) -> SpeakConfig:
+        return SpeakConfig(**self.options)
+
+
+def read_manifest(path: str | Path) -> list[Job]:
+    """Jobs from a .csv or .jsonl manifest, or from a folder holding people/ and audio/.
+
+    The folder convention: every audio file in audio/ is said by every person in people/
+    (profile folders or clips), written to out/PERSON/AUDIO.mp4.
+
+    Raises:
+        InputError: no such manifest, a missing column, a bad option value.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _folder_jobs(path)
+    if not path.exists():
+        raise InputError(f"no batch manifest at {path}: give a .csv or .jsonl file, or a folder with people/ and audio/")
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            records = [(number, record) for number, record in enumerate(csv.DictReader(handle), start=1)]
+    elif path.suffix.lower() in (".jsonl", ".ndjson"):
+        records = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append((number, json.loads(line)))
+                except json.JSONDecodeError as error:
+                    raise InputError(f"{path}, line {number}: not JSON ({error.msg}); each line must be one JSON object") from None
+    else:
+        raise InputError(f"{path}: a manifest must be .csv or .jsonl (or a folder with people/ and audio/)")
+    if not records:
+        raise InputError(f"{path} has no jobs")
+    return [_job(path, number, record) for number, record in records]
+
+
+def _job(manifest: Path, row: int, record: dict) -> Job:
+    where = f"{manifest.name}, row {row}"
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected an object with {', '.join(REQUIRED)}")
+    missing = [name for name in REQUIRED if not str(record.get(name) or "").strip()]
+    if missing:
+        raise InputError(f"{where}: missing {', '.join(missing)} (every row needs {', '.join(REQUIRED)})")
+    unknown = set(record) - set(REQUIRED) - set(OPTIONS)
+    if unknown:
+        raise InputError(f"{where}: unknown column(s) {', '.join(sorted(unknown))}; options are {', '.join(OPTIONS)}")
+    options = {}
+    for name, kind in OPTIONS.items():
+        value = record.get(name)
+        if value is None or str(value).strip() == "":
+            continue
+        try:
+            options[name] = _parse(value, kind)
+        except ValueError:
+            raise InputError(f"{where}: {name}={value!r} is not a valid {kind.__name__}") from None
+    base = manifest.parent
+    resolve = lambda value: (base / Path(str(value).strip()).expanduser()).resolve()  # noqa: E731
+    return Job(row, resolve(record["person"]), resolve(record["audio"]), resolve(record["out"]), options)
+
+
+def _parse(value, kind):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    return kind(value)
+
+
+def _folder_jobs(folder: Path) -> list[Job]:
+    people_dir, audio_dir = folder / "people", folder / "audio"
+    if not people_dir.is_dir() or not audio_dir.is_dir():
+        raise InputError(f"{folder} is a folder but has no people/ and audio/ sub-folders; give a .csv or .jsonl manifest instead")
+    people = sorted(p for p in people_dir.iterdir() if (p / "profile.json").exists() or p.suffix.lower() in VIDEO_SUFFIXES)
+    audios = sorted(a for a in audio_dir.iterdir() if a.is_file() and a.suffix.lower() in AUDIO_SUFFIXES)
+    if not people or not audios:
+        raise InputError(f"{folder}: people/ needs clips or profile folders and audio/ needs audio files")
+    jobs = []
+    for person in people:
+        for audio in audios:
+            jobs.append(Job(len(jobs) + 1, person.resolve(), audio.resolve(), (folder / "out" / person.stem / f"{audio.stem}.mp4").resolve()))
+    return jobs

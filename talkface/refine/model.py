@@ -1,0 +1,88 @@
+"""The trained refiner in a profile: loading it and refining coarse frames."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from talkface.errors import CacheError
+from talkface.face.model import MeshFaceModel
+from talkface.refine.inputs import CropInputs, crop_inputs, generator_input
+from talkface.refine.memory import MouthMemory, mouth_keys
+from talkface.refine.networks import Generator
+from talkface.storage import write_json
+
+REFINER_FORMAT = 1
+WEIGHTS, SUMMARY, MEMORY = "refiner.safetensors", "refiner.json", "refiner_memory.npz"
+BATCH = 8  # frames refined at a time
+
+
+def mouth_patch_size(crop_size: int) -> int:
+    """Side of the square the mouth critic looks at: 40% of the crop, a multiple of 8."""
+    return max(32, int(round(crop_size * 0.4 / 8)) * 8)
+
+
+@dataclass
+class Refiner:
+    """A person's trained generator and mouth memory."""
+
+    generator: Generator
+    memory: MouthMemory
+    summary: dict
+    device: torch.device
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.summary["config"]["crop_size"])
+
+    @staticmethod
+    def save(folder: Path, generator: Generator, memory: MouthMemory, summary: dict) -> None:
+        """Weights and memory first, the summary last: a folder with refiner.json has a whole refiner."""
+        temporary = folder / (WEIGHTS + ".partial")
+        save_file({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}, str(temporary))
+        temporary.replace(folder / WEIGHTS)
+        memory.save(folder / MEMORY)
+        write_json(folder / SUMMARY, summary)
+
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        return (folder / SUMMARY).exists()
+
+    @classmethod
+    def load(cls, folder: Path, device: str = "cpu") -> "Refiner":
+        try:
+            summary = json.loads((folder / SUMMARY).read_text())
+            if summary.get("format") != REFINER_FORMAT:
+                raise CacheError(f"the refiner in {folder} is from another talkface version; run finetune again")
+            generator = Generator(tuple(summary["config"]["channels"]))
+            generator.load_state_dict(load_file(str(folder / WEIGHTS)))
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            raise CacheError(f"the refiner in {folder} cannot be loaded ({error}); run finetune again to rebuild it") from None
+        generator.eval().to(device)
+        return cls(generator, MouthMemory.load(folder / MEMORY), summary, torch.device(device))
+
+    def refine(self, model: MeshFaceModel, frames: list[np.ndarray], previous: list[np.ndarray], coverage: list[np.ndarray], vertices: list[np.ndarray], expressions: np.ndarray) -> list[np.ndarray]:
+        """Refine coarse full frames (RGB uint8); each comes with its predecessor, face coverage,
+        placed vertices and expression. Returns full frames."""
+        config = self.summary["config"]
+        inputs: list[CropInputs] = [crop_inputs(f, p, c, v, self.crop_size) for f, p, c, v in zip(frames, previous, coverage, vertices)]
+        keys = mouth_keys(model, expressions)
+        lips = np.stack([item.lips for item in inputs])
+        memory = self.memory.read(keys, lips, config["memory_neighbours"])
+        tensor = generator_input(
+            np.stack([item.rendered for item in inputs]),
+            np.stack([item.previous for item in inputs]),
+            memory,
+            np.stack([item.coverage for item in inputs]),
+            np.stack([item.opening for item in inputs]),
+            np.stack([item.region for item in inputs]),
+        ).to(self.device)
+        with torch.inference_mode():
+            refined = self.generator(tensor)
+            difference = ((refined - tensor[:, :3]) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+        return [item.crop.paste_difference(frame, delta) for item, frame, delta in zip(inputs, frames, difference)]

@@ -1,0 +1,162 @@
+"""The GAN refiner: crops, memory, networks, a tiny training run end to end, checkpoint resume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from talkface.config import FinetuneConfig, RefinerConfig
+from talkface.errors import InputError
+from talkface.finetune import finetune
+from talkface.media import read_frames, read_frames_at
+from talkface.refine.crop import edge_taper, face_crop
+from talkface.refine.memory import MouthMemory, mouth_keys
+from talkface.refine.model import Refiner
+from talkface.refine.networks import Generator, PatchDiscriminator, ssim_loss
+from talkface.refine.train import CHECKPOINT, RefinerTrainer, prepare_pairs, train_refiner
+from talkface.render.video import render_frames
+from talkface.speak import speak
+
+TINY = RefinerConfig(crop_size=64, channels=(8, 8, 16, 16), steps=6, batch=2, learning_rate=2e-3, checkpoint_seconds=0.0)
+RULES = FinetuneConfig(min_seconds=2.0)  # the shipped test clip is 3 s
+
+
+@pytest.fixture(scope="module")
+def coarse_profile(clip, tmp_path_factory):
+    return finetune(clip, tmp_path_factory.mktemp("coarse"), replace(RULES, refiner=False))
+
+
+@pytest.fixture(scope="module")
+def pairs(coarse_profile, clip):
+    n_train = 60
+    built, memory = prepare_pairs(coarse_profile.face, coarse_profile.clip_fit, read_frames(clip), TINY, n_train)
+    return built, memory, n_train
+
+
+def test_face_crop_is_upright_and_never_enlarges(coarse_profile):
+    from talkface.face.model import place_vertices
+
+    fit = coarse_profile.clip_fit
+    vertices = place_vertices(coarse_profile.face, fit.expression[0], fit.pose[0])
+    crop = face_crop(vertices, 64)
+    eyes = crop.points(vertices[[33, 263]])
+    assert abs(eyes[0, 1] - eyes[1, 1]) < 0.5  # eye line horizontal
+    assert np.all((eyes > 0) & (eyes < 64))
+    big = face_crop(vertices, 4096)
+    assert np.isclose(np.linalg.det(big.matrix[:, :2]), 1.0)  # scale capped at 1
+
+
+def test_pasting_a_zero_difference_changes_nothing_and_edges_fade(coarse_profile, clip_frames):
+    from talkface.face.model import place_vertices
+
+    fit = coarse_profile.clip_fit
+    crop = face_crop(place_vertices(coarse_profile.face, fit.expression[0], fit.pose[0]), 64)
+    frame = clip_frames[0]
+    assert np.array_equal(crop.paste_difference(frame, np.zeros((64, 64, 3), np.float32)), frame)
+    taper = edge_taper(64)
+    assert taper[0].max() == 0 and taper[:, 0].max() == 0 and taper[32, 32] == 1
+    brighter = crop.paste_difference(frame, np.full((64, 64, 3), 40, np.float32))
+    changed = np.abs(brighter.astype(int) - frame).sum(-1) > 0
+    assert 0 < changed.mean() < 0.5  # only around the face
+
+
+def test_memory_read_finds_the_matching_mouth_and_respects_the_exclusion_window():
+    rng = np.random.default_rng(0)
+    keys = rng.normal(size=(30, 80)).astype(np.float32)
+    lips = np.tile(rng.uniform(20, 40, size=(1, 40, 2)), (30, 1, 1))
+    crops = np.stack([np.full((64, 64, 3), 8 * i, np.uint8) for i in range(30)])
+    memory = MouthMemory.build(keys, lips, np.arange(30), crops, exclude_window=2)
+    read = memory.read(keys[[7]], lips[[7]], k=1)
+    assert np.allclose(read[0, 32, 32], 56, atol=1)
+    excluded = memory.read(keys[[7]], lips[[7]], k=1, frames=np.array([7]), exclude_window=2)
+    assert not np.allclose(excluded[0, 32, 32], 56, atol=1)
+
+
+def test_memory_round_trips_through_its_file(pairs, tmp_path):
+    _, memory, _ = pairs
+    memory.save(tmp_path / "m.npz")
+    loaded = MouthMemory.load(tmp_path / "m.npz")
+    assert np.array_equal(loaded.keys, memory.keys) and loaded.temperature == memory.temperature
+    assert np.abs(loaded.crops.astype(int) - memory.crops).mean() < 3  # JPEG
+
+
+def test_mouth_keys_ignore_head_pose_and_follow_the_mouth(coarse_profile):
+    fit = coarse_profile.clip_fit
+    keys = mouth_keys(coarse_profile.face, fit.expression)
+    assert keys.shape == (len(fit.expression), 80)
+    assert np.std(keys, 0).max() > 0
+
+
+def test_networks_shapes_and_ssim():
+    generator = Generator((8, 8, 16, 16))
+    out = generator(torch.zeros(2, 11, 64, 64))
+    assert out.shape == (2, 3, 64, 64) and out.abs().max() <= 1
+    features = PatchDiscriminator(3)(torch.zeros(1, 3, 64, 64))
+    assert features[-1].shape == (1, 1, 8, 8)
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert ssim_loss(image, image) < 1e-5 < ssim_loss(image, -image)
+
+
+def test_pairs_render_each_frame_onto_itself(pairs):
+    built, memory, n_train = pairs
+    assert built.rendered.shape == (75, 64, 64, 3) and built.real.shape == built.rendered.shape
+    assert np.all(memory.frames < n_train) and len(memory.frames) == n_train
+    # outside the face the coarse render is the real frame itself
+    outside = built.coverage < 10
+    assert np.abs(built.rendered.astype(int) - built.real)[outside].mean() < 2
+
+
+def test_training_resumes_from_a_checkpoint_to_the_same_weights(pairs, tmp_path):
+    built, memory, n_train = pairs
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    train_refiner(built, memory, n_train, TINY, whole, "key", "tiny")
+    split = tmp_path / "split"
+    split.mkdir()
+    assert train_refiner(built, memory, n_train, TINY, split, "key", "tiny", max_steps=3) == {}
+    assert (split / CHECKPOINT).exists() and not Refiner.exists(split)
+    summary = train_refiner(built, memory, n_train, TINY, split, "key", "tiny")
+    assert summary["steps"] == TINY.steps and not (split / CHECKPOINT).exists()
+    a, b = Refiner.load(whole).generator.state_dict(), Refiner.load(split).generator.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_a_checkpoint_for_other_inputs_or_a_damaged_one_is_not_resumed(pairs, tmp_path):
+    built, memory, n_train = pairs
+    train_refiner(built, memory, n_train, TINY, tmp_path, "key", "tiny", max_steps=2)
+    assert not RefinerTrainer(TINY).resume(tmp_path / CHECKPOINT, "other key")
+    (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
+    trainer = RefinerTrainer(TINY)
+    assert not trainer.resume(tmp_path / CHECKPOINT, "key") and trainer.step == 0
+
+
+def test_finetune_trains_the_refiner_and_speak_uses_it(clip, tmp_path):
+    profile = finetune(clip, tmp_path / "p", RULES, refiner_config=TINY)
+    assert profile.has_refiner
+    info = json.loads((profile.folder / "profile.json").read_text())
+    validation = info["refiner"]["validation"]
+    assert info["refiner"]["steps"] == TINY.steps and validation["frames"] > 0
+    assert validation["face_psnr_refined_db"] > 10
+    spoken = speak(clip, tmp_path / "refined.mp4", profile)
+    assert read_frames_at(spoken.video, [30])[30].shape == (450, 450, 3)
+    motion = spoken.motion
+    refined = list(render_frames(profile, motion, refine=True))
+    coarse = list(render_frames(profile, motion, refine=False))
+    assert len(refined) == len(coarse) == motion.n_frames
+    changed = np.mean([np.abs(a.astype(int) - b).sum(-1) > 0 for a, b in zip(refined, coarse)], 0)
+    assert 0 < (changed > 0).mean() < 0.3  # the refiner changed the face region, not the whole frame
+    assert changed[:40].max() == 0 and changed[-40:].max() == 0  # top and bottom of the frame untouched
+    # a rerun reuses the trained refiner
+    stamp = (profile.folder / "refiner.safetensors").stat().st_mtime_ns
+    finetune(clip, tmp_path / "p", RULES, refiner_config=TINY)
+    assert (profile.folder / "refiner.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_unknown_preset_is_refused_before_any_work(clip, tmp_path):
+    with pytest.raises(InputError, match="unknown refiner preset 'fast'.*draft, standard, best"):
+        finetune(clip, tmp_path / "p", replace(RULES, preset="fast"))
+    assert not (tmp_path / "p").exists()
