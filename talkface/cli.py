@@ -30,6 +30,20 @@ _FINETUNE = FinetuneConfig()
 _SPEAK = SpeakConfig()
 DEVICE_HELP = "Compute device: auto, cpu or cuda."
 REFINE_HELP = "Pass frames through the profile's GAN refiner (--no-refine: the coarse render, faster)."
+# controls shared by speak, render and reenact (see talkface.controls)
+YAW = typer.Option(0.0, "--yaw", help="Degrees added to the head's yaw (+ turns the face to the viewer's right).")
+PITCH = typer.Option(0.0, "--pitch", help="Degrees added to the head's pitch (+ tilts it down).")
+ROLL = typer.Option(0.0, "--roll", help="Degrees added to the head's roll (+ tilts it clockwise).")
+POSE_SCALE = typer.Option(1.0, "--pose-scale", help="Head motion around its average, times this: 0 still, 0.5 calmer, 1.5 livelier.")
+FRONTAL = typer.Option(False, "--frontal", help="Frontalise: the head faces the camera on average.")
+MOUTH_SCALE = typer.Option(1.0, "--mouth-scale", help="Amplitude of lip and jaw motion: 0.5 calmer, 1.5 wider (eyes untouched).")
+BACKGROUND = typer.Option(None, "--background", help="Replace the scene behind the person: an image, a video (looped), a colour name, #rrggbb or r,g,b.")
+
+
+def _controls(yaw: float, pitch: float, roll: float, pose_scale: float, frontal: bool, mouth_scale: float):
+    from talkface.controls import Controls
+
+    return Controls(yaw=yaw, pitch=pitch, roll=roll, pose_scale=pose_scale, frontal=frontal, mouth_scale=mouth_scale)
 
 
 def reports_errors(command):
@@ -155,19 +169,27 @@ def speak(
     audio: Path = typer.Option(..., "--audio", "-a", help="Speech to say (wav, mp3, flac, m4a, or a video with sound)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .mp4."),
     person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
-    pose: str = typer.Option(_SPEAK.pose, help="Head motion: generated (from the audio, in the person's style) or clip (replay the clip's)."),
+    pose: str = typer.Option(_SPEAK.pose, help="Head motion: generated (from the audio, in the person's style), clip (replay the clip's) or still."),
     seed: int = typer.Option(_SPEAK.seed, help="Seed for head motion and blinks."),
     blink_rate: Optional[float] = typer.Option(_SPEAK.blink_rate, help="Blinks per minute (default: the clip's rate; 0 turns blinks off)."),
     save_motion: Optional[Path] = typer.Option(None, "--save-motion", help="Also write the motion file (.npz)."),
     preview: bool = typer.Option(_SPEAK.preview, "--preview", help="Draw the shaded 3D face on a plain background instead of the full frame."),
     refine: bool = typer.Option(_SPEAK.refine, "--refine/--no-refine", help=REFINE_HELP),
+    yaw: float = YAW,
+    pitch: float = PITCH,
+    roll: float = ROLL,
+    pose_scale: float = POSE_SCALE,
+    frontal: bool = FRONTAL,
+    mouth_scale: float = MOUTH_SCALE,
+    background: Optional[str] = BACKGROUND,
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Make a video of the finetuned person saying AUDIO, in their own room, refined by their GAN refiner."""
     from talkface.speak import speak as run_speak
 
     config = SpeakConfig(pose=pose, seed=seed, blink_rate=blink_rate, preview=preview, refine=refine)
-    result = run_speak(audio, out, person, config, device, save_motion)
+    controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
+    result = run_speak(audio, out, person, config, device, save_motion, controls, background)
     stdout.print(
         f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)",
         highlight=False,
@@ -182,6 +204,13 @@ def render(
     person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Sound to mux (any audio file or a video with sound)."),
     refine: bool = typer.Option(_SPEAK.refine, "--refine/--no-refine", help=REFINE_HELP),
+    yaw: float = YAW,
+    pitch: float = PITCH,
+    roll: float = ROLL,
+    pose_scale: float = POSE_SCALE,
+    frontal: bool = FRONTAL,
+    mouth_scale: float = MOUTH_SCALE,
+    background: Optional[str] = BACKGROUND,
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Render any motion file of the profile's person as a full-frame video (self-reenactment with a clip's own motion)."""
@@ -193,12 +222,43 @@ def render(
     from talkface.profile import load_profile
     from talkface.render.video import render_video
 
+    from talkface.controls import apply_controls
+
     profile = load_profile(person)
-    loaded = load_motion(motion)
+    controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
+    loaded, notes = apply_controls(load_motion(motion), profile.face, profile.clip_fit.pose, controls, profile.clip_fit.expression)
+    for note in notes:
+        stderr.print(f"note: {note}", highlight=False)
     started = time.perf_counter()
-    render_video(profile, loaded, out, load_audio(audio) if audio else None, resolve_device(device), refine)
+    render_video(profile, loaded, out, load_audio(audio) if audio else None, resolve_device(device), refine, background)
     seconds = time.perf_counter() - started
     stdout.print(f"{out}: {loaded.n_frames} frames in {seconds:.1f} s ({loaded.n_frames / seconds:.0f} frames/s)", highlight=False)
+
+
+@app.command()
+@reports_errors
+def reenact(
+    driver: Path = typer.Option(..., "--driver", "-d", help="A video of anyone talking: their expressions and head motion drive the person."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .mp4."),
+    person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
+    audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Sound for the output (default: the driver's)."),
+    refine: bool = typer.Option(_SPEAK.refine, "--refine/--no-refine", help=REFINE_HELP),
+    yaw: float = YAW,
+    pitch: float = PITCH,
+    roll: float = ROLL,
+    pose_scale: float = POSE_SCALE,
+    frontal: bool = FRONTAL,
+    mouth_scale: float = MOUTH_SCALE,
+    background: Optional[str] = BACKGROUND,
+    save_motion: Optional[Path] = typer.Option(None, "--save-motion", help="Also write the transferred motion (.npz)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+) -> None:
+    """Drive the finetuned person with another video: expressions and head motion relative to the driver's own average."""
+    from talkface.reenact import reenact as run_reenact
+
+    controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
+    result = run_reenact(driver, out, person, audio, controls, device, refine, background, save_motion)
+    stdout.print(f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s", highlight=False)
 
 
 @app.command()

@@ -125,7 +125,8 @@ class SpeakConfig:
     """Generating a talking video from audio.
 
     Attributes:
-        pose: 'generated' (from audio, in the person's style) or 'clip' (replay the clip's poses).
+        pose: 'generated' (from audio, in the person's style), 'clip' (replay the clip's poses) or
+            'still' (no head motion).
         seed: seeds head motion and blinks (same seed and audio, same video).
         blink_rate: blinks per minute; None keeps the rate measured in the clip.
         preview: draw the shaded 3D face on a plain background instead of the full frame.

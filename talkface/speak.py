@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from talkface import progress
 from talkface.audio import check_speech, extract, n_video_frames
 from talkface.config import SpeakConfig
+from talkface.controls import Controls, apply_controls
 from talkface.device import resolve_device
 from talkface.errors import InputError
 from talkface.face.model import place_vertices
@@ -19,7 +20,7 @@ from talkface.profile import Profile, load_profile
 from talkface.render.preview import draw_mesh, triangle_colours
 from talkface.render.video import render_video
 
-POSE_MODES = ("generated", "clip")
+POSE_MODES = ("generated", "clip", "still")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ def speak(
     config: SpeakConfig = SpeakConfig(),
     device: str = "auto",
     motion_path: str | Path | None = None,
+    controls: Controls = Controls(),
+    background: str | None = None,
 ) -> SpeakResult:
     """Make a video of the profile's person saying `audio`.
 
@@ -59,6 +62,8 @@ def speak(
         config: pose mode, seed, blink rate, refiner on/off, preview.
         device: 'auto', 'cpu' or 'cuda'.
         motion_path: also write the motion file here.
+        controls: head pose offsets/scale/frontalisation and mouth amplitude (see talkface.controls).
+        background: an image, a video or a colour to put behind the person.
 
     Raises:
         InputError: unreadable, silent or too short audio; bad settings.
@@ -67,6 +72,9 @@ def speak(
     # 1. check inputs
     if config.pose not in POSE_MODES:
         raise InputError(f"unknown pose mode {config.pose!r}; use one of {', '.join(POSE_MODES)}")
+    if config.pose == "still":
+        controls = replace(controls, pose_scale=0.0)
+    controls.check()
     profile = person if isinstance(person, Profile) else load_profile(person)
     if person is None:
         progress.log(f"using the most recently finetuned profile: {profile.folder}")
@@ -76,10 +84,13 @@ def speak(
     n_frames = n_video_frames(speech, profile.fps)
     features = extract(speech, profile.feature_set, n_frames, resolve_device(device))
     # 3. expression, head pose and blinks
-    clip_pose = profile.clip_fit.pose if config.pose == "clip" else None
+    clip_pose = profile.clip_fit.pose if config.pose in ("clip", "still") else None
     motion = generate_motion(
         profile.motion, profile.face, features, profile.fps, config.seed, clip_pose, config.blink_rate
     )
+    motion, notes = apply_controls(motion, profile.face, profile.clip_fit.pose, controls, profile.clip_fit.expression)
+    for note in notes:
+        progress.log(f"note: {note}")
     if motion_path:
         save_motion(motion_path, motion)
     # 4. render (and refine) and encode, one frame at a time
@@ -88,7 +99,7 @@ def speak(
     else:
         if config.refine and not profile.has_refiner:
             progress.log("this profile has no refiner (finetune it again with the refiner on); writing the coarse render")
-        render_video(profile, motion, out, speech, resolve_device(device), config.refine)
+        render_video(profile, motion, out, speech, resolve_device(device), config.refine, background)
     return SpeakResult(Path(out), motion, profile.folder, n_frames, time.perf_counter() - started)
 
 

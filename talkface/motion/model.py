@@ -8,7 +8,7 @@ import numpy as np
 
 from talkface.face import topology
 from talkface.face.model import FaceFit, MorphableModel, project_landmarks
-from talkface.motion.blinks import BlinkModel
+from talkface.motion.blinks import BlinkModel, eyes_only
 from talkface.motion.io import Motion
 from talkface.motion.pose import PoseModel
 from talkface.motion.prior import MotionPrior
@@ -132,7 +132,9 @@ def generate_motion(
     """
     rng = np.random.default_rng(seed)
     n_frames = len(features)
-    expression = model.predict_expression(features) + model.blinks.sample(n_frames, fps, rng, blink_rate)
+    spoken = model.predict_expression(features)
+    spoken = spoken - eyes_only(spoken, face_model)  # eyes at rest: they close only in the blinks below
+    expression = spoken + model.blinks.sample(n_frames, fps, rng, blink_rate)
     pose = replay(clip_pose, n_frames) if clip_pose is not None else model.pose.predict(features, rng)
     fit = FaceFit(pose.astype(np.float32), expression.astype(np.float32))
     return Motion(fit.expression, fit.pose, project_landmarks(face_model, fit), fps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Iterator
 
@@ -15,6 +16,7 @@ from talkface.motion import Motion
 from talkface.profile import Profile
 from talkface.refine.model import BATCH as REFINE_BATCH
 from talkface.refine.model import Refiner
+from talkface.render.backdrop import BackgroundReplacer
 from talkface.render.background import background_indices, seat_head
 from talkface.render.composite import FaceCompositor
 from talkface.render.frames import FrameStore
@@ -53,13 +55,25 @@ def render_frames(profile: Profile, motion: Motion, device: str = "cpu", refine:
             batch = []
 
 
-def render_video(profile: Profile, motion: Motion, out: str | Path, audio: Audio | None = None, device: str = "cpu", refine: bool = True) -> Path:
-    """Render a motion of this profile's person to an mp4 (with `audio` muxed if given)."""
-    with progress.bar("rendering" + (" and refining" if refine and profile.has_refiner else ""), motion.n_frames) as advance:
+def render_video(
+    profile: Profile,
+    motion: Motion,
+    out: str | Path,
+    audio: Audio | None = None,
+    device: str = "cpu",
+    refine: bool = True,
+    background: str | None = None,
+) -> Path:
+    """Render a motion of this profile's person to an mp4 (with `audio` muxed if given).
+
+    `background`: an image, a video or a colour to put behind the person instead of their room.
+    """
+    replacer = BackgroundReplacer(background, profile.size) if background else contextlib.nullcontext()
+    with replacer, progress.bar("rendering" + (" and refining" if refine and profile.has_refiner else ""), motion.n_frames) as advance:
 
         def frames():
             for frame in render_frames(profile, motion, device, refine):
-                yield frame
+                yield replacer(frame) if background else frame
                 advance(1)
 
         return write_video(out, frames(), motion.fps, audio)

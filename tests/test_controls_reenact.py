@@ -1,0 +1,124 @@
+"""Pose, mouth and background controls, and video-driven reenactment, on the shipped clips."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from talkface.config import FinetuneConfig, SpeakConfig
+from talkface.controls import Controls, apply_controls
+from talkface.errors import InputError
+from talkface.evaluate.metrics import blink_frames, eye_openness
+from talkface.face import topology
+from talkface.face.model import project_landmarks
+from talkface.finetune import finetune
+from talkface.media import probe, read_frames_at
+from talkface.motion import Motion
+from talkface.reenact import reenact
+from talkface.render.backdrop import BackgroundReplacer, parse_colour
+from talkface.speak import speak
+
+from .conftest import DATA
+
+RULES = FinetuneConfig(min_seconds=2.0, refiner=False)
+OTHER = DATA / "other_person_2s.mp4"
+
+
+@pytest.fixture(scope="module")
+def profile(clip, tmp_path_factory):
+    return finetune(clip, tmp_path_factory.mktemp("person"), RULES)
+
+
+@pytest.fixture(scope="module")
+def clip_motion(profile):
+    fit = profile.clip_fit
+    return Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), 25.0)
+
+
+def test_pose_offsets_add_degrees_and_say_when_beyond_the_clip(profile, clip_motion):
+    moved, notes = apply_controls(clip_motion, profile.face, profile.clip_fit.pose, Controls(yaw=4, pitch=-3))
+    shift = np.degrees(moved.pose[:, :3] - clip_motion.pose[:, :3])
+    assert np.allclose(shift[:, 0], -3, atol=1e-3) and np.allclose(shift[:, 1], 4, atol=1e-3)
+    assert notes == []
+    _, notes = apply_controls(clip_motion, profile.face, profile.clip_fit.pose, Controls(yaw=40))
+    assert len(notes) == 1 and notes[0].startswith("yaw reaches") and "stretching" in notes[0]
+
+
+def test_still_calmer_and_frontal_head(profile, clip_motion):
+    clip_pose = profile.clip_fit.pose
+    still, _ = apply_controls(clip_motion, profile.face, clip_pose, Controls(pose_scale=0))
+    assert np.ptp(still.pose, 0).max() < 1e-5
+    calm, _ = apply_controls(clip_motion, profile.face, clip_pose, Controls(pose_scale=0.5))
+    assert np.std(calm.pose[:, 1]) == pytest.approx(0.5 * np.std(clip_motion.pose[:, 1]), rel=0.02)
+    frontal, _ = apply_controls(clip_motion, profile.face, clip_pose, Controls(frontal=True))
+    assert np.abs(np.median(frontal.pose[:, :3], 0)).max() < 1e-6
+    assert np.allclose(np.std(frontal.pose[:, :3], 0), np.std(clip_motion.pose[:, :3], 0), rtol=1e-3)
+
+
+def test_mouth_scale_widens_the_mouth_and_leaves_the_eyes(profile, clip_motion):
+    wider, _ = apply_controls(clip_motion, profile.face, profile.clip_fit.pose, Controls(mouth_scale=1.5))
+    ratio = np.std(topology.mouth_openness(wider.landmarks)) / np.std(topology.mouth_openness(clip_motion.landmarks))
+    assert 1.35 < ratio < 1.65
+    before, after = eye_openness(clip_motion.landmarks), eye_openness(wider.landmarks)
+    assert np.abs(after - before).max() < 0.1 * np.ptp(before)  # blinks and eye shape stay
+
+
+@pytest.mark.parametrize("controls, message", [(Controls(pose_scale=-1), "pose-scale"), (Controls(mouth_scale=9), "mouth-scale"), (Controls(roll=90), "--roll 90")])
+def test_out_of_range_controls_are_refused(controls, message):
+    with pytest.raises(InputError, match=message):
+        controls.check()
+
+
+def test_colours_parse_and_bad_backgrounds_are_refused():
+    assert parse_colour("green") == (0, 177, 64) and parse_colour("#ff0080") == (255, 0, 128) and parse_colour("1,2,3") == (1, 2, 3)
+    assert parse_colour("nonsense") is None and parse_colour("300,0,0") is None
+    with pytest.raises(InputError, match="neither a file nor a colour"):
+        BackgroundReplacer("no-such-background.png", (64, 64))
+
+
+def test_background_replacement_keeps_the_person(clip_frames, tmp_path):
+    import cv2
+
+    plate = np.zeros((450, 450, 3), np.uint8)
+    plate[:, :, 2] = 255
+    cv2.imwrite(str(tmp_path / "blue.png"), plate[..., ::-1])
+    with BackgroundReplacer(str(tmp_path / "blue.png"), (450, 450)) as replace:
+        frames = [replace(frame) for frame in clip_frames[:5]]
+    last, original = frames[-1].astype(int), clip_frames[4].astype(int)
+    assert np.abs(last[:60, :60] - [0, 0, 255]).max() <= 2  # top-left corner: background
+    assert np.abs(last[200:260, 200:260] - original[200:260, 200:260]).mean() < 3  # the face
+
+
+def test_speak_still_head_without_blinks_on_a_colour_background(profile, clip, tmp_path):
+    result = speak(clip, tmp_path / "still.mp4", profile, SpeakConfig(pose="still", blink_rate=0), background="white")
+    assert np.ptp(result.motion.pose, 0).max() < 1e-5
+    assert blink_frames(eye_openness(result.motion.landmarks)) == []
+    frame = read_frames_at(result.video, [10])[10].astype(int)
+    assert np.abs(frame[:40, :40] - 255).mean() < 4
+
+
+def test_reenact_transfers_another_persons_mouth_and_carries_their_audio(profile, tmp_path):
+    result = reenact(OTHER, tmp_path / "re.mp4", profile, refine=False, motion_path=tmp_path / "m.npz")
+    info = probe(result.video)
+    assert info.has_audio and result.n_frames == 50 and (tmp_path / "m.npz").exists()
+    assert result.motion.expression.shape == (50, profile.face.n_expression)
+    moved = topology.mouth_openness(result.motion.landmarks)
+    assert np.corrcoef(moved, result.driver_mouth_openness)[0, 1] > 0.7
+
+
+def test_reenact_refuses_a_driver_without_a_face(profile, no_face_video, tmp_path):
+    from talkface.errors import NoFaceError
+
+    with pytest.raises(NoFaceError):
+        reenact(no_face_video, tmp_path / "x.mp4", profile)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.parametrize("command", ["speak", "render", "reenact"])
+def test_help_documents_every_control(command):
+    text = subprocess.run([sys.executable, "-m", "talkface", command, "--help"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""}).stdout
+    for option in ("--yaw", "--pitch", "--roll", "--pose-scale", "--frontal", "--mouth-scale", "--background", "--no-refine"):
+        assert option in text, option
