@@ -73,7 +73,7 @@ def main() -> None:
         real_opening_std = float(topology.mouth_openness(test_track.landmarks).std())
         for feature_set, use_prior in itertools.product(("mfcc", "whisper", "mfcc+whisper"), (True, False)):
             start = time.perf_counter()
-            profile = finetune(train, folder / f"p_{feature_set}_{use_prior}", FinetuneConfig(features=feature_set, use_prior=use_prior))
+            profile = finetune(train, folder / f"p_{feature_set}_{use_prior}", FinetuneConfig(features=feature_set, use_prior=use_prior, refiner=False))
             seconds = time.perf_counter() - start
             truth = fit_clip(profile.face, test_track)
             features = extract(test_audio, feature_set, n_test)

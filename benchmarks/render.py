@@ -23,6 +23,7 @@ os.environ.setdefault("TALKFACE_QUIET", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from talkface import __version__  # noqa: E402
+from talkface.config import FinetuneConfig  # noqa: E402
 from talkface.evaluate import evaluate  # noqa: E402
 from talkface.face.model import project_landmarks  # noqa: E402
 from talkface.finetune import finetune  # noqa: E402
@@ -41,7 +42,7 @@ SPEECH = DATA / "audio" / "jfk_inaugural_11s.flac"
 def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        profile = finetune(CLIP, folder / "profile")
+        profile = finetune(CLIP, folder / "profile", FinetuneConfig(refiner=False))  # the coarse render; benchmarks/refine.py has the refiner
         fit = profile.clip_fit
         motion = Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), profile.fps)
         start = time.perf_counter()

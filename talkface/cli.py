@@ -211,18 +211,20 @@ def render(
     frontal: bool = FRONTAL,
     mouth_scale: float = MOUTH_SCALE,
     background: Optional[str] = BACKGROUND,
+    onto: Optional[Path] = typer.Option(
+        None, "--onto", help="Redraw the face in place on this video's frames (the video the motion was tracked from: track --person P --save-motion M.npz)."
+    ),
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Render any motion file of the profile's person as a full-frame video (self-reenactment with a clip's own motion)."""
     import time
 
+    from talkface.controls import apply_controls
     from talkface.device import resolve_device
     from talkface.media import load_audio
     from talkface.motion import load_motion
     from talkface.profile import load_profile
     from talkface.render.video import render_video
-
-    from talkface.controls import apply_controls
 
     profile = load_profile(person)
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
@@ -230,7 +232,7 @@ def render(
     for note in notes:
         stderr.print(f"note: {note}", highlight=False)
     started = time.perf_counter()
-    render_video(profile, loaded, out, load_audio(audio) if audio else None, resolve_device(device), refine, background)
+    render_video(profile, loaded, out, load_audio(audio) if audio else None, resolve_device(device), refine, background, onto)
     seconds = time.perf_counter() - started
     stdout.print(f"{out}: {loaded.n_frames} frames in {seconds:.1f} s ({loaded.n_frames / seconds:.0f} frames/s)", highlight=False)
 

@@ -1,9 +1,10 @@
 """Face crops for the refiner: a similarity transform per frame from the placed face vertices.
 
-The crop is upright (the eye line horizontal), spans from above the eyebrows to below the chin,
-and never enlarges the face, so the refiner sees the face at most at its own resolution.
-The refined result goes back into the frame as a difference, so pixels the refiner leaves
-alone are never resampled.
+The crop is upright (the eye line horizontal) and ends below the chin. It keeps the face at its
+own resolution whenever the crop can hold at least the lower face (eye line to chin), reaching
+up to the brows when there is room, so lips and teeth are refined without being resampled
+smaller; only a face too large for that is scaled down (never up). The refined result goes back
+into the frame as a difference, so pixels the refiner leaves alone are never resampled.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import numpy as np
 RIGHT_EYE = (33, 133)  # corners, MediaPipe indices
 LEFT_EYE = (362, 263)
 CHIN = 152
-SPAN = 1.8  # the crop side, in eye-to-chin distances
-ABOVE = 0.55  # the crop's top, in eye-to-chin distances above the eyes
+MIN_SPAN = 1.05  # the least the crop covers, in eye-to-chin distances: the lower face
+BELOW_CHIN = 0.2  # the crop's bottom, in eye-to-chin distances below the chin
+FACE_CENTRE = 0.3  # a crop with room for the whole face is centred this far below the eyes
 EDGE_PX = 8  # the refined difference fades to zero over this many pixels at the crop's border
 
 
@@ -31,7 +33,7 @@ class FaceCrop:
 
     def cut(self, frame: np.ndarray) -> np.ndarray:
         """The crop of a full frame (same dtype)."""
-        return cv2.warpAffine(frame, self.matrix, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        return cv2.warpAffine(frame, self.matrix, (self.size, self.size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
     def points(self, points: np.ndarray) -> np.ndarray:
         """Image points (N, >=2) -> crop points (N, 2)."""
@@ -41,7 +43,7 @@ class FaceCrop:
         """Add a crop-space difference (S, S, 3 float) to a full frame (RGB uint8)."""
         height, width = frame.shape[:2]
         faded = difference * edge_taper(self.size)[..., None]
-        back = cv2.warpAffine(faded, self.matrix, (width, height), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderValue=0)
+        back = cv2.warpAffine(faded, self.matrix, (width, height), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC, borderValue=0)
         return np.clip(frame + back + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -53,10 +55,11 @@ def face_crop(vertices: np.ndarray, size: int) -> FaceCrop:
     dx, dy = left_eye - right_eye
     angle = np.arctan2(dy, dx)
     span = max(np.linalg.norm(vertices[CHIN, :2] - eyes), 4.0)
-    scale = min(1.0, size / (SPAN * span))
+    side = max(float(size), MIN_SPAN * span)  # image pixels the crop covers
+    scale = size / side
     cos, sin = np.cos(angle), np.sin(angle)
     down = np.array([-sin, cos])  # the face's downward direction in the image
-    centre = eyes + down * (SPAN / 2 - ABOVE) * span
+    centre = eyes + down * max((1 + BELOW_CHIN) * span - side / 2, FACE_CENTRE * span)
     rotation = scale * np.array([[cos, sin], [-sin, cos]])
     offset = size / 2 - rotation @ centre
     return FaceCrop(np.hstack([rotation, offset[:, None]]).astype(np.float64), size)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -209,7 +208,7 @@ def train_refiner(pairs: PairSet, memory: MouthMemory, n_train: int, config: Ref
         The refiner's summary (also written to refiner.json), or {} when stopped early.
     """
     torch.manual_seed(SEED)
-    torch.set_flush_denormal(True)  # tiny gradients late in training otherwise slow CPU steps down many times
+    torch.set_flush_denormal(True)  # subnormal gradients slow CPU convolutions down many times
     trainer = RefinerTrainer(config, device)
     checkpoint = folder / CHECKPOINT
     if trainer.resume(checkpoint, key):
@@ -225,9 +224,10 @@ def train_refiner(pairs: PairSet, memory: MouthMemory, n_train: int, config: Ref
                 rng = np.random.default_rng([SEED, trainer.step])
                 rows = rng.choice(train_rows, size=min(config.batch, len(train_rows)), replace=False)
                 losses = trainer.train_step(pairs, rows, rng)
-                if os.environ.get("TALKFACE_TRACE_STEPS") and trainer.step % 25 == 0:
-                    print(trainer.step, round(time.perf_counter() - started, 1), losses, flush=True)
-                advance(1, " ".join(f"{k} {v:.3f}" for k, v in losses.items()))
+                status = " ".join(f"{k} {v:.3f}" for k, v in losses.items())
+                advance(1, status)
+                if not progress.enabled() and trainer.step % max(1, config.steps // 10) == 0:  # logs, not a terminal
+                    progress.log(f"refiner step {trainer.step}/{config.steps} ({time.perf_counter() - started:.0f} s): {status}")
                 if time.monotonic() - last_saved > config.checkpoint_seconds:
                     trainer.save(checkpoint, key)
                     last_saved = time.monotonic()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from talkface import progress
 from talkface.errors import InputError
 from talkface.face.model import place_vertices
-from talkface.media import Audio, write_video
+from talkface.media import Audio, read_frames, write_video
 from talkface.motion import Motion
 from talkface.profile import Profile
 from talkface.refine.model import BATCH as REFINE_BATCH
@@ -22,9 +22,14 @@ from talkface.render.composite import FaceCompositor
 from talkface.render.frames import FrameStore
 
 
-def render_frames(profile: Profile, motion: Motion, device: str = "cpu", refine: bool = True) -> Iterator[np.ndarray]:
+def render_frames(
+    profile: Profile, motion: Motion, device: str = "cpu", refine: bool = True, onto: Iterable[np.ndarray] | None = None
+) -> Iterator[np.ndarray]:
     """Full frames at the clip's resolution, one per motion frame (RGB uint8).
 
+    The backgrounds are the profile's clip frames chosen by keyframe matching, with the head
+    seated on them; or, with `onto`, the given frames (a video the motion was tracked from)
+    with the head exactly at the motion's pose, which redraws the face in place.
     With `refine` and a profile that has a refiner, the coarse frames go through it in batches.
     """
     if motion.expression.shape[1] != profile.face.n_expression:
@@ -32,27 +37,37 @@ def render_frames(profile: Profile, motion: Motion, device: str = "cpu", refine:
             f"the motion has {motion.expression.shape[1]} expression coefficients but the profile's face model has "
             f"{profile.face.n_expression}; make the motion with this profile (speak, or track --person)"
         )
-    clip_pose = profile.clip_fit.pose.astype(np.float64)
-    indices = background_indices(motion.pose.astype(np.float64), clip_pose, profile.clip_fit.valid)
-    poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
-    store = FrameStore(profile.folder / "frames.npz")
+    if onto is None:
+        clip_pose = profile.clip_fit.pose.astype(np.float64)
+        indices = background_indices(motion.pose.astype(np.float64), clip_pose, profile.clip_fit.valid)
+        poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
+        store = FrameStore(profile.folder / "frames.npz")
+        backgrounds = (store[int(i)] for i in indices)
+    else:
+        poses, backgrounds = motion.pose.astype(np.float64), iter(onto)
     compositor = FaceCompositor(profile.face, device)
     refiner = Refiner.load(profile.folder, device) if refine and profile.has_refiner else None
     batch: list[tuple] = []
     previous = None
-    for index in range(motion.n_frames):
+    for index, background in zip(range(motion.n_frames), backgrounds):
         vertices = place_vertices(profile.face, motion.expression[index], poses[index])
-        frame, coverage = compositor.composite(store[int(indices[index])], vertices)
+        frame, coverage = compositor.composite(background, vertices)
         if refiner is None:
             yield frame
             continue
         batch.append((frame, frame if previous is None else previous, coverage, vertices))
         previous = frame
-        if len(batch) == REFINE_BATCH or index == motion.n_frames - 1:
-            frames, before, coverages, placed = (list(column) for column in zip(*batch))
-            expressions = motion.expression[index + 1 - len(batch) : index + 1]
-            yield from refiner.refine(profile.face, frames, before, coverages, placed, expressions)
+        if len(batch) == REFINE_BATCH:
+            yield from _refined(refiner, profile, motion, batch, index + 1)
             batch = []
+    if batch:
+        yield from _refined(refiner, profile, motion, batch, index + 1)
+
+
+def _refined(refiner: Refiner, profile: Profile, motion: Motion, batch: list[tuple], end: int) -> list[np.ndarray]:
+    """Refine a batch of (frame, previous frame, coverage, vertices) ending at motion frame `end`."""
+    frames, before, coverages, placed = (list(column) for column in zip(*batch))
+    return refiner.refine(profile.face, frames, before, coverages, placed, motion.expression[end - len(batch) : end])
 
 
 def render_video(
@@ -63,16 +78,18 @@ def render_video(
     device: str = "cpu",
     refine: bool = True,
     background: str | None = None,
+    onto: str | Path | None = None,
 ) -> Path:
     """Render a motion of this profile's person to an mp4 (with `audio` muxed if given).
 
     `background`: an image, a video or a colour to put behind the person instead of their room.
+    `onto`: redraw the face in place on this video's frames (see `render_frames`).
     """
     replacer = BackgroundReplacer(background, profile.size) if background else contextlib.nullcontext()
     with replacer, progress.bar("rendering" + (" and refining" if refine and profile.has_refiner else ""), motion.n_frames) as advance:
 
         def frames():
-            for frame in render_frames(profile, motion, device, refine):
+            for frame in render_frames(profile, motion, device, refine, read_frames(onto) if onto else None):
                 yield replacer(frame) if background else frame
                 advance(1)
 

@@ -42,12 +42,17 @@ def test_face_crop_is_upright_and_never_enlarges(coarse_profile):
 
     fit = coarse_profile.clip_fit
     vertices = place_vertices(coarse_profile.face, fit.expression[0], fit.pose[0])
-    crop = face_crop(vertices, 64)
-    eyes = crop.points(vertices[[33, 263]])
+    small = face_crop(vertices, 64)  # smaller than the face: the lower face, scaled down
+    eyes = small.points(vertices[[33, 263]])
     assert abs(eyes[0, 1] - eyes[1, 1]) < 0.5  # eye line horizontal
-    assert np.all((eyes > 0) & (eyes < 64))
-    big = face_crop(vertices, 4096)
-    assert np.isclose(np.linalg.det(big.matrix[:, :2]), 1.0)  # scale capped at 1
+    lower_face = small.points(vertices[[61, 291, 13, 14, 152]])  # mouth corners, lips, chin
+    assert np.all((lower_face > 0) & (lower_face < 64))
+    assert np.linalg.det(small.matrix[:, :2]) < 1
+    assert np.isclose(np.linalg.det(face_crop(vertices, 256).matrix[:, :2]), 1.0)  # room for the lower face
+    big = face_crop(vertices, 4096)  # room for everything: never enlarged, the whole face inside
+    assert np.isclose(np.linalg.det(big.matrix[:, :2]), 1.0)
+    points = big.points(vertices[:468])
+    assert np.all((points > 0) & (points < 4096))
 
 
 def test_pasting_a_zero_difference_changes_nothing_and_edges_fade(coarse_profile, clip_frames):
