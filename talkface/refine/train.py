@@ -208,7 +208,6 @@ def train_refiner(pairs: PairSet, memory: MouthMemory, n_train: int, config: Ref
         The refiner's summary (also written to refiner.json), or {} when stopped early.
     """
     torch.manual_seed(SEED)
-    torch.set_flush_denormal(True)  # subnormal gradients slow CPU convolutions down many times
     trainer = RefinerTrainer(config, device)
     checkpoint = folder / CHECKPOINT
     if trainer.resume(checkpoint, key):
