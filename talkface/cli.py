@@ -252,6 +252,7 @@ def reenact(
     frontal: bool = FRONTAL,
     mouth_scale: float = MOUTH_SCALE,
     background: Optional[str] = BACKGROUND,
+    blink_rate: Optional[float] = typer.Option(None, help="Blinks per minute in the person's own style (default: the driver's blinks; 0 turns blinks off)."),
     save_motion: Optional[Path] = typer.Option(None, "--save-motion", help="Also write the transferred motion (.npz)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
@@ -259,7 +260,7 @@ def reenact(
     from talkface.reenact import reenact as run_reenact
 
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
-    result = run_reenact(driver, out, person, audio, controls, device, refine, background, save_motion)
+    result = run_reenact(driver, out, person, audio, controls, device, refine, background, save_motion, blink_rate)
     stdout.print(f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s", highlight=False)
 
 

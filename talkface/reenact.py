@@ -26,6 +26,7 @@ from talkface.face.model import FaceFit, MeshFaceModel, project_landmarks
 from talkface.face.tracker import track_video
 from talkface.media import load_audio, probe, require_video
 from talkface.motion import Motion, save_motion
+from talkface.motion.blinks import eyes_only
 from talkface.profile import Profile, load_profile
 from talkface.render.video import render_video
 
@@ -62,6 +63,14 @@ def transfer_motion(driver_model: MeshFaceModel, driver_fit: FaceFit, target: Pr
     return Motion(fit.expression, fit.pose, project_landmarks(target.face, fit), 25.0)
 
 
+def with_blinks(motion: Motion, profile: Profile, per_minute: float, seed: int = 0) -> Motion:
+    """The motion with its eye movement replaced by the person's blinks at `per_minute`."""
+    expression = motion.expression - eyes_only(motion.expression, profile.face)
+    expression = expression + profile.motion.blinks.sample(motion.n_frames, motion.fps, np.random.default_rng(seed), per_minute)
+    fit = FaceFit(motion.pose, expression.astype(np.float32))
+    return Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), motion.fps)
+
+
 def reenact(
     driver: str | Path,
     out: str | Path,
@@ -72,6 +81,8 @@ def reenact(
     refine: bool = True,
     background: str | None = None,
     motion_path: str | Path | None = None,
+    blink_rate: float | None = None,
+    seed: int = 0,
 ) -> ReenactResult:
     """Make the profile's person perform the driver video's expressions and head motion.
 
@@ -83,6 +94,8 @@ def reenact(
         controls: pose offsets, pose scale, frontalisation, mouth scale.
         refine, background: as for `speak`.
         motion_path: also write the transferred motion here.
+        blink_rate: None keeps the driver's blinks; a number replaces them with the person's own
+            blinks at that rate per minute (0: none), placed with `seed`.
 
     Raises:
         InputError: unreadable driver or audio; NoFaceError, MultipleFacesError: not one face.
@@ -97,9 +110,11 @@ def reenact(
     driver_track = track_video(driver, TrackConfig())
     driver_model, driver_fit = build_model(driver_track, ReconstructConfig())
     motion = transfer_motion(driver_model, driver_fit, profile)
+    if blink_rate is not None:
+        motion = with_blinks(motion, profile, blink_rate, seed)
     from talkface.face import topology
 
-    driver_mouth = topology.mouth_openness(driver_track.landmarks)
+    driver_mouth = topology.mouth_openness(driver_track.landmarks)  # for evaluation by the caller
     motion, notes = apply_controls(motion, profile.face, profile.clip_fit.pose, controls, profile.clip_fit.expression)
     for note in notes:
         progress.log(f"note: {note}")

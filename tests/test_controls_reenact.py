@@ -109,6 +109,17 @@ def test_reenact_transfers_another_persons_mouth_and_carries_their_audio(profile
     assert np.corrcoef(moved, result.driver_mouth_openness)[0, 1] > 0.7
 
 
+def test_reenact_can_replace_the_drivers_blinks(profile):
+    from talkface.reenact import with_blinks
+
+    fit = profile.clip_fit
+    motion = Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), 25.0)
+    calm = with_blinks(motion, profile, 0)
+    assert blink_frames(eye_openness(calm.landmarks)) == []
+    mouth = topology.mouth_openness
+    assert np.corrcoef(mouth(calm.landmarks), mouth(motion.landmarks))[0, 1] > 0.99  # the mouth is untouched
+
+
 def test_reenact_refuses_a_driver_without_a_face(profile, no_face_video, tmp_path):
     from talkface.errors import NoFaceError
 
@@ -122,3 +133,5 @@ def test_help_documents_every_control(command):
     text = subprocess.run([sys.executable, "-m", "talkface", command, "--help"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""}).stdout
     for option in ("--yaw", "--pitch", "--roll", "--pose-scale", "--frontal", "--mouth-scale", "--background", "--no-refine"):
         assert option in text, option
+    if command != "render":
+        assert "--blink-rate" in text
