@@ -109,6 +109,18 @@ def test_reenact_transfers_another_persons_mouth_and_carries_their_audio(profile
     assert np.corrcoef(moved, result.driver_mouth_openness)[0, 1] > 0.7
 
 
+def test_render_onto_redraws_the_face_in_place_and_skips_untracked_frames(profile, clip_motion, clip_frames):
+    from talkface.render.video import render_frames
+
+    pose = clip_motion.pose.copy()
+    pose[5] = np.nan
+    motion = Motion(clip_motion.expression, pose, clip_motion.landmarks, 25.0)
+    frames = list(render_frames(profile, motion, refine=False, onto=clip_frames[:10]))
+    assert len(frames) == 10 and np.array_equal(frames[5], clip_frames[5])
+    changed = np.abs(frames[6].astype(int) - clip_frames[6]).sum(-1) > 30
+    assert 0.02 < changed.mean() < 0.4 and not changed[:50].any()  # the face region only
+
+
 def test_reenact_can_replace_the_drivers_blinks(profile):
     from talkface.reenact import with_blinks
 

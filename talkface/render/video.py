@@ -50,6 +50,12 @@ def render_frames(
     batch: list[tuple] = []
     previous = None
     for index, background in zip(range(motion.n_frames), backgrounds):
+        if not np.isfinite(poses[index]).all():  # a frame of `onto` where no face was tracked: left as it is
+            if batch:
+                yield from _refined(refiner, profile, motion, batch, index)
+                batch, previous = [], None
+            yield background
+            continue
         vertices = place_vertices(profile.face, motion.expression[index], poses[index])
         frame, coverage = compositor.composite(background, vertices)
         if refiner is None:
