@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from talkface import __version__  # noqa: E402
 from talkface.config import FinetuneConfig, SpeakConfig  # noqa: E402
 from talkface.controls import Controls  # noqa: E402
-from talkface.evaluate.identity import identity_distance  # noqa: E402
+from talkface.evaluate.identity import face_embedding, identity_distance  # noqa: E402
 from talkface.evaluate.metrics import blink_frames, eye_openness, pearson  # noqa: E402
 from talkface.face import topology  # noqa: E402
 from talkface.face.tracker import track_video  # noqa: E402
@@ -49,11 +49,16 @@ GREEN = (0, 177, 64)
 EDGE_PX = 12  # background pixels this close to the person's outline count as hair edge
 
 
-def identity(video: Path, reference: Path, count: int = 12) -> float:
-    frames = list(read_frames(video))
-    real = list(read_frames(reference))
-    pick = lambda items: [items[i] for i in np.linspace(0, len(items) - 1, count).astype(int)]  # noqa: E731
-    return identity_distance(pick(frames), pick(real))
+def embeddings(video: Path, count: int = 12) -> list[np.ndarray]:
+    """dlib face embeddings of `count` evenly spaced frames."""
+    landmarks = track_video(video).landmarks
+    picks = np.linspace(0, len(landmarks) - 1, count).astype(int).tolist()
+    frames = read_frames_at(video, picks)
+    return [face_embedding(frames[i], landmarks[i]) for i in picks]
+
+
+def identity(video: Path, reference: Path) -> float:
+    return identity_distance(embeddings(video), embeddings(reference))
 
 
 def replaced_fraction(plain: Path, swapped: Path) -> float:

@@ -149,7 +149,7 @@ def main() -> None:
         + markdown_table([refiner["validation"]])
         + "\n\n## Time\n\n"
         + markdown_table([speed])
-        + "\n\nFrames: `refine_frames.jpg` (columns: real, coarse, refined, speak coarse, speak refined), "
+        + "\n\nFrames: `refine_frames.jpg` (columns: real, coarse, refined, coarse and refined on matched backgrounds, speak coarse, speak refined), "
         "mouth close-ups: `refine_mouths.jpg`.\n"
     )
     save_results("refine", markdown, {"version": __version__, "quality": quality, "validation": refiner["validation"], "speed": speed})
