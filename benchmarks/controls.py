@@ -108,12 +108,13 @@ def main() -> None:
         cases = {
             "baseline": (SpeakConfig(), Controls(), None),
             "--yaw 10": (SpeakConfig(), Controls(yaw=10), None),
+            "--yaw -10": (SpeakConfig(), Controls(yaw=-10), None),
             "--pose still": (SpeakConfig(pose="still"), Controls(), None),
             "--pose-scale 1.5": (SpeakConfig(), Controls(pose_scale=1.5), None),
             "--frontal": (SpeakConfig(), Controls(frontal=True), None),
             "--mouth-scale 1.5": (SpeakConfig(), Controls(mouth_scale=1.5), None),
             "--blink-rate 0": (SpeakConfig(blink_rate=0), Controls(), None),
-            "--blink-rate 30": (SpeakConfig(blink_rate=30), Controls(), None),
+            "--blink-rate 60": (SpeakConfig(blink_rate=60), Controls(), None),
             "--background green": (SpeakConfig(), Controls(), "green"),
         }
         videos = {}
@@ -141,10 +142,13 @@ def main() -> None:
             row["yaw std ratio"] = round(row["yaw std (deg)"] / base["yaw std (deg)"], 2)
             row["mouth std ratio"] = round(row["mouth opening std"] / base["mouth opening std"], 2)
         background = {"background pixels replaced (away from hair edge)": round(replaced_fraction(videos["baseline"], videos["--background green"]), 4)}
-        picks = [30, 90]
-        for name in ("baseline", "--yaw 10", "--mouth-scale 1.5", "--background green"):
-            frames = read_frames_at(videos[name], picks)
-            strip.append(np.concatenate([cv2.resize(frames[i], (240, 240)) for i in picks] + [np.zeros((240, 960, 3), np.uint8)], 1))
+        for pick in (40, 90):
+            tiles = []
+            for name in ("baseline", "--yaw 10", "--pose-scale 1.5", "--frontal", "--mouth-scale 1.5", "--background green"):
+                tile = cv2.resize(read_frames_at(videos[name], [pick])[pick], (240, 240))
+                cv2.putText(tile, name, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+                tiles.append(tile)
+            strip.append(np.concatenate(tiles, 1))
         RESULTS.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(RESULTS / "controls_frames.jpg"), np.concatenate(strip, 0)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
     markdown = (
@@ -154,7 +158,7 @@ def main() -> None:
         + "\n\n## Controls on `speak` (`obama_5s.wav`, seed 0)\n\nYaw and pitch are the output's head angles fitted in the person's own "
         "face model (`track --person`); mouth opening and blinks are tracked from the written video.\n\n" + markdown_table(rows)
         + "\n\n" + markdown_table([background])
-        + "\n\nFrames: `controls_frames.jpg` (row 1: driver, then reenacted; then baseline, --yaw 10, --mouth-scale 1.5, --background green).\n"
+        + "\n\nFrames: `controls_frames.jpg` (row 1: driver, then reenacted; rows 2-3: two moments of six of the controls, labelled).\n"
     )
     save_results("controls", markdown, {"version": __version__, "reenactment": reenactment, "controls": rows, "background": background})
 
