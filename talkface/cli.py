@@ -31,9 +31,9 @@ _SPEAK = SpeakConfig()
 DEVICE_HELP = "Compute device: auto, cpu or cuda."
 REFINE_HELP = "Pass frames through the profile's GAN refiner (--no-refine: the coarse render, faster)."
 # controls shared by speak, render and reenact (see talkface.controls)
-YAW = typer.Option(0.0, "--yaw", help="Degrees added to the head's yaw (+ turns the face to the viewer's right).")
-PITCH = typer.Option(0.0, "--pitch", help="Degrees added to the head's pitch (+ tilts it down).")
-ROLL = typer.Option(0.0, "--roll", help="Degrees added to the head's roll (+ tilts it clockwise).")
+YAW = typer.Option(0.0, "--yaw", help="Degrees added to the head's yaw (left-right turn; the sign is that of the yaw `talkface evaluate` reports).")
+PITCH = typer.Option(0.0, "--pitch", help="Degrees added to the head's pitch (nod; sign as `talkface evaluate` reports it).")
+ROLL = typer.Option(0.0, "--roll", help="Degrees added to the head's roll (sideways tilt; sign as `talkface evaluate` reports it).")
 POSE_SCALE = typer.Option(1.0, "--pose-scale", help="Head motion around its average, times this: 0 still, 0.5 calmer, 1.5 livelier.")
 FRONTAL = typer.Option(False, "--frontal", help="Frontalise: the head faces the camera on average.")
 MOUTH_SCALE = typer.Option(1.0, "--mouth-scale", help="Amplitude of lip and jaw motion: 0.5 calmer, 1.5 wider (eyes untouched).")

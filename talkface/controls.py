@@ -25,8 +25,8 @@ NOSE_TIP = 1
 @dataclass(frozen=True)
 class Controls:
     """Attributes:
-    yaw, pitch, roll: degrees added to the head's angles (yaw > 0 turns the face to the
-        viewer's right, pitch > 0 tilts it down, roll > 0 tilts it clockwise).
+    yaw, pitch, roll: degrees added to the head's angles (the signs of the angles that
+        `talkface evaluate` and `track` report).
     pose_scale: head motion around its average, times this (0: still, 0.5: calmer, 1.5: livelier).
     frontal: remove the head's average rotation, so it faces the camera.
     mouth_scale: amplitude of lip and jaw motion: the standard deviation of mouth opening is
