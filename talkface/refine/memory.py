@@ -20,7 +20,7 @@ from talkface.errors import CacheError
 from talkface.face import topology
 from talkface.face.geometry import similarity_align
 from talkface.face.model import MeshFaceModel
-from talkface.render.frames import JPEG_QUALITY
+from talkface.render.frames import decode_jpeg, encode_jpegs
 from talkface.storage import load_npz, save_npz
 
 MEMORY_FORMAT = 1
@@ -103,11 +103,7 @@ class MouthMemory:
         return out
 
     def save(self, path: Path) -> None:
-        chunks, offsets = [], [0]
-        for crop in self.crops:
-            ok, data = cv2.imencode(".jpg", crop[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            chunks.append(data.ravel())
-            offsets.append(offsets[-1] + len(data))
+        jpeg, offsets = encode_jpegs(self.crops)
         save_npz(
             path,
             format=np.array(MEMORY_FORMAT),
@@ -115,8 +111,8 @@ class MouthMemory:
             lips=self.lips,
             frames=self.frames,
             temperature=np.array(self.temperature),
-            jpeg=np.concatenate(chunks),
-            offsets=np.array(offsets, np.int64),
+            jpeg=jpeg,
+            offsets=offsets,
         )
 
     @classmethod
@@ -124,11 +120,7 @@ class MouthMemory:
         arrays = load_npz(path)
         if int(arrays.get("format", -1)) != MEMORY_FORMAT:
             raise CacheError(f"{path} is from another talkface version; run finetune again to rebuild the refiner")
-        jpeg, offsets = arrays["jpeg"], arrays["offsets"]
-        crops = []
-        for start, end in zip(offsets[:-1], offsets[1:]):
-            image = cv2.imdecode(jpeg[start:end], cv2.IMREAD_COLOR)
-            if image is None:
-                raise CacheError(f"{path} is damaged; run finetune again to rebuild the refiner")
-            crops.append(image[..., ::-1])
-        return cls(arrays["keys"], arrays["lips"], arrays["frames"], np.ascontiguousarray(np.stack(crops)), float(arrays["temperature"]))
+        crops = [decode_jpeg(arrays["jpeg"], arrays["offsets"], index) for index in range(len(arrays["offsets"]) - 1)]
+        if any(crop is None for crop in crops):
+            raise CacheError(f"{path} is damaged; run finetune again to rebuild the refiner")
+        return cls(arrays["keys"], arrays["lips"], arrays["frames"], np.stack(crops), float(arrays["temperature"]))

@@ -14,15 +14,27 @@ from talkface.storage import load_npz, save_npz
 JPEG_QUALITY = 95  # about 40 dB PSNR: well above what the face render reaches
 
 
-def save_frames(path: Path, frames: Iterable[np.ndarray]) -> int:
-    """Store RGB frames as one npz of concatenated JPEGs; returns how many."""
+def encode_jpegs(images: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """RGB images -> (concatenated JPEG bytes, offsets): image i is data[offsets[i]:offsets[i + 1]]."""
     chunks, offsets = [], [0]
-    for frame in frames:
-        ok, data = cv2.imencode(".jpg", frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    for image in images:
+        ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         chunks.append(data.ravel())
         offsets.append(offsets[-1] + len(data))
-    save_npz(path, data=np.concatenate(chunks), offsets=np.array(offsets, np.int64))
-    return len(chunks)
+    return np.concatenate(chunks), np.array(offsets, np.int64)
+
+
+def decode_jpeg(data: np.ndarray, offsets: np.ndarray, index: int) -> np.ndarray | None:
+    """Image `index` of `encode_jpegs` output as RGB, or None if its bytes are damaged."""
+    image = cv2.imdecode(data[offsets[index] : offsets[index + 1]], cv2.IMREAD_COLOR)
+    return None if image is None else np.ascontiguousarray(image[..., ::-1])
+
+
+def save_frames(path: Path, frames: Iterable[np.ndarray]) -> int:
+    """Store RGB frames as one npz of concatenated JPEGs; returns how many."""
+    data, offsets = encode_jpegs(frames)
+    save_npz(path, data=data, offsets=offsets)
+    return len(offsets) - 1
 
 
 class FrameStore:
@@ -40,11 +52,9 @@ class FrameStore:
     def __getitem__(self, index: int) -> np.ndarray:
         if index in self._cache:
             return self._cache[index]
-        data = self._data[self._offsets[index] : self._offsets[index + 1]]
-        frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        frame = decode_jpeg(self._data, self._offsets, index)
         if frame is None:
             raise CacheError(f"stored frame {index} cannot be decoded; finetune again to rebuild the profile")
-        frame = np.ascontiguousarray(frame[..., ::-1])
         if len(self._cache) >= self._cache_size:
             self._cache.pop(next(iter(self._cache)))
         self._cache[index] = frame
