@@ -228,7 +228,7 @@ def render(
 
     profile = load_profile(person)
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
-    loaded, notes = apply_controls(load_motion(motion), profile.face, profile.clip_fit.pose, controls, profile.clip_fit.expression)
+    loaded, notes = apply_controls(load_motion(motion), profile, controls)
     for note in notes:
         stderr.print(f"note: {note}", highlight=False)
     started = time.perf_counter()

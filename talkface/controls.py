@@ -16,6 +16,7 @@ from talkface.errors import InputError
 from talkface.face import topology
 from talkface.face.model import FaceFit, MeshFaceModel, project_landmarks
 from talkface.motion import Motion
+from talkface.profile import Profile
 
 ANGLES = ("pitch", "yaw", "roll")
 RANGE_MARGIN_DEG = 5.0  # how far past the clip's own head angles a request may go unremarked
@@ -54,13 +55,9 @@ class Controls:
         return self == Controls()
 
 
-def apply_controls(
-    motion: Motion, face: MeshFaceModel, clip_pose: np.ndarray, controls: Controls, clip_expression: np.ndarray | None = None
-) -> tuple[Motion, list[str]]:
-    """The motion with the controls applied, and a note for each angle beyond the clip's range.
-
-    `clip_expression` (the person's clip) calibrates `mouth_scale`; without it the motion itself does.
-    """
+def apply_controls(motion: Motion, profile: Profile, controls: Controls) -> tuple[Motion, list[str]]:
+    """A motion of the profile's person with the controls applied, and a note for each head
+    angle beyond the range of the person's clip (whose expressions also calibrate `mouth_scale`)."""
     controls.check()
     if controls.is_identity:
         return motion, []
@@ -73,10 +70,9 @@ def apply_controls(
     pose[:, :3] += np.radians([controls.pitch, controls.yaw, controls.roll])
     expression = motion.expression.astype(np.float64)
     if controls.mouth_scale != 1.0:
-        reference = clip_expression if clip_expression is not None else expression
-        expression = expression @ mouth_scaling(face, controls.mouth_scale, reference).T
+        expression = expression @ mouth_scaling(profile.face, controls.mouth_scale, profile.clip_fit.expression).T
     fit = FaceFit(pose.astype(np.float32), expression.astype(np.float32))
-    return Motion(fit.expression, fit.pose, project_landmarks(face, fit), motion.fps), range_notes(pose, clip_pose)
+    return Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), motion.fps), range_notes(pose, profile.clip_fit.pose)
 
 
 def mouth_scaling(face: MeshFaceModel, scale: float, reference: np.ndarray) -> np.ndarray:

@@ -111,7 +111,7 @@ def finetune(
     save_profile(folder, summary, tracked.model, tracked.fit, motion, reference)
     # 6. the GAN refiner (the profile above already works without it)
     if config.refiner:
-        progress.log(f"[5/5] training the refiner (preset {config.preset})")
+        progress.log(f"[5/{steps}] training the refiner (preset {config.preset})")
         refiner = _train_refiner(video, folder, tracked, refiner_config, config.preset, device, force)
         update_profile_info(folder, refiner=refiner, finetune_seconds=round(time.perf_counter() - started, 1))
     return load_profile(folder)
@@ -122,7 +122,7 @@ def _train_refiner(video: Path, folder: Path, tracked, refiner_config: RefinerCo
     cache = StageCache(folder)
     fit_digest = file_digest(folder / "fit.npz")
     key = make_key(file_digest(video), fit_digest, repr(refiner_config), REFINER_FORMAT)
-    if not force and Refiner.exists(folder) and cache.is_done("refiner", key, ["refiner.json", "refiner.safetensors", "refiner_memory.npz"]):
+    if not force and cache.is_done("refiner", key, ["refiner.json", "refiner.safetensors", "refiner_memory.npz"]):
         return Refiner.load(folder).summary
     n_frames = len(tracked.fit.pose)
     n_train = int(round(n_frames * (1 - refiner_config.held_out_fraction)))

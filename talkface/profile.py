@@ -66,7 +66,9 @@ class Profile:
     @property
     def has_refiner(self) -> bool:
         """Whether finetune trained the GAN refiner for this person (see talkface.refine)."""
-        return (self.folder / "refiner.json").exists()
+        from talkface.refine.model import Refiner  # torch: only when asked
+
+        return Refiner.exists(self.folder)
 
 
 def save_profile(folder: Path, info: dict, face: MeshFaceModel, clip_fit: FaceFit, motion: MotionModel, reference_frame: np.ndarray) -> None:

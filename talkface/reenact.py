@@ -21,12 +21,13 @@ from talkface.config import ReconstructConfig, TrackConfig
 from talkface.controls import Controls, apply_controls
 from talkface.device import resolve_device
 from talkface.errors import NoFaceError
+from talkface.face import topology
 from talkface.face.fit import build_model
 from talkface.face.model import FaceFit, MeshFaceModel, project_landmarks
 from talkface.face.tracker import track_video
 from talkface.media import load_audio, probe, require_video
 from talkface.motion import Motion, save_motion
-from talkface.motion.blinks import eyes_only
+from talkface.motion.model import own_blinks
 from talkface.profile import Profile, load_profile
 from talkface.render.video import render_video
 
@@ -65,8 +66,8 @@ def transfer_motion(driver_model: MeshFaceModel, driver_fit: FaceFit, target: Pr
 
 def with_blinks(motion: Motion, profile: Profile, per_minute: float, seed: int = 0) -> Motion:
     """The motion with its eye movement replaced by the person's blinks at `per_minute`."""
-    expression = motion.expression - eyes_only(motion.expression, profile.face)
-    expression = expression + profile.motion.blinks.sample(motion.n_frames, motion.fps, np.random.default_rng(seed), per_minute)
+    rng = np.random.default_rng(seed)
+    expression = own_blinks(motion.expression, profile.motion.blinks, profile.face, motion.fps, rng, per_minute)
     fit = FaceFit(motion.pose, expression.astype(np.float32))
     return Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), motion.fps)
 
@@ -112,10 +113,8 @@ def reenact(
     motion = transfer_motion(driver_model, driver_fit, profile)
     if blink_rate is not None:
         motion = with_blinks(motion, profile, blink_rate, seed)
-    from talkface.face import topology
-
     driver_mouth = topology.mouth_openness(driver_track.landmarks)  # for evaluation by the caller
-    motion, notes = apply_controls(motion, profile.face, profile.clip_fit.pose, controls, profile.clip_fit.expression)
+    motion, notes = apply_controls(motion, profile, controls)
     for note in notes:
         progress.log(f"note: {note}")
     if motion_path:

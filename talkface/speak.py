@@ -88,7 +88,7 @@ def speak(
     motion = generate_motion(
         profile.motion, profile.face, features, profile.fps, config.seed, clip_pose, config.blink_rate
     )
-    motion, notes = apply_controls(motion, profile.face, profile.clip_fit.pose, controls, profile.clip_fit.expression)
+    motion, notes = apply_controls(motion, profile, controls)
     for note in notes:
         progress.log(f"note: {note}")
     if motion_path:

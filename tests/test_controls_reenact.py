@@ -39,27 +39,26 @@ def clip_motion(profile):
 
 
 def test_pose_offsets_add_degrees_and_say_when_beyond_the_clip(profile, clip_motion):
-    moved, notes = apply_controls(clip_motion, profile.face, profile.clip_fit.pose, Controls(yaw=4, pitch=-3))
+    moved, notes = apply_controls(clip_motion, profile, Controls(yaw=4, pitch=-3))
     shift = np.degrees(moved.pose[:, :3] - clip_motion.pose[:, :3])
     assert np.allclose(shift[:, 0], -3, atol=1e-3) and np.allclose(shift[:, 1], 4, atol=1e-3)
     assert notes == []
-    _, notes = apply_controls(clip_motion, profile.face, profile.clip_fit.pose, Controls(yaw=40))
+    _, notes = apply_controls(clip_motion, profile, Controls(yaw=40))
     assert len(notes) == 1 and notes[0].startswith("yaw reaches") and "stretching" in notes[0]
 
 
 def test_still_calmer_and_frontal_head(profile, clip_motion):
-    clip_pose = profile.clip_fit.pose
-    still, _ = apply_controls(clip_motion, profile.face, clip_pose, Controls(pose_scale=0))
+    still, _ = apply_controls(clip_motion, profile, Controls(pose_scale=0))
     assert np.ptp(still.pose, 0).max() < 1e-5
-    calm, _ = apply_controls(clip_motion, profile.face, clip_pose, Controls(pose_scale=0.5))
+    calm, _ = apply_controls(clip_motion, profile, Controls(pose_scale=0.5))
     assert np.std(calm.pose[:, 1]) == pytest.approx(0.5 * np.std(clip_motion.pose[:, 1]), rel=0.02)
-    frontal, _ = apply_controls(clip_motion, profile.face, clip_pose, Controls(frontal=True))
+    frontal, _ = apply_controls(clip_motion, profile, Controls(frontal=True))
     assert np.abs(np.median(frontal.pose[:, :3], 0)).max() < 1e-6
     assert np.allclose(np.std(frontal.pose[:, :3], 0), np.std(clip_motion.pose[:, :3], 0), rtol=1e-3)
 
 
 def test_mouth_scale_widens_the_mouth_and_leaves_the_eyes(profile, clip_motion):
-    wider, _ = apply_controls(clip_motion, profile.face, profile.clip_fit.pose, Controls(mouth_scale=1.5))
+    wider, _ = apply_controls(clip_motion, profile, Controls(mouth_scale=1.5))
     ratio = np.std(topology.mouth_openness(wider.landmarks)) / np.std(topology.mouth_openness(clip_motion.landmarks))
     assert 1.35 < ratio < 1.65
     before, after = eye_openness(clip_motion.landmarks), eye_openness(wider.landmarks)

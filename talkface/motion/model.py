@@ -132,12 +132,19 @@ def generate_motion(
     """
     rng = np.random.default_rng(seed)
     n_frames = len(features)
-    spoken = model.predict_expression(features)
-    spoken = spoken - eyes_only(spoken, face_model)  # eyes at rest: they close only in the blinks below
-    expression = spoken + model.blinks.sample(n_frames, fps, rng, blink_rate)
+    expression = own_blinks(model.predict_expression(features), model.blinks, face_model, fps, rng, blink_rate)
     pose = replay(clip_pose, n_frames) if clip_pose is not None else model.pose.predict(features, rng)
     fit = FaceFit(pose.astype(np.float32), expression.astype(np.float32))
     return Motion(fit.expression, fit.pose, project_landmarks(face_model, fit), fps)
+
+
+def own_blinks(
+    expression: np.ndarray, blinks: BlinkModel, face_model: MorphableModel, fps: float, rng: np.random.Generator, per_minute: float | None
+) -> np.ndarray:
+    """(T, K) expression with its eye movement removed (eyes at rest, lips untouched) and the
+    person's blinks added at `per_minute` (None: the clip's rate; 0: none)."""
+    rested = expression - eyes_only(expression, face_model)
+    return rested + blinks.sample(len(expression), fps, rng, per_minute)
 
 
 def replay(sequence: np.ndarray, length: int) -> np.ndarray:
