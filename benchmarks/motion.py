@@ -2,7 +2,7 @@
 
 congressman_d_60s.mp4 is cut in two: the person is finetuned on the first 20 s and driven by
 the audio of the remaining 40 s, whose real motion (tracked and fitted in the person's model)
-is the ground truth. Reports per feature set, with and without the generic prior:
+is the ground truth. Reports per feature set, with and without the generic lip model (the lip-sync details are in lipsync.py):
 mouth-opening correlation (lag 0) and M-LMD against baselines, head-pose amplitude and
 drift, blink rate, finetune time; then `speak` on every audio file in ../shared/data/audio.
 Writes benchmarks/results/motion.md and motion.json.
@@ -71,17 +71,18 @@ def main() -> None:
         test_audio = load_audio(test)
         n_test = test_track.n_frames
         real_opening_std = float(topology.mouth_openness(test_track.landmarks).std())
-        for feature_set, use_prior in itertools.product(("mfcc", "whisper", "mfcc+whisper"), (True, False)):
+        variants = [("mfcc", False), ("whisper", False), ("mfcc+whisper", False), ("mfcc+whisper", True)]
+        for feature_set, use_generic in variants:
             start = time.perf_counter()
-            profile = finetune(train, folder / f"p_{feature_set}_{use_prior}", FinetuneConfig(features=feature_set, use_prior=use_prior, refiner=False))
+            profile = finetune(train, folder / f"p_{feature_set}_{use_generic}", FinetuneConfig(features=feature_set, use_generic=use_generic, refiner=False))
             seconds = time.perf_counter() - start
             truth = fit_clip(profile.face, test_track)
             features = extract(test_audio, feature_set, n_test)
             motion = generate_motion(profile.motion, profile.face, features, FPS, seed=0)
-            row = {"model": f"talkface ({feature_set}, {'with' if use_prior else 'no'} prior)", "finetune_s": round(seconds, 1)}
+            row = {"model": f"talkface ({feature_set}, {'generic + personal' if use_generic else 'personal only'})", "finetune_s": round(seconds, 1)}
             row.update(scores(profile.face, motion.expression, test_track.landmarks, truth.pose))
             rows.append(row)
-            if feature_set == "mfcc+whisper" and use_prior:
+            if use_generic:
                 best, best_features = profile, features
                 real_pose, generated_pose = np.degrees(truth.pose[:, :3]), np.degrees(motion.pose[:, :3])
                 long_features = np.concatenate([features] * 15)  # 10 minutes
@@ -100,7 +101,6 @@ def main() -> None:
                 real_blinks = len(blink_frames(eye_openness(test_track.raw_landmarks))) / (n_test / FPS / 60)
                 blink_row = {"clip_rate_per_min": round(profile.motion.blinks.per_minute, 1), "test_part_real_per_min": round(real_blinks, 1), "generated_per_min": round(generated_blinks, 1)}
         rows += baselines(best, train, test_track, test_audio, best_features)
-        rows.append(bilstm_row(best, train, test_track, best_features))
         for audio in sorted((DATA / "audio").iterdir()):
             start = time.perf_counter()
             try:
@@ -138,63 +138,6 @@ def baselines(profile, train: Path, test_track, test_audio, features) -> list[di
     ]
 
 
-def bilstm_row(profile, train: Path, test_track, features) -> dict:
-    """The seed paper's choice, measured: a BiLSTM on the same inputs as talkface's ridge
-    (generic-prior lip offsets + audio features), early-stopped on the clip's last 20%."""
-    import torch
-
-    torch.manual_seed(0)
-    prior = profile.motion.prior
-    train_features = extract(load_audio(train), "mfcc+whisper", len(profile.clip_fit.expression))
-
-    def inputs(f):
-        return np.concatenate([prior.predict(f), f], axis=1)
-
-    x_train, x_test = inputs(train_features), inputs(features)
-    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-    y = np.nan_to_num(profile.clip_fit.expression)
-    y_mean, y_std = y.mean(0), y.std() + 1e-9
-    x = torch.tensor((x_train - mean) / std, dtype=torch.float32)
-    target = torch.tensor((y - y_mean) / y_std, dtype=torch.float32)
-    split = int(0.8 * len(x))
-
-    class BiLSTM(torch.nn.Module):
-        def __init__(self, size_in, size_out, hidden=64):
-            super().__init__()
-            self.inp = torch.nn.Sequential(torch.nn.Dropout(0.3), torch.nn.Linear(size_in, hidden), torch.nn.GELU())
-            self.lstm = torch.nn.LSTM(hidden, hidden, batch_first=True, bidirectional=True)
-            self.out = torch.nn.Linear(2 * hidden, size_out)
-
-        def forward(self, z):
-            return self.out(self.lstm(self.inp(z))[0])
-
-    net = BiLSTM(x.shape[1], y.shape[1])
-    optimiser = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-2)
-    best_loss, best_state, rng = np.inf, None, np.random.default_rng(0)
-    for step in range(1500):
-        net.train()
-        starts = rng.integers(0, split - 50, 16)
-        xb = torch.stack([x[s : s + 50] for s in starts])
-        yb = torch.stack([target[s : s + 50] for s in starts])
-        pred = net(xb)
-        loss = ((pred - yb) ** 2).mean() + 0.5 * ((pred.diff(dim=1) - yb.diff(dim=1)) ** 2).mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        if step % 50 == 49:
-            net.eval()
-            with torch.no_grad():
-                held = ((net(x[None])[0, split:] - target[split:]) ** 2).mean().item()
-            if held < best_loss:
-                best_loss, best_state = held, {k: v.clone() for k, v in net.state_dict().items()}
-    net.load_state_dict(best_state)
-    net.eval()
-    with torch.no_grad():
-        predicted = net(torch.tensor((x_test - mean) / std, dtype=torch.float32)[None])[0].numpy() * y_std + y_mean
-    truth = fit_clip(profile.face, test_track)
-    return {"model": "comparison: BiLSTM on the same inputs (prior + MFCC + Whisper)", **scores(profile.face, predicted, test_track.landmarks, truth.pose)}
-
-
 def write_results(rows, pose_rows, blink_row, speak_rows, real_opening_std: float) -> None:
     text = (
         f"# Audio -> motion benchmark\n\ntalkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores. "
@@ -203,7 +146,7 @@ def write_results(rows, pose_rows, blink_row, speak_rows, real_opening_std: floa
         "Ground truth: the held-out part tracked and fitted in the person's model. Mouth r: Pearson correlation at lag 0 "
         "of mouth opening (inner-lip gap / mouth width). M-LMD: mean lip-landmark distance (px at a 256-px-wide face) with "
         "the predicted expression placed at the real head pose, against the tracked landmarks.\n\n"
-        "## Mouth\n\n" + markdown_table(rows) + "\n\n## Head pose (talkface, mfcc+whisper, with prior)\n\n" + markdown_table(pose_rows)
+        "## Mouth\n\n" + markdown_table(rows) + "\n\n## Head pose (talkface, generic + personal)\n\n" + markdown_table(pose_rows)
         + "\n\n## Blinks\n\n" + markdown_table([blink_row]) + "\n\n## speak on every audio file in ../shared/data/audio\n\n"
         + f"mouth_opening_std shows the lips move in every language (the real held-out part's: {real_opening_std:.3f}).\n\n"
         + markdown_table(speak_rows) + "\n"

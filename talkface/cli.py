@@ -126,7 +126,9 @@ def finetune(
     video: Path = typer.Option(..., "--video", "-v", help="10-30 s of one person talking, with sound."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Profile folder (default: $TALKFACE_HOME/profiles/VIDEO-NAME)."),
     features: str = typer.Option(_FINETUNE.features, help="Audio features: mfcc, whisper or mfcc+whisper."),
-    prior: bool = typer.Option(_FINETUNE.use_prior, "--prior/--no-prior", help="Start from the generic audio->lip prior."),
+    generic: bool = typer.Option(
+        _FINETUNE.use_generic, "--generic/--no-generic", help="Start from the generic multi-speaker audio->lip model (needs --features mfcc+whisper)."
+    ),
     preset: str = typer.Option(
         _FINETUNE.preset, help="Refiner training: draft (a few minutes on a CPU), standard (about 20 min on 2 CPU cores) or best (long; for a GPU)."
     ),
@@ -141,7 +143,7 @@ def finetune(
     """
     from talkface.finetune import finetune as run_finetune
 
-    config = FinetuneConfig(features=features, use_prior=prior, preset=preset, refiner=refiner)
+    config = FinetuneConfig(features=features, use_generic=generic, preset=preset, refiner=refiner)
     profile = run_finetune(video, out, config, device=device, force=force)
     if as_json:
         print(json.dumps({**profile.info, "folder": str(profile.folder)}))
@@ -149,7 +151,7 @@ def finetune(
     validation = profile.info["validation"]
     stdout.print(
         f"profile [bold]{profile.folder}[/] ready in {profile.info['finetune_seconds']} s: "
-        f"held-out mouth r {validation['mouth_r']:.2f} on {validation['held_out_frames']} frames, "
+        f"held-out mouth r {validation['mouth_r']:.2f}, amplitude {validation['amplitude']:.2f} on {validation['held_out_frames']} frames, "
         f"{profile.info['blinks_per_minute']:.0f} blinks/min",
         highlight=False,
     )

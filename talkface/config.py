@@ -65,7 +65,9 @@ class FinetuneConfig:
         min_tracked_fraction: share of frames that must have a face.
         features: audio features: 'mfcc', 'whisper' or 'mfcc+whisper' (measured best, see
             benchmarks/results/motion.md).
-        use_prior: start from the generic audio->lip prior shipped with talkface.
+        use_generic: start from the generic multi-speaker audio->lip model shipped with talkface
+            (needs features 'mfcc+whisper'; without it the lips are learnt from the clip alone).
+        generic_path: another generic lip model file (default: the one shipped in talkface/weights).
         preset: refiner training preset, one of REFINER_PRESETS: 'draft' (minutes on a CPU),
             'standard' or 'best' (for a GPU, or a long CPU run).
         refiner: train the GAN refiner at all (without it, speak gives the coarse render).
@@ -74,7 +76,8 @@ class FinetuneConfig:
     min_seconds: float = 10.0
     min_tracked_fraction: float = 0.9
     features: str = "mfcc+whisper"
-    use_prior: bool = True
+    use_generic: bool = True
+    generic_path: str | None = None
     preset: str = "standard"
     refiner: bool = True
 

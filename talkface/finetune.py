@@ -16,7 +16,8 @@ from talkface.errors import InputError
 from talkface.face.texture import frontal_frames
 from talkface.media import load_audio, probe, read_frames, read_frames_at, require_audio, require_video
 from talkface.motion.model import train_motion_model
-from talkface.motion.prior import MotionPrior, prior_path
+from talkface.motion.generic import FEATURE_SET as GENERIC_FEATURES
+from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.profile import Profile, default_profile_dir, load_profile, save_profile, update_profile_info
 from talkface.refine.model import REFINER_FORMAT, Refiner
 from talkface.refine.train import CHECKPOINT, prepare_pairs, train_refiner
@@ -67,6 +68,8 @@ def finetune(
         if config.preset not in REFINER_PRESETS:
             raise InputError(f"unknown refiner preset {config.preset!r}; use one of {', '.join(REFINER_PRESETS)}")
         refiner_config = REFINER_PRESETS[config.preset]
+    if config.use_generic and config.features != GENERIC_FEATURES:
+        raise InputError(f"the generic lip model reads {GENERIC_FEATURES} features, not {config.features}; use --features {GENERIC_FEATURES} or --no-generic")
     steps = 5 if config.refiner else 4
     info = probe(video)
     require_video(info)
@@ -81,9 +84,9 @@ def finetune(
     progress.log(f"[2/{steps}] audio features ({config.features})")
     features = _clip_features(video, folder, config.features, tracked.track.n_frames, device, force)
     # 4. the audio->motion model
-    progress.log(f"[3/{steps}] training the audio->motion model" + (" from the generic prior" if config.use_prior else ""))
-    prior = MotionPrior.load(prior_path(config.features)) if config.use_prior else None
-    motion = train_motion_model(tracked.model, tracked.fit, features, tracked.track.fps, prior)
+    progress.log(f"[3/{steps}] adapting the audio->motion model" + (" from the generic lip model" if config.use_generic else ""))
+    generic = GenericLipModel.load(Path(config.generic_path) if config.generic_path else GENERIC_PATH) if config.use_generic else None
+    motion = train_motion_model(tracked.model, tracked.fit, features, tracked.track.fps, generic)
     # 5. the profile, with the clip's frames as backgrounds
     progress.log(f"[4/{steps}] writing the profile to {folder}")
     _store_clip_frames(video, folder, force)
@@ -104,7 +107,7 @@ def finetune(
             "reference_frame": frontal,
         },
         "features": config.features,
-        "prior": prior.meta if prior else None,
+        "generic": {k: generic.meta.get(k) for k in ("trained", "command", "cross_validation")} if generic else None,
         "blinks_per_minute": motion.blinks.per_minute,
         "finetune_seconds": round(time.perf_counter() - started, 1),
     }

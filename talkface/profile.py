@@ -4,7 +4,7 @@ Layout (all plain arrays and JSON, nothing executable):
     profile.json     format version, source clip, settings, validation numbers
     model.npz/json   the face model (identity, expression basis, mesh, texture)
     fit.npz          the clip's own per-frame pose and expression
-    motion.npz       the audio->motion model (expression ridge, prior, pose, blinks)
+    motion.npz       the audio->motion model (generic lip model, personal map, pose, blinks)
     reference.png    a frontal frame of the clip
     frames.npz       the clip's frames (JPEG), the backgrounds of rendered video
     refiner.*        the GAN refiner (generator weights, mouth memory, summary), when trained;
@@ -27,7 +27,7 @@ from talkface.face.model import FaceFit, MeshFaceModel
 from talkface.motion.model import MotionModel
 from talkface.storage import atomic_write_bytes, load_npz, save_npz, write_json
 
-PROFILE_FORMAT = 2  # bump when the folder layout changes; older profiles must be re-finetuned
+PROFILE_FORMAT = 3  # bump when the folder layout changes; older profiles must be re-finetuned
 
 
 def talkface_home() -> Path:

@@ -37,8 +37,8 @@ def test_finetune_writes_a_complete_profile(profile):
     for name in ("profile.json", "model.npz", "fit.npz", "motion.npz", "reference.png", "frames.npz"):
         assert (folder / name).exists(), name
     info = json.loads((folder / "profile.json").read_text())
-    assert info["format"] == 2 and info["features"] == "mfcc+whisper"
-    assert info["source"]["n_frames"] == 75 and info["prior"]["clips"]
+    assert info["format"] == 3 and info["features"] == "mfcc+whisper"
+    assert info["source"]["n_frames"] == 75 and info["generic"]["cross_validation"]["network"]["mean_r"] > 0.3
     assert -1 <= info["validation"]["mouth_r"] <= 1
     assert profile.reference_frame.shape == (450, 450, 3)
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from talkface.face import topology
+from talkface.signals import best_lag, pearson  # noqa: F401  (re-exported: metrics users read them here)
 
 FACE_WIDTH = 256.0  # px: landmark distances are reported as if the face were this wide
 PSNR_CAP = 100.0  # dB reported for identical images (the true value is infinite)
@@ -75,32 +76,6 @@ def landmark_distance(generated: np.ndarray, reference: np.ndarray, indices: np.
     scale = FACE_WIDTH / face_width(reference)
     error = np.linalg.norm(generated[:, indices, :2] - reference[:, indices, :2], axis=-1).mean(-1) * scale
     return float(np.nanmean(error))
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation over the frames where both are finite (nan if fewer than 3 or constant)."""
-    keep = np.isfinite(a) & np.isfinite(b)
-    if keep.sum() < 3 or np.std(a[keep]) < 1e-12 or np.std(b[keep]) < 1e-12:
-        return float("nan")
-    return float(np.corrcoef(a[keep], b[keep])[0, 1])
-
-
-def best_lag(leader: np.ndarray, follower: np.ndarray, max_lag: int) -> tuple[int, float]:
-    """The delay (frames) at which `follower` best matches `leader`, and that correlation.
-
-    A positive lag k means follower(t) ≈ leader(t - k): the follower is k frames late. Lags
-    are limited to a third of the series so every tried lag compares most of it.
-    """
-    max_lag = min(max_lag, len(leader) // 3)
-    best = (0, -np.inf)
-    for lag in range(-max_lag, max_lag + 1):
-        if lag >= 0:
-            r = pearson(leader[: len(leader) - lag], follower[lag:])
-        else:
-            r = pearson(leader[-lag:], follower[: len(follower) + lag])
-        if np.isfinite(r) and r > best[1]:
-            best = (lag, r)
-    return best[0], float(best[1]) if np.isfinite(best[1]) else float("nan")
 
 
 def speech_envelope(samples: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> np.ndarray:

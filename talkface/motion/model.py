@@ -1,4 +1,4 @@
-"""The person's audio->motion model: expression from audio (+ the generic prior), pose, blinks."""
+"""The person's audio->motion model: lips from the generic model adapted to the person, pose, blinks."""
 
 from __future__ import annotations
 
@@ -6,65 +6,122 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from talkface.face import topology
 from talkface.face.model import FaceFit, MorphableModel, project_landmarks
 from talkface.motion.blinks import BlinkModel, eyes_only
+from talkface.motion.generic import GenericLipModel
 from talkface.motion.io import Motion
+from talkface.motion.lips import expression_from_lips, frontal_mouth_opening
 from talkface.motion.pose import PoseModel
-from talkface.motion.prior import MotionPrior
-from talkface.motion.ridge import Ridge, chunked, choose_alpha, stack_context
+from talkface.motion.ridge import Ridge, chunked, choose_alpha, cross_validated, stack_context
+from talkface.signals import best_lag, pearson
 
-AUDIO_RADIUS = 5  # frames (+-0.2 s) of audio context for the expression
-PRIOR_RADIUS = 2  # frames of predicted generic lip motion either side
-ALPHAS = (1e2, 3e2, 1e3, 3e3, 1e4, 3e4)
+AUDIO_RADIUS = 5  # frames (+-0.2 s) of audio context, for a profile trained without the generic model
+LIP_RADIUS = 2  # frames of generic lip coefficients either side fed to the personal map
+ALPHAS = (1e1, 3e1, 1e2, 3e2, 1e3, 3e3, 1e4, 3e4)
 VALIDATION_FRACTION = 0.2  # the clip's last part, held out to report validation quality
+MAX_OFFSET = 6  # frames of audio/video offset looked for in the person's clip
+MIN_OFFSET_R = 0.3  # the generic model must match the clip at least this well to trust its offset
+GAIN_RANGE = (1.0, 2.5)  # the amplitude calibration only ever widens a shrunk prediction
 
 
 @dataclass(frozen=True)
 class MotionModel:
-    """Everything `speak` needs to turn audio features into a person's motion."""
+    """Everything `speak` needs to turn audio features into a person's motion.
+
+    Attributes:
+        expression: ridge from the inputs (`_inputs`) to the person's (K,) expression coefficients.
+        generic: the person-independent audio->lip model (None: a ridge on audio alone).
+        gain: widens the predicted expression around `centre` so the mouth opens as far as the
+            person's does (ridge predictions shrink towards the mean on unseen audio).
+        centre: (K,) the clip's mean expression.
+        offset_frames: the clip's audio/video offset found and corrected before training.
+    """
 
     expression: Ridge
-    prior: MotionPrior | None
+    generic: GenericLipModel | None
+    gain: float
+    centre: np.ndarray
+    offset_frames: int
     pose: PoseModel
     blinks: BlinkModel
     validation: dict
 
     @property
     def radius(self) -> int:
-        return AUDIO_RADIUS + (PRIOR_RADIUS if self.prior is not None else 0)
+        return LIP_RADIUS + self.generic.radius if self.generic is not None else AUDIO_RADIUS
 
     def predict_expression(self, features: np.ndarray) -> np.ndarray:
         """(T, D) audio features -> (T, K) expression coefficients (no blinks)."""
-        return chunked(lambda window: self.expression.predict(_inputs(window, self.prior)), features, self.radius)
+        raw = chunked(lambda window: self.expression.predict(_inputs(window, self.generic)), features, self.radius)
+        return self.centre + self.gain * (raw - self.centre)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {**self.expression.to_arrays("expression_"), **self.pose.to_arrays(), **self.blinks.to_arrays()}
-        if self.prior is not None:
-            arrays.update(self.prior.to_arrays())
+        arrays.update(expression_gain=np.float64(self.gain), expression_centre=self.centre, offset_frames=np.int64(self.offset_frames))
+        if self.generic is not None:
+            arrays.update(self.generic.to_arrays())
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], validation: dict) -> "MotionModel":
-        prior = MotionPrior.from_arrays(arrays) if "prior_meta" in arrays else None
-        return cls(Ridge.from_arrays(arrays, "expression_"), prior, PoseModel.from_arrays(arrays), BlinkModel.from_arrays(arrays), validation)
+        generic = GenericLipModel.from_arrays(arrays) if "generic_header" in arrays else None
+        return cls(
+            Ridge.from_arrays(arrays, "expression_"), generic, float(arrays["expression_gain"]), arrays["expression_centre"],
+            int(arrays["offset_frames"]), PoseModel.from_arrays(arrays), BlinkModel.from_arrays(arrays), validation,
+        )
 
 
-def _inputs(features: np.ndarray, prior: MotionPrior | None) -> np.ndarray:
-    """The expression ridge's inputs: stacked audio, plus stacked prior lip offsets if any."""
-    audio = stack_context(features, AUDIO_RADIUS)
-    if prior is None:
-        return audio
-    return np.concatenate([stack_context(prior.predict(features), PRIOR_RADIUS), audio], axis=1)
+def _inputs(features: np.ndarray, generic: GenericLipModel | None) -> np.ndarray:
+    """The personal ridge's inputs: the generic lip coefficients with +-LIP_RADIUS frames of
+    context, or (without a generic model) the audio features with +-AUDIO_RADIUS."""
+    if generic is None:
+        return stack_context(features, AUDIO_RADIUS)
+    return stack_context(generic.predict_coefficients(features), LIP_RADIUS)
+
+
+def shift_features(features: np.ndarray, offset: int) -> np.ndarray:
+    """Features moved so frame t reads the audio of frame t - offset (edges repeated)."""
+    if offset == 0:
+        return features
+    padded = np.pad(features, ((abs(offset), abs(offset)), (0, 0)), mode="edge")
+    start = abs(offset) - offset
+    return padded[start : start + len(features)]
+
+
+def clip_offset(generic: GenericLipModel, face_model: MorphableModel, fit: FaceFit, features: np.ndarray) -> int:
+    """The clip's audio/video offset in frames (positive: the video lags the sound), found by
+    matching the generic model's mouth opening against the tracked one; 0 when the match is
+    too weak to trust."""
+    valid = fit.valid
+    predicted = frontal_mouth_opening(face_model, expression_from_lips(face_model, generic.predict(features)))
+    real = frontal_mouth_opening(face_model, np.nan_to_num(fit.expression))
+    lag, r = best_lag(predicted[valid], real[valid], MAX_OFFSET)
+    return lag if np.isfinite(r) and r >= MIN_OFFSET_R else 0
+
+
+def mouth_scores(face_model: MorphableModel, predicted: np.ndarray, real: np.ndarray) -> dict:
+    """Mouth-opening r, amplitude ratio (predicted / real std) and best lag of two expression sequences."""
+    a = frontal_mouth_opening(face_model, predicted)
+    b = frontal_mouth_opening(face_model, real)
+    lag, _ = best_lag(a, b, MAX_OFFSET)
+    return {"mouth_r": round(pearson(a, b), 4), "amplitude": round(float(a.std() / max(b.std(), 1e-9)), 3), "lag": lag}
 
 
 def mouth_correlation(model: MorphableModel, predicted: np.ndarray, real: np.ndarray) -> float:
     """Pearson r of mouth opening (frontal model view) between two expression sequences."""
-    neutral_pose = np.zeros((len(predicted), 6), np.float32)
-    neutral_pose[:, 5] = 1.0
-    a = topology.mouth_openness(project_landmarks(model, FaceFit(neutral_pose, predicted.astype(np.float32))))
-    b = topology.mouth_openness(project_landmarks(model, FaceFit(neutral_pose, real.astype(np.float32))))
-    return float(np.corrcoef(a, b)[0, 1])
+    return mouth_scores(model, predicted, real)["mouth_r"]
+
+
+def _fit_expression(face_model: MorphableModel, inputs: np.ndarray, targets: np.ndarray) -> tuple[Ridge, float, np.ndarray]:
+    """Ridge with the penalty chosen by blocked cross-validation, and the amplitude gain that
+    makes the cross-validated mouth opening as wide as the real one."""
+    alpha = choose_alpha(inputs, targets, ALPHAS)
+    held_out = cross_validated(inputs, targets, alpha)
+    centre = targets.mean(0)
+    predicted = frontal_mouth_opening(face_model, held_out)
+    real = frontal_mouth_opening(face_model, targets)
+    gain = float(np.clip(real.std() / max(predicted.std(), 1e-9), *GAIN_RANGE))
+    return Ridge.fit(inputs, targets, alpha), gain, centre
 
 
 def train_motion_model(
@@ -72,42 +129,40 @@ def train_motion_model(
     fit: FaceFit,
     features: np.ndarray,
     fps: float,
-    prior: MotionPrior | None,
+    generic: GenericLipModel | None,
 ) -> MotionModel:
     """Fit the expression, pose and blink models on the person's clip.
 
-    The last VALIDATION_FRACTION of the clip is held out first to measure how well mouth
-    motion is predicted on unseen speech (reported as `validation`); the final models are
-    then refitted on the whole clip with the penalty chosen by blocked cross-validation.
+    The clip's audio/video offset is found (with the generic model) and corrected first. The
+    last VALIDATION_FRACTION of the clip is held out to measure how well mouth motion is
+    predicted on unseen speech (reported as `validation`); the final models are then refitted
+    on the whole clip.
 
     Args:
         face_model: the person's face model.
         fit: the clip's per-frame fit (T frames).
         features: (T, D) audio features aligned with the clip's frames.
         fps: frames/s.
-        prior: the generic lip prior, or None to train without it.
+        generic: the person-independent audio->lip model, or None to learn from the clip alone.
     """
     valid = fit.valid
-    inputs = _inputs(features, prior)
+    offset = clip_offset(generic, face_model, fit, features) if generic is not None else 0
+    features = shift_features(features, offset)
+    inputs = _inputs(features, generic)
     targets = fit.expression.astype(np.float64)
     # 1. validation on the held-out end of the clip
     split = int(len(inputs) * (1 - VALIDATION_FRACTION))
     train, held = valid.copy(), valid.copy()
     train[split:] = False
     held[:split] = False
-    alpha = choose_alpha(inputs[train], targets[train], ALPHAS)
-    held_prediction = Ridge.fit(inputs[train], targets[train], alpha).predict(inputs[held])
-    validation = {
-        "held_out_frames": int(held.sum()),
-        "mouth_r": mouth_correlation(face_model, held_prediction, targets[held]),
-        "alpha": alpha,
-    }
+    ridge, gain, centre = _fit_expression(face_model, inputs[train], targets[train])
+    held_prediction = centre + gain * (ridge.predict(inputs[held]) - centre)
+    validation = {"held_out_frames": int(held.sum()), **mouth_scores(face_model, held_prediction, targets[held]), "alpha": ridge.alpha, "gain": round(gain, 3)}
     # 2. final models on the whole clip
-    alpha = choose_alpha(inputs[valid], targets[valid], ALPHAS)
-    expression = Ridge.fit(inputs[valid], targets[valid], alpha)
+    ridge, gain, centre = _fit_expression(face_model, inputs[valid], targets[valid])
     pose = PoseModel.fit(features, fit.pose.astype(np.float64), valid)
     blinks = BlinkModel.fit(np.where(valid[:, None], targets, np.nan), project_landmarks(face_model, fit), fps, face_model)
-    return MotionModel(expression, prior, pose, blinks, validation)
+    return MotionModel(ridge, generic, gain, centre.astype(np.float32), offset, pose, blinks, {**validation, "offset_frames": offset})
 
 
 def generate_motion(

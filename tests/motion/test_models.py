@@ -75,9 +75,10 @@ def test_pose_model_keeps_the_clip_amplitude():
     yaw = _simulate_ar2(np.array([1.7, -0.75]), 0.02, n, rng)
     pose = np.column_stack([yaw * 0.5, yaw, yaw * 0.3, 200 + 5 * yaw, 220 + 3 * yaw, 80 + yaw])
     model = PoseModel.fit(features, pose, np.ones(n, bool))
-    generated = model.predict(rng.normal(size=(3000, 4)), np.random.default_rng(6))
-    ratio = generated.std(0) / pose.std(0)
-    assert np.all((ratio > 0.5) & (ratio < 1.5)), ratio
+    # over takes as long as the clip, on new audio, the head moves as much as in the clip
+    takes = [model.predict(rng.normal(size=(n, 4)), np.random.default_rng(seed)) for seed in range(12)]
+    ratio = np.mean([take.std(0) for take in takes], 0) / pose.std(0)
+    assert np.all((ratio > 0.8) & (ratio < 1.25)), ratio
 
 
 def test_blinks_rate_and_shape():

@@ -1,0 +1,79 @@
+"""The speaker-independent lip representation shared by the generic and the personal models.
+
+Lips are the 40 MediaPipe lip points in the face model's own frontal frame, where every
+face is scaled to RMS radius 1, as offsets from the person's neutral (mean) lips: (T, 120)
+model units. Head pose does not enter, and one person's wide mouth and another's small one
+land in the same space, so a model trained on many people predicts them for anyone.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from talkface.face import topology
+from talkface.face.model import MorphableModel
+
+N_LIP_VALUES = 120  # 40 lip points x 3 coordinates
+
+
+@functools.lru_cache(maxsize=1)
+def _opening_points() -> tuple[int, int, int, int]:
+    """Positions of the inner-lip top/bottom and the mouth corners within `lip_indices()`."""
+    lips = list(topology.lip_indices())
+    points = (topology.UPPER_INNER_LIP, topology.LOWER_INNER_LIP, topology.MOUTH_LEFT, topology.MOUTH_RIGHT)
+    return tuple(lips.index(point) for point in points)
+
+
+def neutral_lips(model: MorphableModel) -> np.ndarray:
+    """(40, 3) the person's neutral lip points, model units."""
+    return model.vertices(np.zeros((1, model.n_expression)))[0, model.landmark_index[topology.lip_indices()]]
+
+
+def lip_offsets(model: MorphableModel, expression: np.ndarray) -> np.ndarray:
+    """(T, K) expression -> (T, 120) lip-point offsets from the neutral lips, model units."""
+    lips = model.landmark_index[topology.lip_indices()]
+    vertices = model.vertices(expression.astype(np.float64))[:, lips]
+    return (vertices - neutral_lips(model)).reshape(len(expression), -1).astype(np.float32)
+
+
+def opening_from_offsets(neutral: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Mouth opening (inner-lip gap / mouth width, frontal) of lip offsets on a neutral mouth.
+
+    Args:
+        neutral: (40, 3) neutral lip points.
+        offsets: (T, 120) lip offsets.
+
+    Returns:
+        (T,) float32, unitless.
+    """
+    points = neutral[None] + offsets.reshape(len(offsets), -1, 3)
+    top, bottom, left, right = _opening_points()
+    gap = np.linalg.norm(points[:, top, :2] - points[:, bottom, :2], axis=-1)
+    width = np.linalg.norm(points[:, left, :2] - points[:, right, :2], axis=-1)
+    return (gap / np.maximum(width, 1e-6)).astype(np.float32)
+
+
+def frontal_mouth_opening(model: MorphableModel, expression: np.ndarray) -> np.ndarray:
+    """(T, K) expression -> (T,) mouth opening seen from the front."""
+    return opening_from_offsets(neutral_lips(model), lip_offsets(model, expression))
+
+
+def expression_from_lips(model: MorphableModel, offsets: np.ndarray, penalty: float = 1e-3) -> np.ndarray:
+    """The expression coefficients whose lips best match `offsets` (least squares, lightly damped).
+
+    Lips are linear in the expression, so this is one (K x K) solve shared by all frames.
+    Coefficients the lips do not constrain (eyes, brows) stay near zero.
+
+    Args:
+        model: the person's face model.
+        offsets: (T, 120) lip offsets.
+
+    Returns:
+        (T, K) float64 expression coefficients.
+    """
+    identity = np.eye(model.n_expression)
+    basis = lip_offsets(model, identity).astype(np.float64) - lip_offsets(model, 0 * identity[:1]).astype(np.float64)
+    gram = basis @ basis.T + penalty * np.trace(basis @ basis.T) / model.n_expression * identity
+    return np.linalg.solve(gram, basis @ offsets.astype(np.float64).T).T

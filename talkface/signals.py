@@ -1,0 +1,31 @@
+"""Small statistics on per-frame signals, shared by the motion models and the metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation over the frames where both are finite (nan if fewer than 3 or constant)."""
+    keep = np.isfinite(a) & np.isfinite(b)
+    if keep.sum() < 3 or np.std(a[keep]) < 1e-12 or np.std(b[keep]) < 1e-12:
+        return float("nan")
+    return float(np.corrcoef(a[keep], b[keep])[0, 1])
+
+
+def best_lag(leader: np.ndarray, follower: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """The delay (frames) at which `follower` best matches `leader`, and that correlation.
+
+    A positive lag k means follower(t) ≈ leader(t - k): the follower is k frames late. Lags
+    are limited to a third of the series so every tried lag compares most of it.
+    """
+    max_lag = min(max_lag, len(leader) // 3)
+    best = (0, -np.inf)
+    for lag in range(-max_lag, max_lag + 1):
+        if lag >= 0:
+            r = pearson(leader[: len(leader) - lag], follower[lag:])
+        else:
+            r = pearson(leader[-lag:], follower[: len(follower) + lag])
+        if np.isfinite(r) and r > best[1]:
+            best = (lag, r)
+    return best[0], float(best[1]) if np.isfinite(best[1]) else float("nan")

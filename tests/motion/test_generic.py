@@ -1,0 +1,132 @@
+"""The speaker-independent lip space, the shipped generic lip model and the clip-offset search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkface.audio import extract
+from talkface.errors import CacheError
+from talkface.face import topology
+from talkface.face.fit import build_model
+from talkface.face.model import FaceFit, project_landmarks
+from talkface.face.tracker import track_video
+from talkface.motion import generic as generic_module
+from talkface.motion.generic import GenericLipModel, LipNetwork, NetworkShape
+from talkface.motion.lips import expression_from_lips, frontal_mouth_opening, lip_offsets, neutral_lips, opening_from_offsets
+from talkface.motion.model import clip_offset, shift_features
+from talkface.signals import pearson
+
+
+@pytest.fixture(scope="module")
+def clip_data(clip, clip_audio):
+    track = track_video(clip)
+    model, fit = build_model(track)
+    return model, fit, extract(clip_audio, "mfcc+whisper", track.n_frames)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> GenericLipModel:
+    return GenericLipModel.load()
+
+
+def _tiny_model(n_features: int = 7) -> GenericLipModel:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    network = LipNetwork(NetworkShape(n_features=n_features, n_components=3, width=8, dilations=(1, 2)))
+    network.eval()
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.normal(size=(120, 3)))[0].T.astype(np.float32)
+    return GenericLipModel(network, np.zeros(n_features, np.float32), np.ones(n_features, np.float32), basis, np.ones(3, np.float32), np.zeros(120, np.float32), {"note": "tiny"})
+
+
+def test_lip_offsets_round_trip_through_expression(clip_data):
+    model, fit, _ = clip_data
+    expression = fit.expression[fit.valid].astype(np.float64)
+    offsets = lip_offsets(model, expression)
+    recovered = lip_offsets(model, expression_from_lips(model, offsets))
+    assert np.abs(recovered - offsets).mean() < 0.1 * np.abs(offsets).mean()
+
+
+def test_opening_from_offsets_matches_the_landmark_definition(clip_data):
+    model, fit, _ = clip_data
+    expression = fit.expression[fit.valid]
+    frontal = np.zeros((len(expression), 6), np.float32)
+    frontal[:, 5] = 1.0
+    reference = topology.mouth_openness(project_landmarks(model, FaceFit(frontal, expression)))
+    ours = opening_from_offsets(neutral_lips(model), lip_offsets(model, expression))
+    np.testing.assert_allclose(ours, reference, atol=1e-4)
+    np.testing.assert_allclose(frontal_mouth_opening(model, expression), reference, atol=1e-4)
+
+
+def test_shipped_model_follows_the_real_mouth(clip_data, shipped):
+    model, fit, features = clip_data
+    features = shift_features(features, clip_offset(shipped, model, fit, features))  # this clip's sound is ~5 frames off
+    predicted = frontal_mouth_opening(model, expression_from_lips(model, shipped.predict(features)))
+    real = frontal_mouth_opening(model, np.nan_to_num(fit.expression))
+    assert np.isfinite(predicted).all()
+    assert pearson(predicted, real) > 0.5
+    assert 0.5 < predicted.std() / real.std() < 2.0
+
+
+def test_shipped_model_records_its_training(shipped):
+    assert shipped.meta["clips"] and all(len(clip["sha256"]) == 64 for clip in shipped.meta["clips"])
+    assert "congressman_d" in shipped.meta["excluded_people"]
+    assert shipped.meta["command"].startswith("python scripts/corpus.py")
+
+
+def test_chunked_prediction_equals_the_whole(monkeypatch):
+    model = _tiny_model()
+    features = np.random.default_rng(1).normal(size=(50, 7)).astype(np.float32)
+    whole = model.predict(features)
+    monkeypatch.setattr(generic_module, "CHUNK_FRAMES", 13)
+    np.testing.assert_allclose(model.predict(features), whole, atol=1e-5)
+    assert model.predict(features[:0]).shape == (0, 120)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = _tiny_model()
+    path = tmp_path / "tiny.safetensors"
+    model.save(path)
+    again = GenericLipModel.load(path)
+    features = np.random.default_rng(2).normal(size=(30, 7)).astype(np.float32)
+    np.testing.assert_allclose(again.predict(features), model.predict(features), atol=1e-6)
+    assert again.meta == {"note": "tiny"} and not list(tmp_path.glob(".*tmp"))
+    arrays = model.to_arrays()
+    np.testing.assert_allclose(GenericLipModel.from_arrays(arrays).predict(features), model.predict(features), atol=1e-6)
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty", "truncated", "garbage", "wrong format"])
+def test_damaged_model_file_is_a_clear_error(tmp_path, damage):
+    path = tmp_path / "model.safetensors"
+    model = _tiny_model()
+    if damage != "missing":
+        model.save(path)
+        data = path.read_bytes()
+        if damage == "empty":
+            path.write_bytes(b"")
+        elif damage == "truncated":
+            path.write_bytes(data[: len(data) // 2])
+        elif damage == "garbage":
+            path.write_bytes(b"\x00\xff" * 100)
+        else:
+            path.write_bytes(data.replace(b'\\"format\\": 1', b'\\"format\\": 9'))
+    with pytest.raises(CacheError, match="train_lips.py"):
+        GenericLipModel.load(path)
+
+
+def test_shift_features_moves_frames_and_repeats_edges():
+    features = np.arange(6, dtype=np.float32)[:, None]
+    np.testing.assert_array_equal(shift_features(features, 2)[:, 0], [0, 0, 0, 1, 2, 3])
+    np.testing.assert_array_equal(shift_features(features, -1)[:, 0], [1, 2, 3, 4, 5, 5])
+    assert shift_features(features, 0) is features
+
+
+def test_clip_offset_finds_a_shifted_soundtrack(clip_data, shipped):
+    model, fit, features = clip_data
+    # the shipped clip comes from obama_weekly_20s.mp4, whose sound is ~5 frames off: correct it first
+    in_sync = shift_features(features, clip_offset(shipped, model, fit, features))
+    base = clip_offset(shipped, model, fit, in_sync)
+    assert abs(base) <= 1  # a 3 s clip: edge frames repeated by the shift can move the peak by one
+    assert abs(clip_offset(shipped, model, fit, shift_features(in_sync, 3)) - (base - 3)) <= 1
+    assert abs(clip_offset(shipped, model, fit, shift_features(in_sync, -4)) - (base + 4)) <= 1
