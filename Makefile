@@ -35,6 +35,9 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/track_speed.py
 	$(BIN)/python benchmarks/evaluate_checks.py
 	$(BIN)/python benchmarks/motion.py
+	$(BIN)/python scripts/corpus.py
+	$(BIN)/python scripts/train_lips.py --no-ship
+	$(BIN)/python benchmarks/lipsync.py
 	$(BIN)/python benchmarks/render.py
 	$(BIN)/python benchmarks/refine.py
 	$(BIN)/python benchmarks/controls.py

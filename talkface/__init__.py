@@ -8,9 +8,8 @@ Library API (the CLI is a thin layer over these):
     talkface.batch(manifest, workers=..., ...)    many jobs from a CSV/JSONL manifest, resumable.
 """
 
-__version__ = "0.1.0"
-
-from talkface.track import TrackResult, TrackSummary, track  # noqa: E402
+from talkface._version import __version__
+from talkface.track import TrackResult, TrackSummary, track
 
 
 def __getattr__(name):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -11,6 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from talkface.config import FinetuneConfig, ReconstructConfig, SpeakConfig, TrackConfig
 from talkface.errors import TalkfaceError
@@ -21,8 +23,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stdout = Console()
-stderr = Console(stderr=True)
+# markup off: user paths and messages are printed as they are ("[x]" in a name is no style)
+stdout = Console(markup=False)
+stderr = Console(stderr=True, markup=False)
 
 _TRACK = TrackConfig()
 _RECONSTRUCT = ReconstructConfig()
@@ -54,7 +57,7 @@ def reports_errors(command):
         try:
             return command(*args, **kwargs)
         except TalkfaceError as exc:
-            stderr.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+            stderr.print(Text.assemble(("error:", "bold red"), f" {type(exc).__name__}: {exc}"), highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             stderr.print("interrupted; finished stages are cached and a rerun resumes from them")
@@ -150,7 +153,7 @@ def finetune(
         return
     validation = profile.info["validation"]
     stdout.print(
-        f"profile [bold]{profile.folder}[/] ready in {profile.info['finetune_seconds']} s: "
+        f"profile {profile.folder} ready in {profile.info['finetune_seconds']} s: "
         f"held-out mouth r {validation['mouth_r']:.2f}, amplitude {validation['amplitude']:.2f} on {validation['held_out_frames']} frames, "
         f"{profile.info['blinks_per_minute']:.0f} blinks/min",
         highlight=False,
@@ -228,6 +231,9 @@ def render(
     from talkface.profile import load_profile
     from talkface.render.video import render_video
 
+    from talkface.media import check_destination
+
+    check_destination(out, (motion, audio, onto))
     profile = load_profile(person)
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
     loaded, notes = apply_controls(load_motion(motion), profile, controls)
@@ -295,7 +301,7 @@ def batch(
         for item in result.results:
             table.add_row(
                 str(item.row), Path(item.person).name, Path(item.audio).name, Path(item.out).name,
-                f"[{colours[item.status]}]{item.status}[/]", f"{item.seconds:.1f}", item.error,
+                Text(item.status, style=colours[item.status]), f"{item.seconds:.1f}", item.error,
             )
         stdout.print(table)
         stdout.print(f"report: {result.report_path}", highlight=False)
@@ -374,14 +380,36 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report 
         for column in ("check", "status", "detail"):
             table.add_column(column)
         for check in checks:
-            status = "[green]ok[/]" if check.ok else ("[red]MISSING[/]" if check.required else "[yellow]optional[/]")
+            status = Text("ok", "green") if check.ok else (Text("MISSING", "red") if check.required else Text("optional", "yellow"))
             table.add_row(check.name, status, check.detail)
         stdout.print(table)
     if not report["ok"]:
         raise typer.Exit(1)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from talkface._version import __version__
+
+        print(f"talkface {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Talking-face video from a short clip of a person and any speech. Offline, CPU or GPU."""
+
+
+def _terminated(signum, frame) -> None:
+    """SIGTERM ends the run like Ctrl-C does: `finally` blocks remove temporaries, caches stay."""
+    stderr.print("terminated; finished stages are cached and a rerun resumes from them")
+    raise SystemExit(143)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     app()
 
 

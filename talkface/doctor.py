@@ -88,7 +88,7 @@ def _device() -> Check:
 
 def run_checks() -> list[Check]:
     """Every check, required ones first."""
-    from talkface import __version__
+    from talkface._version import __version__
 
     return [
         Check("talkface", True, __version__),

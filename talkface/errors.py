@@ -51,6 +51,10 @@ class CacheError(TalkfaceError):
     exit_code = 5
 
 
+class ProfileError(CacheError):
+    """A person profile is damaged or incomplete; the message names the file and the command that rebuilds it."""
+
+
 class DependencyError(TalkfaceError):
     """An optional package or device needed for the request is not available."""
 

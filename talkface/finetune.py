@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from talkface import __version__, progress
+from talkface import progress
+from talkface._version import __version__
 from talkface.audio import extract
 from talkface.cache import StageCache, file_digest, make_key
 from talkface.config import REFINER_PRESETS, FinetuneConfig, ReconstructConfig, RefinerConfig, TrackConfig

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from talkface.errors import CacheError, InputError
+from talkface.errors import CacheError, InputError, ProfileError
 from talkface.face.model import FaceFit, MeshFaceModel
 from talkface.motion.model import MotionModel
 from talkface.storage import atomic_write_bytes, load_npz, save_npz, write_json
@@ -94,18 +94,29 @@ def load_profile(folder: str | Path | None = None) -> Profile:
     if not meta_path.exists() or not (folder / "frames.npz").exists():
         hint = "it is not a finished profile (was finetune interrupted? rerun it to resume)" if folder.exists() else "no such folder"
         raise InputError(f"no talkface profile at {folder}: {hint}")
-    info = json.loads(meta_path.read_text())
+    try:
+        info = json.loads(meta_path.read_text())
+        if not isinstance(info, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ProfileError(f"{meta_path} is damaged ({exc}); rebuild the profile: talkface finetune --video CLIP --out {folder} --force") from None
     if info.get("format") != PROFILE_FORMAT:
         raise CacheError(
             f"the profile at {folder} has format {info.get('format')}, this talkface reads format {PROFILE_FORMAT}; "
             f"finetune it again: talkface finetune --video {info.get('source', {}).get('path', 'CLIP')} --out {folder}"
         )
-    fit = load_npz(folder / "fit.npz")
-    motion = MotionModel.from_arrays(load_npz(folder / "motion.npz"), info.get("validation", {}))
-    reference = cv2.imread(str(folder / "reference.png"))
-    if reference is None:
-        raise CacheError(f"{folder / 'reference.png'} is missing or damaged; finetune again to rebuild the profile")
-    return Profile(folder, info, MeshFaceModel.load(folder), FaceFit(fit["pose"], fit["expression"]), motion, reference[..., ::-1].copy())
+    rebuild = f"talkface finetune --video {info.get('source', {}).get('path', 'CLIP')} --out {folder}"
+    try:
+        fit = load_npz(folder / "fit.npz")
+        motion = MotionModel.from_arrays(load_npz(folder / "motion.npz"), info.get("validation", {}))
+        reference = cv2.imread(str(folder / "reference.png"))
+        if reference is None:
+            raise CacheError(f"{folder / 'reference.png'} is missing or damaged")
+        face = MeshFaceModel.load(folder)
+        clip_fit = FaceFit(fit["pose"], fit["expression"])
+    except (CacheError, KeyError, ValueError, TypeError, IndexError, OSError) as exc:
+        raise ProfileError(f"the profile at {folder} is damaged ({exc}); rebuild it: {rebuild} --force") from None
+    return Profile(folder, info, face, clip_fit, motion, reference[..., ::-1].copy())
 
 
 def update_profile_info(folder: Path, **fields) -> None:

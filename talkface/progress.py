@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-_console = Console(stderr=True)
+_console = Console(stderr=True, markup=False)  # messages carry user paths: never parse them as markup
 
 
 def enabled() -> bool:

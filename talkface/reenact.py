@@ -25,7 +25,7 @@ from talkface.face import topology
 from talkface.face.fit import build_model
 from talkface.face.model import FaceFit, MeshFaceModel, project_landmarks
 from talkface.face.tracker import track_video
-from talkface.media import load_audio, probe, require_video
+from talkface.media import check_destination, load_audio, probe, require_video
 from talkface.motion import Motion, save_motion
 from talkface.motion.model import own_blinks
 from talkface.profile import Profile, load_profile
@@ -103,6 +103,7 @@ def reenact(
     """
     started = time.perf_counter()
     controls.check()
+    check_destination(out, (driver, audio, motion_path))
     profile = person if isinstance(person, Profile) else load_profile(person)
     info = probe(driver)
     require_video(info)

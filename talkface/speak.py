@@ -13,7 +13,7 @@ from talkface.controls import Controls, apply_controls
 from talkface.device import resolve_device
 from talkface.errors import InputError
 from talkface.face.model import place_vertices
-from talkface.media import load_audio, write_video
+from talkface.media import check_destination, load_audio, write_video
 from talkface.motion import Motion, save_motion
 from talkface.motion.model import generate_motion
 from talkface.profile import Profile, load_profile
@@ -75,6 +75,7 @@ def speak(
     if config.pose == "still":
         controls = replace(controls, pose_scale=0.0)
     controls.check()
+    check_destination(out, (audio, motion_path))
     profile = person if isinstance(person, Profile) else load_profile(person)
     if person is None:
         progress.log(f"using the most recently finetuned profile: {profile.folder}")

@@ -17,6 +17,8 @@ import numpy as np
 
 from talkface.errors import CacheError
 
+MAX_NPZ_BYTES = 8 << 30  # 8 GiB: an array file inflating past this is refused before it is read
+MAX_NPZ_RATIO = 200  # inflated / stored size past 1 MiB: real arrays compress far less, a zip bomb ~1000:1
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -44,8 +46,14 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Load every array of an .npz (no pickles); CacheError if it is missing or corrupt."""
+    """Load every array of an .npz (no pickles); CacheError if it is missing, corrupt, or would
+    inflate to more than MAX_NPZ_BYTES (or MAX_NPZ_RATIO times its size) in memory."""
     try:
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(member.file_size for member in archive.infolist())
+        stored = max(Path(path).stat().st_size, 1)
+        if inflated > MAX_NPZ_BYTES or inflated > MAX_NPZ_RATIO * max(stored, 1 << 20):
+            raise CacheError(f"{path} would inflate to {inflated / 2**30:.1f} GiB from {stored / 2**20:.1f} MiB; it is not a file talkface wrote")
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from talkface import __version__, progress
+from talkface import progress
+from talkface._version import __version__
 from talkface.cache import StageCache, file_digest, make_key
 from talkface.config import FPS, FinetuneConfig, ReconstructConfig, TrackConfig
 from talkface.errors import ClipTooShortError, NoFaceError

@@ -14,7 +14,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable
 
-from talkface import __version__, progress
+from talkface import progress
+from talkface._version import __version__
 from talkface.batch.manifest import Job, read_manifest
 from talkface.cache import file_digest
 from talkface.config import FinetuneConfig
@@ -145,7 +146,7 @@ def run_batch(
     def record(result: JobResult) -> None:
         results[result.row] = result
         _save(report_path, job_list, results, previous, time.perf_counter() - started, workers, backend)
-        mark = {"done": "[green]done[/]", "failed": "[red]FAILED[/]"}.get(result.status, result.status)
+        mark = {"failed": "FAILED"}.get(result.status, result.status)
         detail = f"{result.seconds:.1f} s" if result.status == "done" else result.error
         progress.log(f"  row {result.row} {mark} {Path(result.out).name}: {detail}")
         if on_result:

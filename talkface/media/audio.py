@@ -67,6 +67,12 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
         except av.error.FFmpegError as exc:
             raise InputError(f"the audio of {path} could not be decoded: {exc}") from exc
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    broken = int(np.count_nonzero(~np.isfinite(samples)))
+    if broken:
+        raise InputError(
+            f"the audio of {path} holds {broken} samples that are not numbers (NaN or infinite); "
+            "re-export it (e.g. as 16-bit PCM wav) and try again"
+        )
     return Audio(samples=samples, sample_rate=sample_rate)
 
 

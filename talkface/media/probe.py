@@ -43,6 +43,8 @@ def open_media(path: str | Path) -> Iterator[av.container.InputContainer]:
         raise InputError(f"file not found: {path}")
     if path.is_dir():
         raise InputError(f"expected a media file but {path} is a folder")
+    if not path.is_file():  # a pipe or device would block or never end
+        raise InputError(f"{path} is not a regular file (a pipe or device?); save the media to a file and give that")
     try:
         container = av.open(str(path), "r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:

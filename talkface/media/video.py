@@ -14,6 +14,7 @@ import numpy as np
 from talkface.config import FPS
 from talkface.errors import InputError, NoVideoStreamError
 from talkface.media.audio import Audio
+from talkface.media.destination import partial_path
 from talkface.media.probe import open_media
 
 AUDIO_FRAME_SAMPLES = 1024  # samples per AAC frame
@@ -27,7 +28,7 @@ def _timed_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or FPS)
-        start = None
+        start, index = None, 0
         try:
             for index, frame in enumerate(container.decode(stream)):
                 time = frame.time if frame.time is not None else index / rate
@@ -101,8 +102,9 @@ def write_video(
 ) -> Path:
     """Encode frames as H.264 mp4 (with AAC audio if given), atomically.
 
-    The file is written under a temporary name beside `path` and renamed when complete,
-    so an interrupted run never leaves a truncated video under the final name.
+    The file is written under a unique temporary name beside `path` (see
+    `talkface.media.destination`) and renamed when complete, so an interrupted run never leaves
+    a truncated video under the final name, and two runs never write the same temporary.
 
     Args:
         path: output .mp4 path.
@@ -116,7 +118,7 @@ def write_video(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix or '.mp4'}")
+    tmp = partial_path(path)
     frames = iter(frames)
     first = next(frames, None)
     if first is None:

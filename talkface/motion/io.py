@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from talkface.errors import InputError
+from talkface.errors import CacheError, InputError
 from talkface.face.topology import N_LANDMARKS
 from talkface.storage import load_npz, save_npz
 
 MOTION_FORMAT = 1
+FPS_RANGE = (1.0, 120.0)  # frames/s a motion file may declare
+MAX_FRAMES = 25 * 60 * 60 * 4  # four hours at 25 fps
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,12 @@ def load_motion(path: str | Path) -> Motion:
     path = Path(path)
     if not path.exists():
         raise InputError(f"motion file not found: {path}")
-    arrays = load_npz(path)
+    if not path.is_file():
+        raise InputError(f"the motion file {path} is not a regular file; give a .npz written by talkface --save-motion")
+    try:
+        arrays = load_npz(path)
+    except CacheError as exc:
+        raise InputError(f"{exc}; give a .npz written by talkface track/speak --save-motion") from None
     missing = {"expression", "pose", "landmarks", "fps"} - set(arrays)
     if missing:
         raise InputError(f"{path} is not a talkface motion file (missing {', '.join(sorted(missing))})")
@@ -70,6 +77,28 @@ def load_motion(path: str | Path) -> Motion:
             f"{path}: pose {arrays['pose'].shape} and landmarks {arrays['landmarks'].shape} do not match "
             f"(T, 6) and (T, {N_LANDMARKS}, 3)"
         )
-    if len(arrays["expression"]) != n_frames:
-        raise InputError(f"{path}: expression has {len(arrays['expression'])} frames but pose has {n_frames}")
-    return Motion(arrays["expression"], arrays["pose"], arrays["landmarks"], float(arrays["fps"]))
+    if arrays["expression"].ndim != 2 or len(arrays["expression"]) != n_frames:
+        raise InputError(f"{path}: expression {arrays['expression'].shape} is not (T, K) with T = {n_frames} frames like pose")
+    _check_values(path, arrays, n_frames)
+    return Motion(*(arrays[name].astype(np.float32) for name in ("expression", "pose", "landmarks")), float(arrays["fps"]))
+
+
+def _check_values(path: Path, arrays: dict[str, np.ndarray], n_frames: int) -> None:
+    """Frame count, fps and values in range: finite, or NaN on whole frames (frames with no face)."""
+    if not 1 <= n_frames <= MAX_FRAMES:
+        raise InputError(f"{path} holds {n_frames} frames; a motion file needs 1 to {MAX_FRAMES} (four hours at 25 fps)")
+    for name in ("expression", "pose", "landmarks", "fps"):
+        if arrays[name].dtype.kind not in "fiu":
+            raise InputError(f"{path}: {name} holds {arrays[name].dtype} values, not numbers")
+    fps = float(np.asarray(arrays["fps"]).reshape(-1)[0]) if arrays["fps"].size else float("nan")
+    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:  # NaN fails too
+        raise InputError(f"{path} declares {fps} frames/s; a motion file needs {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
+    per_frame = [arrays[name].reshape(n_frames, -1) for name in ("expression", "pose", "landmarks")]
+    if any(np.isinf(values).any() for values in per_frame):
+        raise InputError(f"{path} holds infinite values; it is damaged: write it again with --save-motion")
+    missing = [np.isnan(values).any(axis=1) for values in per_frame]
+    partly = [np.isnan(values).any(axis=1) & ~np.isnan(values).all(axis=1) for values in per_frame]
+    if any(mask.any() for mask in partly) or not (missing[0] == missing[1]).all():
+        raise InputError(f"{path} holds NaN values inside frames; it is damaged: write it again with --save-motion")
+    if missing[1].all():
+        raise InputError(f"{path} has no frame with a face (every pose is NaN)")

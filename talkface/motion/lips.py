@@ -60,20 +60,18 @@ def frontal_mouth_opening(model: MorphableModel, expression: np.ndarray) -> np.n
     return opening_from_offsets(neutral_lips(model), lip_offsets(model, expression))
 
 
-def expression_from_lips(model: MorphableModel, offsets: np.ndarray, penalty: float = 1e-3) -> np.ndarray:
-    """The expression coefficients whose lips best match `offsets` (least squares, lightly damped).
+def lips_to_expression(model: MorphableModel, penalty: float = 1e-3) -> np.ndarray:
+    """(120, K) the linear map from lip offsets to the expression whose lips match them best.
 
-    Lips are linear in the expression, so this is one (K x K) solve shared by all frames.
-    Coefficients the lips do not constrain (eyes, brows) stay near zero.
-
-    Args:
-        model: the person's face model.
-        offsets: (T, 120) lip offsets.
-
-    Returns:
-        (T, K) float64 expression coefficients.
+    Lips are linear in the expression, so the damped least-squares solution is one matrix
+    shared by all frames. Coefficients the lips do not constrain (eyes, brows) stay near zero.
     """
     identity = np.eye(model.n_expression)
     basis = lip_offsets(model, identity).astype(np.float64) - lip_offsets(model, 0 * identity[:1]).astype(np.float64)
     gram = basis @ basis.T + penalty * np.trace(basis @ basis.T) / model.n_expression * identity
-    return np.linalg.solve(gram, basis @ offsets.astype(np.float64).T).T
+    return np.linalg.solve(gram, basis).T
+
+
+def expression_from_lips(model: MorphableModel, offsets: np.ndarray) -> np.ndarray:
+    """(T, 120) lip offsets -> (T, K) float64 expression coefficients whose lips match them best."""
+    return offsets.astype(np.float64) @ lips_to_expression(model)

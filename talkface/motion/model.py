@@ -10,35 +10,44 @@ from talkface.face.model import FaceFit, MorphableModel, project_landmarks
 from talkface.motion.blinks import BlinkModel, eyes_only
 from talkface.motion.generic import GenericLipModel
 from talkface.motion.io import Motion
-from talkface.motion.lips import expression_from_lips, frontal_mouth_opening
+from talkface.motion.lips import frontal_mouth_opening, lips_to_expression
 from talkface.motion.pose import PoseModel
 from talkface.motion.ridge import Ridge, chunked, choose_alpha, cross_validated, stack_context
 from talkface.signals import best_lag, pearson
 
-AUDIO_RADIUS = 5  # frames (+-0.2 s) of audio context, for a profile trained without the generic model
-LIP_RADIUS = 2  # frames of generic lip coefficients either side fed to the personal map
+AUDIO_RADIUS = 5  # frames (+-0.2 s) of audio context for the personal ridge
+LIP_RADIUS = 2  # frames of generic lip coefficients either side fed to the personal ridge
 ALPHAS = (1e1, 3e1, 1e2, 3e2, 1e3, 3e3, 1e4, 3e4)
 VALIDATION_FRACTION = 0.2  # the clip's last part, held out to report validation quality
 MAX_OFFSET = 6  # frames of audio/video offset looked for in the person's clip
 MIN_OFFSET_R = 0.3  # the generic model must match the clip at least this well to trust its offset
 GAIN_RANGE = (1.0, 2.5)  # the amplitude calibration only ever widens a shrunk prediction
+GENERIC_WEIGHTS = np.linspace(0.0, 1.0, 11)  # blends of the generic prediction and the personal ridge tried
 
 
 @dataclass(frozen=True)
 class MotionModel:
     """Everything `speak` needs to turn audio features into a person's motion.
 
+    The expression is a blend, chosen on the clip by cross-validation, of the generic model's
+    lips carried into the person's expression basis and a personal ridge, widened by `gain`:
+    `centre + gain * (w * generic + (1 - w) * personal - centre)`.
+
     Attributes:
-        expression: ridge from the inputs (`_inputs`) to the person's (K,) expression coefficients.
+        expression: the personal ridge from the inputs (`_inputs`) to (K,) expression coefficients.
         generic: the person-independent audio->lip model (None: a ridge on audio alone).
-        gain: widens the predicted expression around `centre` so the mouth opens as far as the
-            person's does (ridge predictions shrink towards the mean on unseen audio).
+        lip_map: (120, K) lip offsets -> the person's expression (`lips_to_expression`).
+        generic_weight: w above (0 without a generic model).
+        gain: widens the prediction around `centre` so the mouth opens as far as the person's
+            does (ridge predictions shrink towards the mean on unseen audio).
         centre: (K,) the clip's mean expression.
         offset_frames: the clip's audio/video offset found and corrected before training.
     """
 
     expression: Ridge
     generic: GenericLipModel | None
+    lip_map: np.ndarray
+    generic_weight: float
     gain: float
     centre: np.ndarray
     offset_frames: int
@@ -48,16 +57,26 @@ class MotionModel:
 
     @property
     def radius(self) -> int:
-        return LIP_RADIUS + self.generic.radius if self.generic is not None else AUDIO_RADIUS
+        return max(LIP_RADIUS + self.generic.radius, AUDIO_RADIUS) if self.generic is not None else AUDIO_RADIUS
 
     def predict_expression(self, features: np.ndarray) -> np.ndarray:
         """(T, D) audio features -> (T, K) expression coefficients (no blinks)."""
-        raw = chunked(lambda window: self.expression.predict(_inputs(window, self.generic)), features, self.radius)
+        raw = chunked(self._blend, features, self.radius)
         return self.centre + self.gain * (raw - self.centre)
+
+    def _blend(self, features: np.ndarray) -> np.ndarray:
+        personal = self.expression.predict(_inputs(features, self.generic))
+        if self.generic is None:
+            return personal
+        generic = self.generic.predict(features) @ self.lip_map
+        return self.generic_weight * generic + (1 - self.generic_weight) * personal
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {**self.expression.to_arrays("expression_"), **self.pose.to_arrays(), **self.blinks.to_arrays()}
-        arrays.update(expression_gain=np.float64(self.gain), expression_centre=self.centre, offset_frames=np.int64(self.offset_frames))
+        arrays.update(
+            expression_gain=np.float64(self.gain), expression_centre=self.centre, offset_frames=np.int64(self.offset_frames),
+            lip_map=self.lip_map, generic_weight=np.float64(self.generic_weight),
+        )
         if self.generic is not None:
             arrays.update(self.generic.to_arrays())
         return arrays
@@ -66,17 +85,19 @@ class MotionModel:
     def from_arrays(cls, arrays: dict[str, np.ndarray], validation: dict) -> "MotionModel":
         generic = GenericLipModel.from_arrays(arrays) if "generic_header" in arrays else None
         return cls(
-            Ridge.from_arrays(arrays, "expression_"), generic, float(arrays["expression_gain"]), arrays["expression_centre"],
+            Ridge.from_arrays(arrays, "expression_"), generic, arrays["lip_map"], float(arrays["generic_weight"]),
+            float(arrays["expression_gain"]), arrays["expression_centre"],
             int(arrays["offset_frames"]), PoseModel.from_arrays(arrays), BlinkModel.from_arrays(arrays), validation,
         )
 
 
 def _inputs(features: np.ndarray, generic: GenericLipModel | None) -> np.ndarray:
-    """The personal ridge's inputs: the generic lip coefficients with +-LIP_RADIUS frames of
-    context, or (without a generic model) the audio features with +-AUDIO_RADIUS."""
+    """The personal ridge's inputs: the audio features with +-AUDIO_RADIUS frames of context,
+    after the generic lip coefficients with +-LIP_RADIUS (when there is a generic model)."""
+    audio = stack_context(features, AUDIO_RADIUS)
     if generic is None:
-        return stack_context(features, AUDIO_RADIUS)
-    return stack_context(generic.predict_coefficients(features), LIP_RADIUS)
+        return audio
+    return np.concatenate([stack_context(generic.predict_coefficients(features), LIP_RADIUS), audio], axis=1)
 
 
 def shift_features(features: np.ndarray, offset: int) -> np.ndarray:
@@ -93,7 +114,7 @@ def clip_offset(generic: GenericLipModel, face_model: MorphableModel, fit: FaceF
     matching the generic model's mouth opening against the tracked one; 0 when the match is
     too weak to trust."""
     valid = fit.valid
-    predicted = frontal_mouth_opening(face_model, expression_from_lips(face_model, generic.predict(features)))
+    predicted = frontal_mouth_opening(face_model, generic.predict(features) @ lips_to_expression(face_model))
     real = frontal_mouth_opening(face_model, np.nan_to_num(fit.expression))
     lag, r = best_lag(predicted[valid], real[valid], MAX_OFFSET)
     return lag if np.isfinite(r) and r >= MIN_OFFSET_R else 0
@@ -112,16 +133,32 @@ def mouth_correlation(model: MorphableModel, predicted: np.ndarray, real: np.nda
     return mouth_scores(model, predicted, real)["mouth_r"]
 
 
-def _fit_expression(face_model: MorphableModel, inputs: np.ndarray, targets: np.ndarray) -> tuple[Ridge, float, np.ndarray]:
-    """Ridge with the penalty chosen by blocked cross-validation, and the amplitude gain that
-    makes the cross-validated mouth opening as wide as the real one."""
+def _fit_expression(face_model: MorphableModel, inputs: np.ndarray, targets: np.ndarray, generic: np.ndarray | None) -> tuple[Ridge, float, float, np.ndarray]:
+    """The personal ridge (penalty by blocked cross-validation), the blend weight of the generic
+    prediction and the amplitude gain, both chosen on the ridge's cross-validated predictions.
+
+    Args:
+        inputs: (N, D) the ridge's inputs; targets: (N, K) expressions.
+        generic: (N, K) the generic model's prediction in the person's basis, or None.
+
+    Returns:
+        ridge, generic weight, gain, (K,) centre.
+    """
     alpha = choose_alpha(inputs, targets, ALPHAS)
     held_out = cross_validated(inputs, targets, alpha)
-    centre = targets.mean(0)
-    predicted = frontal_mouth_opening(face_model, held_out)
     real = frontal_mouth_opening(face_model, targets)
+    weight = 0.0
+    if generic is not None:  # the generic model never saw this person: its prediction is out of sample too
+        scores = [pearson(frontal_mouth_opening(face_model, w * generic + (1 - w) * held_out), real) for w in GENERIC_WEIGHTS]
+        weight = round(float(GENERIC_WEIGHTS[int(np.nanargmax(scores))]), 2)
+        held_out = weight * generic + (1 - weight) * held_out
+    predicted = frontal_mouth_opening(face_model, held_out)
     gain = float(np.clip(real.std() / max(predicted.std(), 1e-9), *GAIN_RANGE))
-    return Ridge.fit(inputs, targets, alpha), gain, centre
+    return Ridge.fit(inputs, targets, alpha), weight, gain, targets.mean(0)
+
+
+def _rows(array: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if array is None else array[rows]
 
 
 def train_motion_model(
@@ -150,19 +187,23 @@ def train_motion_model(
     features = shift_features(features, offset)
     inputs = _inputs(features, generic)
     targets = fit.expression.astype(np.float64)
+    lip_map = lips_to_expression(face_model)
+    generic_expression = generic.predict(features) @ lip_map if generic is not None else None
     # 1. validation on the held-out end of the clip
     split = int(len(inputs) * (1 - VALIDATION_FRACTION))
     train, held = valid.copy(), valid.copy()
     train[split:] = False
     held[:split] = False
-    ridge, gain, centre = _fit_expression(face_model, inputs[train], targets[train])
-    held_prediction = centre + gain * (ridge.predict(inputs[held]) - centre)
-    validation = {"held_out_frames": int(held.sum()), **mouth_scores(face_model, held_prediction, targets[held]), "alpha": ridge.alpha, "gain": round(gain, 3)}
+    ridge, weight, gain, centre = _fit_expression(face_model, inputs[train], targets[train], _rows(generic_expression, train))
+    blend = (1 - weight) * ridge.predict(inputs[held]) + (weight * generic_expression[held] if weight else 0.0)
+    held_prediction = centre + gain * (blend - centre)
+    validation = {"held_out_frames": int(held.sum()), **mouth_scores(face_model, held_prediction, targets[held]), "alpha": ridge.alpha}
     # 2. final models on the whole clip
-    ridge, gain, centre = _fit_expression(face_model, inputs[valid], targets[valid])
+    ridge, weight, gain, centre = _fit_expression(face_model, inputs[valid], targets[valid], _rows(generic_expression, valid))
     pose = PoseModel.fit(features, fit.pose.astype(np.float64), valid)
     blinks = BlinkModel.fit(np.where(valid[:, None], targets, np.nan), project_landmarks(face_model, fit), fps, face_model)
-    return MotionModel(ridge, generic, gain, centre.astype(np.float32), offset, pose, blinks, {**validation, "offset_frames": offset})
+    validation.update(offset_frames=offset, generic_weight=weight, gain=round(gain, 3))
+    return MotionModel(ridge, generic, lip_map.astype(np.float32), weight, gain, centre.astype(np.float32), offset, pose, blinks, validation)
 
 
 def generate_motion(

@@ -1,0 +1,80 @@
+"""Where outputs go: checked before any work, written under unique temporary names.
+
+Every video talkface writes goes through `check_destination` (before the heavy work) and
+`partial_path` (while writing): the temporary file sits beside the destination with this
+process's id and a random token in its name, so two runs never collide, and a later run
+removes the ones whose process is gone (a SIGKILL leaves no other trace).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+from talkface.errors import InputError
+
+MAX_NAME_BYTES = 255  # the longest file name common file systems take
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.partial$")
+
+
+def check_destination(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> Path:
+    """Refuse an output path that cannot be written, before any work is done.
+
+    Args:
+        path: the file to write.
+        inputs: the command's input files; the output may be none of them.
+
+    Raises:
+        InputError: naming the problem (a folder, a name too long, an input file, a folder that
+            cannot be created or written to) and what to do.
+    """
+    path = Path(path)
+    if str(path) in ("", "."):
+        raise InputError("no output file given; pass --out FILE.mp4")
+    if len(path.name.encode()) > MAX_NAME_BYTES - 40:  # room for the temporary name's additions
+        raise InputError(f"the output name {path.name[:40]}... is {len(path.name.encode())} bytes long; keep it under {MAX_NAME_BYTES - 40}")
+    if path.is_dir():
+        raise InputError(f"the output {path} is a folder; give a file name, e.g. {path / 'out.mp4'}")
+    for source in inputs:
+        if source is not None and Path(source).exists() and path.exists() and os.path.samefile(source, path):
+            raise InputError(f"the output {path} is also an input of this command; choose another --out so the input is not overwritten")
+    folder = path.parent
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise InputError(f"cannot create the folder {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write to {existing}: permission denied; choose another --out")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"cannot overwrite {path}: permission denied; choose another --out")
+    return path
+
+
+def partial_path(path: Path) -> Path:
+    """A unique temporary name beside `path` for this process; stale ones of dead processes are removed."""
+    remove_stale_partials(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Delete temporaries of `path` left by processes that no longer run; returns what was removed."""
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for candidate in path.parent.glob(f".{path.name}.*.partial"):
+        match = _PARTIAL.match(candidate.name)
+        if match and match["name"] == path.name and not _alive(int(match["pid"])):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: leave its file alone
+        return True
+    return True
