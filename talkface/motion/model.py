@@ -65,10 +65,11 @@ class MotionModel:
         return self.centre + self.gain * (raw - self.centre)
 
     def _blend(self, features: np.ndarray) -> np.ndarray:
-        personal = self.expression.predict(_inputs(features, self.generic))
         if self.generic is None:
-            return personal
-        generic = self.generic.predict(features) @ self.lip_map
+            return self.expression.predict(_inputs(features, None))
+        coefficients = self.generic.predict_coefficients(features)  # the network runs once per chunk
+        personal = self.expression.predict(_inputs(features, coefficients))
+        generic = self.generic.lips_from_coefficients(coefficients) @ self.lip_map
         return self.generic_weight * generic + (1 - self.generic_weight) * personal
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -91,13 +92,13 @@ class MotionModel:
         )
 
 
-def _inputs(features: np.ndarray, generic: GenericLipModel | None) -> np.ndarray:
+def _inputs(features: np.ndarray, coefficients: np.ndarray | None) -> np.ndarray:
     """The personal ridge's inputs: the audio features with +-AUDIO_RADIUS frames of context,
-    after the generic lip coefficients with +-LIP_RADIUS (when there is a generic model)."""
+    after the generic model's lip coefficients with +-LIP_RADIUS (when there is a generic model)."""
     audio = stack_context(features, AUDIO_RADIUS)
-    if generic is None:
+    if coefficients is None:
         return audio
-    return np.concatenate([stack_context(generic.predict_coefficients(features), LIP_RADIUS), audio], axis=1)
+    return np.concatenate([stack_context(coefficients, LIP_RADIUS), audio], axis=1)
 
 
 def shift_features(features: np.ndarray, offset: int) -> np.ndarray:
@@ -185,10 +186,11 @@ def train_motion_model(
     valid = fit.valid
     offset = clip_offset(generic, face_model, fit, features) if generic is not None else 0
     features = shift_features(features, offset)
-    inputs = _inputs(features, generic)
+    coefficients = generic.predict_coefficients(features) if generic is not None else None
+    inputs = _inputs(features, coefficients)
     targets = fit.expression.astype(np.float64)
     lip_map = lips_to_expression(face_model)
-    generic_expression = generic.predict(features) @ lip_map if generic is not None else None
+    generic_expression = generic.lips_from_coefficients(coefficients) @ lip_map if generic is not None else None
     # 1. validation on the held-out end of the clip
     split = int(len(inputs) * (1 - VALIDATION_FRACTION))
     train, held = valid.copy(), valid.copy()
