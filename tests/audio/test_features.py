@@ -76,3 +76,13 @@ def test_unreadable_audio_is_refused(tmp_path):
 
 def test_other_languages_are_speech(tmp_path, clip_audio):
     check_speech(load_audio(write_audio(tmp_path / "s.flac", clip_audio)), "s.flac")
+
+
+def test_mfcc_by_chunks_equals_one_pass(clip_audio, monkeypatch):
+    """Memory stays flat for long audio: a minute at a time, with context carried across chunks."""
+    from talkface.audio import mfcc
+
+    samples = clip_audio.samples[:-77]  # not a whole number of steps
+    whole = mfcc.mfcc_features(samples, 70)
+    monkeypatch.setattr(mfcc, "CHUNK_STEPS", 7)
+    np.testing.assert_allclose(mfcc.mfcc_features(samples, 70), whole, rtol=1e-5, atol=1e-5)
