@@ -123,9 +123,14 @@ REFINER_PRESETS = {
 }
 
 
+POSE_MODES = ("generated", "clip", "still")
+MAX_SEED = 2**32 - 1  # numpy's seed range
+MAX_BLINK_RATE = 120.0  # blinks per minute; people blink 10-40
+
+
 @dataclass(frozen=True)
 class SpeakConfig:
-    """Generating a talking video from audio.
+    """Generating a talking video from audio (`check` holds the accepted ranges).
 
     Attributes:
         pose: 'generated' (from audio, in the person's style), 'clip' (replay the clip's poses) or
@@ -141,3 +146,16 @@ class SpeakConfig:
     blink_rate: float | None = None
     preview: bool = False
     refine: bool = True
+
+    def check(self) -> "SpeakConfig":
+        """Raise InputError naming a setting outside its range; return self."""
+        from talkface.errors import InputError
+
+        if self.pose not in POSE_MODES:
+            raise InputError(f"unknown pose mode {self.pose!r}; use one of {', '.join(POSE_MODES)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"seed {self.seed!r} is not a whole number from 0 to {MAX_SEED}")
+        rate = self.blink_rate
+        if rate is not None and not (isinstance(rate, (int, float)) and 0 <= rate <= MAX_BLINK_RATE):  # NaN fails too
+            raise InputError(f"blink rate {rate!r} is not a number of blinks per minute from 0 to {MAX_BLINK_RATE}")
+        return self

@@ -11,7 +11,6 @@ from talkface.audio import check_speech, extract, n_video_frames
 from talkface.config import SpeakConfig
 from talkface.controls import Controls, apply_controls
 from talkface.device import resolve_device
-from talkface.errors import InputError
 from talkface.face.model import place_vertices
 from talkface.media import check_destination, load_audio, write_video
 from talkface.motion import Motion, save_motion
@@ -20,7 +19,6 @@ from talkface.profile import Profile, load_profile
 from talkface.render.preview import draw_mesh, triangle_colours
 from talkface.render.video import render_video
 
-POSE_MODES = ("generated", "clip", "still")
 
 
 @dataclass(frozen=True)
@@ -70,8 +68,7 @@ def speak(
     """
     started = time.perf_counter()
     # 1. check inputs
-    if config.pose not in POSE_MODES:
-        raise InputError(f"unknown pose mode {config.pose!r}; use one of {', '.join(POSE_MODES)}")
+    config.check()
     if config.pose == "still":
         controls = replace(controls, pose_scale=0.0)
     controls.check()

@@ -282,3 +282,52 @@ def test_damaged_profile_from_the_cli_is_one_line(small_profile, tmp_path, clip_
     done = run("speak", "--audio", str(speech), "--out", str(tmp_path / "o.mp4"), "--person", str(tmp_path / "p"))
     assert done.returncode == 5 and "ProfileError" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) <= 2
+
+
+# ---------------------------------------------------------------- batch manifests and options
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("jobs.csv", "person,audio,out\np,a.wav,o.mp4\n".encode("utf-16"), "not UTF-8"),
+        ("jobs.csv", bytes(range(256)) * 4, "not UTF-8|NUL"),
+        ("jobs.csv", b"person,audio,out\np,a.wav,o.mp4\x00\n", "NUL"),
+        ("jobs.csv", b"person,audio,out\np,a.wav,o.mp4,extra,more\n", "more fields than the header"),
+        ("jobs.csv", b"person,audio,out,seed\np,a.wav,o.mp4,-1\n", "row 1: seed -1"),
+        ("jobs.csv", b"person,audio,out,blink_rate\np,a.wav,o.mp4,nan\n", "row 1: blink rate nan"),
+        ("jobs.csv", b"person,audio,out,blink_rate\np,a.wav,o.mp4,1e9\n", "blink rate"),
+        ("jobs.csv", b"person,audio,out,pose\np,a.wav,o.mp4,wild\n", "unknown pose mode"),
+        ("jobs.jsonl", b'{"person": "p", "audio": "a.wav", "out": "o.mp4", "seed": [1]}\n', "seed"),
+        ("jobs.jsonl", b'{"person": "p", "audio": "a.wav", "out": "o.mp4", "seed": 1e40}\n', "seed"),
+        ("jobs.jsonl", b"[1, 2]\n", "expected an object"),
+        ("jobs.csv", b"", "no jobs"),
+    ],
+)
+def test_bad_manifests_are_one_clear_error(tmp_path, name, content, message):
+    from talkface.batch.manifest import read_manifest
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        read_manifest(path)
+
+
+def test_a_pipe_as_manifest_is_refused(tmp_path):
+    from talkface.batch.manifest import read_manifest
+
+    fifo = tmp_path / "jobs.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        read_manifest(fifo)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [({"seed": -1}, "seed"), ({"seed": 2**40}, "seed"), ({"seed": True}, "seed"), ({"blink_rate": float("nan")}, "blink rate"),
+     ({"blink_rate": -3.0}, "blink rate"), ({"pose": "spin"}, "pose mode")],
+)
+def test_speak_settings_out_of_range(settings, message):
+    from talkface.config import SpeakConfig
+
+    with pytest.raises(InputError, match=message):
+        SpeakConfig(**settings).check()
+    assert SpeakConfig(seed=7, blink_rate=0.0).check().seed == 7

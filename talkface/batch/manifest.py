@@ -8,6 +8,7 @@ A manifest row names a `person` (a profile folder, or a clip to finetune once an
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +50,22 @@ def read_manifest(path: str | Path) -> list[Job]:
         return _folder_jobs(path)
     if not path.exists():
         raise InputError(f"no batch manifest at {path}: give a .csv or .jsonl file, or a folder with people/ and audio/")
+    if not path.is_file():
+        raise InputError(f"the batch manifest {path} is not a regular file; give a .csv or .jsonl file")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path} is not UTF-8 text (byte {error.start} is not); save the manifest as UTF-8 .csv or .jsonl") from None
+    if "\x00" in text:
+        raise InputError(f"{path} holds NUL bytes: it is not a text manifest; save it as UTF-8 .csv or .jsonl")
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            records = [(number, record) for number, record in enumerate(csv.DictReader(handle), start=1)]
+        try:
+            records = [(number, record) for number, record in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=1)]
+        except csv.Error as error:
+            raise InputError(f"{path} is not a readable CSV ({error})") from None
     elif path.suffix.lower() in (".jsonl", ".ndjson"):
         records = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 try:
                     records.append((number, json.loads(line)))
@@ -74,7 +85,9 @@ def _job(manifest: Path, row: int, record: dict) -> Job:
     missing = [name for name in REQUIRED if not str(record.get(name) or "").strip()]
     if missing:
         raise InputError(f"{where}: missing {', '.join(missing)} (every row needs {', '.join(REQUIRED)})")
-    unknown = set(record) - set(REQUIRED) - set(OPTIONS)
+    if None in record:  # csv.DictReader files fields beyond the header under None
+        raise InputError(f"{where}: more fields than the header has columns ({', '.join(REQUIRED)} and options); quote values that hold commas")
+    unknown = {str(key) for key in record} - set(REQUIRED) - set(OPTIONS)
     if unknown:
         raise InputError(f"{where}: unknown column(s) {', '.join(sorted(unknown))}; options are {', '.join(OPTIONS)}")
     options = {}
@@ -84,8 +97,12 @@ def _job(manifest: Path, row: int, record: dict) -> Job:
             continue
         try:
             options[name] = _parse(value, kind)
-        except ValueError:
+        except (ValueError, TypeError, OverflowError):
             raise InputError(f"{where}: {name}={value!r} is not a valid {kind.__name__}") from None
+    try:
+        SpeakConfig(**options).check()
+    except InputError as error:
+        raise InputError(f"{where}: {error}") from None
     base = manifest.parent
     resolve = lambda value: (base / Path(str(value).strip()).expanduser()).resolve()  # noqa: E731
     return Job(row, resolve(record["person"]), resolve(record["audio"]), resolve(record["out"]), options)
