@@ -222,7 +222,8 @@ def loso_section() -> tuple[list[dict], dict]:
     return rows, record["summary"]
 
 
-def pictures(curves: dict, keep: dict, folder: Path) -> None:
+def pictures(curves: dict, keep: dict, folder: Path) -> list[dict]:
+    """The opening plot and the frame sheet; returns the lips measured in the rendered videos."""
     import cv2
     import matplotlib
 
@@ -242,13 +243,14 @@ def pictures(curves: dict, keep: dict, folder: Path) -> None:
     figure.tight_layout()
     figure.savefig(RESULTS / "lipsync_opening.png", dpi=80)
     # rendered frames at the most open and most closed predicted moments, beside the real frames
-    tiles = []
+    tiles, rendered_rows = [], []
     for name in names:
         profile, test = keep[name]
         sound = load_audio(test)
         first_10s = write_audio(folder / f"{name}_10s.wav", Audio(sound.samples[: 10 * sound.sample_rate], sound.sample_rate))
         out = speak(first_10s, folder / f"speak_{name}.mp4", profile, SpeakConfig(refine=False))
         opening = frontal_mouth_opening(profile.face, out.motion.expression)
+        rendered_rows.append(rendered_lips(name, folder / f"speak_{name}.mp4", test, out.motion, profile.motion.offset_frames))
         moments = [int(np.argmax(opening)), int(np.argmin(opening[25:]) + 25)]
         rendered, real = list(read_frames(folder / f"speak_{name}.mp4")), list(itertools.islice(read_frames(test), 250))
         for moment in moments:
@@ -256,6 +258,21 @@ def pictures(curves: dict, keep: dict, folder: Path) -> None:
             tiles.append(np.concatenate(pair, axis=1))
     sheet = np.concatenate([np.concatenate(tiles[i : i + 2], axis=1) for i in range(0, len(tiles), 2)], axis=0)
     cv2.imwrite(str(RESULTS / "lipsync_frames.jpg"), sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return rendered_rows
+
+
+def rendered_lips(name: str, video: Path, test: Path, motion, offset: int) -> dict:
+    """The mouth as a face tracker sees it in the rendered video, against the motion that drove it
+    and against the real frames (the recording's own offset applied to them)."""
+    from talkface.face import topology
+
+    seen = topology.mouth_openness(track_video(video).landmarks)
+    driven = topology.mouth_openness(motion.landmarks)
+    real = topology.mouth_openness(track_video(test).landmarks)[: len(seen) + abs(offset)]
+    real = real[offset:][: len(seen)] if offset >= 0 else np.concatenate([np.full(-offset, np.nan), real])[: len(seen)]
+    n = min(len(seen), len(real))
+    return {"person": name, "frames": len(seen), "rendered_vs_motion_r": round(pearson(seen, driven), 3),
+            "rendered_vs_real_r": round(pearson(seen[:n], real[:n]), 3), "rendered_amplitude_vs_real": round(float(np.nanstd(seen) / np.nanstd(real)), 2)}
 
 
 def main() -> None:
@@ -265,7 +282,7 @@ def main() -> None:
         folder = Path(scratch)
         mouth, poses, curves, keep = person_section(folder)
         languages = language_section(keep["congressman_d_60s"][0], folder)
-        pictures(curves, keep, folder)
+        rendered = pictures(curves, keep, folder)
     text = f"""# Lip sync and head motion on unseen people
 
 talkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, {time.perf_counter() - started:.0f} s.
@@ -313,13 +330,20 @@ closed_share: frames at the person's closed level (their own clip: closed_share_
 
 {markdown_table(languages)}
 
-## 4. Pictures
+## 4. In the rendered video
+
+`speak --no-refine` on the first 10 s of the held-out audio, the output tracked by the face tracker like any
+video: its mouth opening against the motion that drove it and against the real frames.
+
+{markdown_table(rendered)}
+
+## 5. Pictures
 
 - `lipsync_opening.png`: predicted against real mouth opening, 10 s, two speakers.
 - `lipsync_frames.jpg`: `speak --no-refine` on the first 10 s of the held-out audio (left of each pair) and the real frame
   (right), at the most open and a closed predicted moment, two speakers.
 """
-    save_results("lipsync", text, {"loso": loso_summary, "loso_per_clip": loso_rows, "people": mouth, "pose": poses, "languages": languages})
+    save_results("lipsync", text, {"loso": loso_summary, "loso_per_clip": loso_rows, "people": mouth, "pose": poses, "languages": languages, "rendered": rendered})
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from talkface.evaluate import evaluate  # noqa: E402
 from talkface.evaluate.metrics import mouth_crop  # noqa: E402
 from talkface.media import Audio, load_audio, read_frames, read_frames_at, write_video  # noqa: E402
 from talkface.finetune import finetune  # noqa: E402
-from talkface.render.video import render_video  # noqa: E402
+from talkface.output import render_video  # noqa: E402
 from talkface.speak import speak  # noqa: E402
 from talkface.track import track_in_profile  # noqa: E402
 

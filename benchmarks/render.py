@@ -29,7 +29,7 @@ from talkface.face.model import project_landmarks  # noqa: E402
 from talkface.finetune import finetune  # noqa: E402
 from talkface.media import load_audio, read_frames_at  # noqa: E402
 from talkface.motion import Motion  # noqa: E402
-from talkface.render.video import render_video  # noqa: E402
+from talkface.output import render_video  # noqa: E402
 from talkface.speak import speak  # noqa: E402
 
 from report import RESULTS, markdown_table, save_results  # noqa: E402

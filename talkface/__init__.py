@@ -4,6 +4,8 @@ Library API (the CLI is a thin layer over these):
     talkface.track(video, out)                    track the face, reconstruct it in 3D, overlay video.
     talkface.finetune.finetune(video, out)        learn a person profile (motion model, GAN refiner).
     talkface.speak.speak(audio, out, person)      a video of that person saying the audio.
+    talkface.render_motion.render(motion, out)     any motion file of that person as a video.
+    talkface.reenact.reenact(driver, out)         that person performing another video.
     talkface.profile.load_profile(folder)         a finetuned person.
     talkface.batch(manifest, workers=..., ...)    many jobs from a CSV/JSONL manifest, resumable.
 """

@@ -222,27 +222,11 @@ def render(
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Render any motion file of the profile's person as a full-frame video (self-reenactment with a clip's own motion)."""
-    import time
+    from talkface.render_motion import render as run_render
 
-    from talkface.controls import apply_controls
-    from talkface.device import resolve_device
-    from talkface.media import load_audio
-    from talkface.motion import load_motion
-    from talkface.profile import load_profile
-    from talkface.render.video import render_video
-
-    from talkface.media import check_destination
-
-    check_destination(out, (motion, audio, onto))
-    profile = load_profile(person)
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
-    loaded, notes = apply_controls(load_motion(motion), profile, controls)
-    for note in notes:
-        stderr.print(f"note: {note}", highlight=False)
-    started = time.perf_counter()
-    render_video(profile, loaded, out, load_audio(audio) if audio else None, resolve_device(device), refine, background, onto)
-    seconds = time.perf_counter() - started
-    stdout.print(f"{out}: {loaded.n_frames} frames in {seconds:.1f} s ({loaded.n_frames / seconds:.0f} frames/s)", highlight=False)
+    result = run_render(motion, out, person, audio, controls, device, refine, background, onto)
+    stdout.print(f"{out}: {result.motion.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)", highlight=False)
 
 
 @app.command()

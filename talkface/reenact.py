@@ -29,7 +29,7 @@ from talkface.media import check_destination, load_audio, probe, require_video
 from talkface.motion import Motion, save_motion
 from talkface.motion.model import own_blinks
 from talkface.profile import Profile, load_profile
-from talkface.render.video import render_video
+from talkface.output import render_video
 
 
 @dataclass(frozen=True)

@@ -29,3 +29,17 @@ def best_lag(leader: np.ndarray, follower: np.ndarray, max_lag: int) -> tuple[in
         if np.isfinite(r) and r > best[1]:
             best = (lag, r)
     return best[0], float(best[1]) if np.isfinite(best[1]) else float("nan")
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive [first, last] index ranges where a boolean mask is True."""
+    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def blink_frames(openness: np.ndarray, drop: float = 0.6, max_frames: int = 12) -> list[tuple[int, int]]:
+    """Blinks as [first, last] frame ranges where eye openness falls below `drop` times its
+    median for at most `max_frames` frames (longer closures are not blinks)."""
+    closed = openness < drop * np.nanmedian(openness)
+    return [(a, b) for a, b in runs(closed) if b - a + 1 <= max_frames]

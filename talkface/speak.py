@@ -17,7 +17,7 @@ from talkface.motion import Motion, save_motion
 from talkface.motion.model import generate_motion
 from talkface.profile import Profile, load_profile
 from talkface.render.preview import draw_mesh, triangle_colours
-from talkface.render.video import render_video
+from talkface.output import render_video
 
 
 

@@ -109,7 +109,7 @@ def test_reenact_transfers_another_persons_mouth_and_carries_their_audio(profile
 
 
 def test_render_onto_redraws_the_face_in_place_and_skips_untracked_frames(profile, clip_motion, clip_frames):
-    from talkface.render.video import render_frames
+    from talkface.output import render_frames
 
     pose = clip_motion.pose.copy()
     pose[5] = np.nan

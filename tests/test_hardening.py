@@ -331,3 +331,26 @@ def test_speak_settings_out_of_range(settings, message):
     with pytest.raises(InputError, match=message):
         SpeakConfig(**settings).check()
     assert SpeakConfig(seed=7, blink_rate=0.0).check().seed == 7
+
+
+def _faststart_copy(source: Path, target: Path) -> Path:
+    """The clip remuxed with its index at the front, as phones and web exports write it."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(target), "w", format="mp4", options={"movflags": "faststart"}) as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
+        for packet in src.demux():
+            if packet.dts is not None and packet.stream.index in streams:
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)
+    return target
+
+
+@pytest.mark.parametrize("fraction", [0.4, 0.7])
+def test_a_cut_faststart_video_is_called_truncated(tmp_path, clip, fraction):
+    whole = _faststart_copy(clip, tmp_path / "whole.mp4")
+    assert len(list(read_frames(whole))) == 75
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * fraction)])
+    with pytest.raises(InputError, match="cut short|could not be decoded"):
+        list(read_frames(cut))

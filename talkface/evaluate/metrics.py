@@ -10,13 +10,12 @@ import cv2
 import numpy as np
 
 from talkface.face import topology
-from talkface.signals import best_lag, pearson  # noqa: F401  (re-exported: metrics users read them here)
+from talkface.face.topology import eye_openness  # noqa: F401  (re-exported: metrics users read them here)
+from talkface.signals import best_lag, blink_frames, pearson  # noqa: F401  (re-exported likewise)
 
 FACE_WIDTH = 256.0  # px: landmark distances are reported as if the face were this wide
 PSNR_CAP = 100.0  # dB reported for identical images (the true value is infinite)
 MOUTH_CROP = 96  # px: side of the square mouth crop that sharpness is measured on
-EYE_LIDS = (topology.RIGHT_EYE_LID, topology.LEFT_EYE_LID)
-EYE_CORNERS = ((33, 133), (362, 263))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -88,25 +87,6 @@ def speech_envelope(samples: np.ndarray, sample_rate: int, fps: float, n_frames:
         chunk = samples[max(0, centre - window // 2) : centre + window // 2]
         envelope[index] = 10 * np.log10(np.mean(chunk.astype(np.float64) ** 2) + 1e-10) if len(chunk) else -100.0
     return envelope
-
-
-def eye_openness(landmarks: np.ndarray) -> np.ndarray:
-    """Mean over both eyes of lid gap / eye width: (T, 478, >=2) -> (T,)."""
-    ratios = []
-    for (upper, lower), (inner, outer) in zip(EYE_LIDS, EYE_CORNERS):
-        gap = np.linalg.norm(landmarks[:, upper, :2] - landmarks[:, lower, :2], axis=-1)
-        width = np.linalg.norm(landmarks[:, inner, :2] - landmarks[:, outer, :2], axis=-1)
-        ratios.append(gap / np.maximum(width, 1e-6))
-    return np.mean(ratios, axis=0)
-
-
-def blink_frames(openness: np.ndarray, drop: float = 0.6, max_frames: int = 12) -> list[tuple[int, int]]:
-    """Blinks as [first, last] frame ranges where eye openness falls below `drop` times its
-    median for at most `max_frames` frames (longer closures are not blinks)."""
-    from talkface.face.tracker import runs
-
-    closed = openness < drop * np.nanmedian(openness)
-    return [(a, b) for a, b in runs(closed) if b - a + 1 <= max_frames]
 
 
 def landmark_jitter(landmarks: np.ndarray) -> float:

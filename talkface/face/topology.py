@@ -19,6 +19,8 @@ MOUTH_LEFT, MOUTH_RIGHT = 61, 291
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263  # the subject's right/left
 RIGHT_EYE_LID = (159, 145)  # upper, lower lid
 LEFT_EYE_LID = (386, 374)
+EYE_LIDS = (RIGHT_EYE_LID, LEFT_EYE_LID)  # (upper, lower) of each eye
+EYE_CORNERS = ((33, 133), (362, 263))  # the two corners of each eye
 CHIN, FOREHEAD = 152, 10
 # pairs mirrored across the face's midline, used to find its left-right axis
 MIRROR_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454), (93, 323), (58, 288), (172, 397), (70, 300))
@@ -107,3 +109,13 @@ def mouth_openness(landmarks: np.ndarray) -> np.ndarray:
     gap = np.linalg.norm(landmarks[..., UPPER_INNER_LIP, :2] - landmarks[..., LOWER_INNER_LIP, :2], axis=-1)
     width = np.linalg.norm(landmarks[..., MOUTH_LEFT, :2] - landmarks[..., MOUTH_RIGHT, :2], axis=-1)
     return gap / np.maximum(width, 1e-6)
+
+
+def eye_openness(landmarks: np.ndarray) -> np.ndarray:
+    """Mean over both eyes of lid gap / eye width: (T, 478, >=2) -> (T,)."""
+    ratios = []
+    for (upper, lower), (inner, outer) in zip(EYE_LIDS, EYE_CORNERS):
+        gap = np.linalg.norm(landmarks[:, upper, :2] - landmarks[:, lower, :2], axis=-1)
+        width = np.linalg.norm(landmarks[:, inner, :2] - landmarks[:, outer, :2], axis=-1)
+        ratios.append(gap / np.maximum(width, 1e-6))
+    return np.mean(ratios, axis=0)

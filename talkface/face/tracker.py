@@ -17,6 +17,7 @@ from talkface.config import FPS, TrackConfig
 from talkface.errors import MultipleFacesError, NoFaceError
 from talkface.face.topology import N_LANDMARKS
 from talkface.media import probe, read_frames, require_video
+from talkface.signals import runs
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,6 @@ class FaceTrack:
     def untracked_gaps(self) -> list[tuple[int, int]]:
         """Gaps too long to fill: frames that have no landmarks at all."""
         return runs(~self.tracked)
-
-
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Inclusive [first, last] index ranges where a boolean mask is True."""
-    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def format_ranges(ranges: list[tuple[int, int]], limit: int = 5) -> str:

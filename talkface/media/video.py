@@ -28,7 +28,8 @@ def _timed_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or FPS)
-        start, index = None, 0
+        start, index, time = None, 0, 0.0
+        declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
         try:
             for index, frame in enumerate(container.decode(stream)):
                 time = frame.time if frame.time is not None else index / rate
@@ -41,6 +42,12 @@ def _timed_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
                 yield time - start, image
         except av.error.FFmpegError as exc:
             raise InputError(f"{path} could not be decoded past {index} frames: {exc}") from exc
+        decoded = time - (start or 0.0) + 1.0 / rate
+        if declared is not None and declared - decoded > max(1.0, 0.05 * declared):
+            raise InputError(
+                f"{path} is cut short: it declares {declared:.1f} s of video but only {decoded:.1f} s decode; "
+                "the file is truncated or damaged: copy or export it again"
+            )
 
 
 def read_frames(path: str | Path, fps: float = FPS) -> Iterator[np.ndarray]:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from talkface.evaluate.metrics import blink_frames, eye_openness
 from talkface.face import topology
+from talkface.face.topology import eye_openness
+from talkface.signals import blink_frames
 from talkface.face.fit import landmark_basis
 from talkface.face.model import MorphableModel
 

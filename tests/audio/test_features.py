@@ -74,8 +74,11 @@ def test_unreadable_audio_is_refused(tmp_path):
         load_audio(path)
 
 
-def test_other_languages_are_speech(tmp_path, clip_audio):
+def test_speech_survives_a_round_trip_but_not_a_fade_to_silence(tmp_path, clip_audio):
     check_speech(load_audio(write_audio(tmp_path / "s.flac", clip_audio)), "s.flac")
+    faded = Audio(clip_audio.samples * 10 ** (-70 / 20), clip_audio.sample_rate)  # 70 dB down: below any speech
+    with pytest.raises(InputError, match="silent"):
+        check_speech(load_audio(write_audio(tmp_path / "faded.flac", faded)), "faded.flac")
 
 
 def test_mfcc_by_chunks_equals_one_pass(clip_audio, monkeypatch):

@@ -79,10 +79,22 @@ def test_reference_free_metrics(clip):
     g = result.generated
     assert result.comparison is None and result.reference is None
     assert g.face_detection_rate == 1.0
-    # 3 s is too short for a trustworthy offset (see README); it is still within the search range
     assert g.av_offset_frames is not None and abs(g.av_offset_frames) <= 15 and g.av_sync_peak > 0
     assert 0 < g.pose_std_deg["yaw"] < 10
     assert g.landmark_jitter > 0 and g.mouth_sharpness > 0
+
+
+def test_av_offset_reads_a_known_delay_of_the_picture(clip_audio):
+    """The A/V offset is the lag between the speech envelope and mouth opening (+: picture late).
+    Real mouths lead the sound by a varying amount (too ambiguous on a 3 s clip to assert an
+    absolute value), so a mouth made from the clip's own envelope, 4 frames late, must read +4."""
+    from talkface.evaluate import metrics
+    from talkface.evaluate.run import MAX_LAG
+
+    envelope = metrics.speech_envelope(clip_audio.samples, clip_audio.sample_rate, 25, 75)
+    mouth = np.concatenate([np.full(4, envelope[0]), envelope[:-4]])
+    assert metrics.best_lag(envelope, mouth, MAX_LAG)[0] == 4
+    assert metrics.best_lag(envelope, np.concatenate([envelope[3:], np.full(3, envelope[-1])]), MAX_LAG)[0] == -3
 
 
 def test_different_lengths_are_refused(clip, clip_frames, tmp_path):

@@ -81,7 +81,7 @@ def test_blinks_are_short_dips_of_eye_openness():
 
 def test_eye_openness_from_landmarks():
     face = _face()[None].repeat(2, 0)
-    for (upper, lower), (inner, outer) in zip(metrics.EYE_LIDS, metrics.EYE_CORNERS):
+    for (upper, lower), (inner, outer) in zip(topology.EYE_LIDS, topology.EYE_CORNERS):
         face[:, [inner, outer], :2] = [[0, 0], [20, 0]]
         face[0, [upper, lower], :2] = [[10, -4], [10, 4]]
         face[1, [upper, lower], :2] = [[10, -1], [10, 1]]

@@ -85,7 +85,7 @@ def test_blinks_rate_and_shape():
     fps, n = 25, 1500  # one minute
     expression = np.zeros((n, 3))
     landmarks = np.zeros((n, 478, 3))
-    from talkface.evaluate.metrics import EYE_CORNERS, EYE_LIDS
+    from talkface.face.topology import EYE_CORNERS, EYE_LIDS
 
     for (upper, lower), (inner, outer) in zip(EYE_LIDS, EYE_CORNERS):
         landmarks[:, inner, 0], landmarks[:, outer, 0] = 0, 30

@@ -18,7 +18,7 @@ from talkface.refine.memory import MouthMemory, mouth_keys
 from talkface.refine.model import Refiner
 from talkface.refine.networks import Generator, PatchDiscriminator, ssim_loss
 from talkface.refine.train import CHECKPOINT, RefinerTrainer, prepare_pairs, train_refiner
-from talkface.render.video import render_frames
+from talkface.output import render_frames
 from talkface.speak import speak
 
 TINY = RefinerConfig(crop_size=64, channels=(8, 8, 16, 16), steps=6, batch=2, learning_rate=2e-3, checkpoint_seconds=0.0)

@@ -1,4 +1,4 @@
-"""Motion -> full-frame video: background matching, face compositing, encoding."""
+"""The output stage, above render and refine: motion -> background matching, face compositing, refining, encoding."""
 
 from __future__ import annotations
 
