@@ -65,7 +65,8 @@ def load_motion(path: str | Path) -> Motion:
     try:
         arrays = load_npz(path)
     except CacheError as exc:
-        raise InputError(f"{exc}; give a .npz written by talkface track/speak --save-motion") from None
+        reason = exc.__cause__ or exc  # the reader's own words, without the cache's "delete and rebuild"
+        raise InputError(f"{path} is not a readable motion file ({reason}); give a .npz written by talkface track/speak --save-motion") from None
     missing = {"expression", "pose", "landmarks", "fps"} - set(arrays)
     if missing:
         raise InputError(f"{path} is not a talkface motion file (missing {', '.join(sorted(missing))})")
