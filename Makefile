@@ -42,6 +42,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/refine.py
 	$(BIN)/python benchmarks/controls.py
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/hardening.py
 
 doctor: $(STAMP)
 	$(BIN)/talkface doctor

@@ -34,6 +34,7 @@ from talkface.motion.io import Motion, save_motion  # noqa: E402
 from talkface.storage import save_npz  # noqa: E402
 
 from report import markdown_table, save_results  # noqa: E402
+from tests.bad_media import faststart_copy, float_wav  # noqa: E402
 
 CLIP = ROOT / "tests" / "data" / "obama_3s.mp4"
 LIMIT = 120  # seconds before a run counts as hung
@@ -54,27 +55,6 @@ def cli(*args: str) -> tuple[str, str]:
     return ("typed error" if typed else f"exit {done.returncode}"), (lines[0][:160] if lines else "")
 
 
-def float_wav(path: Path, samples: np.ndarray) -> Path:
-    data = samples.astype("<f4").tobytes()
-    header = b"RIFF" + (36 + len(data)).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
-    header += (3).to_bytes(2, "little") + (1).to_bytes(2, "little") + (16000).to_bytes(4, "little")
-    header += (64000).to_bytes(4, "little") + (4).to_bytes(2, "little") + (32).to_bytes(2, "little")
-    path.write_bytes(header + b"data" + len(data).to_bytes(4, "little") + data)
-    return path
-
-
-def faststart(source: Path, target: Path) -> Path:
-    import av
-
-    with av.open(str(source)) as src, av.open(str(target), "w", format="mp4", options={"movflags": "faststart"}) as dst:
-        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
-        for packet in src.demux():
-            if packet.dts is not None and packet.stream.index in streams:
-                packet.stream = streams[packet.stream.index]
-                dst.mux(packet)
-    return target
-
-
 def make_cases(d: Path, profile: Path) -> list[tuple[str, str, list[str], str]]:
     """(class, case, CLI arguments, expected: 'error' or 'ok')."""
     audio = load_audio(CLIP)
@@ -88,7 +68,7 @@ def make_cases(d: Path, profile: Path) -> list[tuple[str, str, list[str], str]]:
         return path
 
     # videos for track
-    fast = faststart(CLIP, d / "fast.mp4")
+    fast = faststart_copy(CLIP, d / "fast.mp4")
     videos = {
         "missing": d / "nothing.mp4", "empty": file("empty.mp4", b""), "text": file("text.mp4", b"hello world\n" * 50),
         "random bytes": file("random.mp4", np.random.default_rng(0).bytes(200_000)), "folder": d,

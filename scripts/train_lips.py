@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from talkface.evaluate.metrics import best_lag, pearson  # noqa: E402
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel, LipNetwork, NetworkShape  # noqa: E402
 from talkface.motion.lips import opening_from_offsets  # noqa: E402
+from talkface.motion.model import shift_features  # noqa: E402
 from talkface.motion.ridge import Ridge, stack_context  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,11 +60,7 @@ class Clip:
 
     def shifted_features(self) -> np.ndarray:
         """Features moved by the clip's lag: frame t reads the audio of t - lag."""
-        if self.lag == 0:
-            return self.features
-        padded = np.pad(self.features, ((abs(self.lag), abs(self.lag)), (0, 0)), mode="edge")
-        start = abs(self.lag) - self.lag
-        return padded[start : start + len(self.features)]
+        return shift_features(self.features, self.lag)
 
 
 def load_clips(folder: Path) -> list[Clip]:

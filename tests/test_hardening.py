@@ -21,6 +21,7 @@ from talkface.motion.io import Motion, load_motion, save_motion
 from talkface.profile import load_profile
 from talkface.storage import save_npz
 
+from .bad_media import faststart_copy, float_wav
 from .conftest import copy_files
 
 
@@ -39,27 +40,17 @@ def test_a_pipe_is_refused_not_waited_on(tmp_path):
     assert time.perf_counter() - started < 5
 
 
-def _float_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
-    """A 32-bit float WAV (format 3), which can hold NaN and infinity."""
-    data = samples.astype("<f4").tobytes()
-    header = b"RIFF" + (36 + len(data)).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
-    header += (3).to_bytes(2, "little") + (1).to_bytes(2, "little") + rate.to_bytes(4, "little")
-    header += (rate * 4).to_bytes(4, "little") + (4).to_bytes(2, "little") + (32).to_bytes(2, "little")
-    path.write_bytes(header + b"data" + len(data).to_bytes(4, "little") + data)
-    return path
-
-
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_audio_with_non_finite_samples_is_refused(tmp_path, clip_audio, bad):
     samples = clip_audio.samples.copy()
     samples[1000:1010] = bad
-    path = _float_wav(tmp_path / "broken.wav", samples)
+    path = float_wav(tmp_path / "broken.wav", samples)
     with pytest.raises(InputError, match="not numbers"):
         load_audio(path)
 
 
 def test_finite_float_wav_still_loads(tmp_path, clip_audio):
-    path = _float_wav(tmp_path / "fine.wav", clip_audio.samples)
+    path = float_wav(tmp_path / "fine.wav", clip_audio.samples)
     assert abs(load_audio(path).duration - clip_audio.duration) < 0.05
 
 
@@ -333,22 +324,9 @@ def test_speak_settings_out_of_range(settings, message):
     assert SpeakConfig(seed=7, blink_rate=0.0).check().seed == 7
 
 
-def _faststart_copy(source: Path, target: Path) -> Path:
-    """The clip remuxed with its index at the front, as phones and web exports write it."""
-    import av
-
-    with av.open(str(source)) as src, av.open(str(target), "w", format="mp4", options={"movflags": "faststart"}) as dst:
-        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
-        for packet in src.demux():
-            if packet.dts is not None and packet.stream.index in streams:
-                packet.stream = streams[packet.stream.index]
-                dst.mux(packet)
-    return target
-
-
 @pytest.mark.parametrize("fraction", [0.4, 0.7])
 def test_a_cut_faststart_video_is_called_truncated(tmp_path, clip, fraction):
-    whole = _faststart_copy(clip, tmp_path / "whole.mp4")
+    whole = faststart_copy(clip, tmp_path / "whole.mp4")
     assert len(list(read_frames(whole))) == 75
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * fraction)])

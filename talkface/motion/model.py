@@ -129,11 +129,6 @@ def mouth_scores(face_model: MorphableModel, predicted: np.ndarray, real: np.nda
     return {"mouth_r": round(pearson(a, b), 4), "amplitude": round(float(a.std() / max(b.std(), 1e-9)), 3), "lag": lag}
 
 
-def mouth_correlation(model: MorphableModel, predicted: np.ndarray, real: np.ndarray) -> float:
-    """Pearson r of mouth opening (frontal model view) between two expression sequences."""
-    return mouth_scores(model, predicted, real)["mouth_r"]
-
-
 def _fit_expression(face_model: MorphableModel, inputs: np.ndarray, targets: np.ndarray, generic: np.ndarray | None) -> tuple[Ridge, float, float, np.ndarray]:
     """The personal ridge (penalty by blocked cross-validation), the blend weight of the generic
     prediction and the amplitude gain, both chosen on the ridge's cross-validated predictions.
