@@ -227,10 +227,11 @@ def train_refiner(pairs: PairSet, memory: MouthMemory, n_train: int, config: Ref
                 advance(1, status)
                 if not progress.enabled() and trainer.step % max(1, config.steps // 10) == 0:  # logs, not a terminal
                     progress.log(f"refiner step {trainer.step}/{config.steps} ({time.perf_counter() - started:.0f} s): {status}")
-                if time.monotonic() - last_saved > config.checkpoint_seconds:
+                # the first checkpoint right away, so a run killed early (under load, say) keeps its start
+                if time.monotonic() - last_saved > config.checkpoint_seconds or not checkpoint.exists():
                     trainer.save(checkpoint, key)
                     last_saved = time.monotonic()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM through the CLI's handler
         trainer.save(checkpoint, key)
         progress.log(f"refiner training interrupted at step {trainer.step}; run finetune again to resume")
         raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from dataclasses import replace
 
@@ -128,6 +130,26 @@ def test_training_resumes_from_a_checkpoint_to_the_same_weights(pairs, tmp_path)
     assert summary["steps"] == TINY.steps and not (split / CHECKPOINT).exists()
     a, b = Refiner.load(whole).generator.state_dict(), Refiner.load(split).generator.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_first_checkpoint_comes_at_once_and_sigterm_saves(pairs, tmp_path, monkeypatch):
+    built, memory, n_train = pairs
+    hourly = dataclasses.replace(TINY, checkpoint_seconds=3600.0)
+    seen_during_training = []
+
+    def terminated_on_the_third(self, *args):  # SIGTERM arrives through the CLI handler as SystemExit
+        seen_during_training.append((tmp_path / CHECKPOINT).exists())
+        if len(seen_during_training) == 3:
+            raise SystemExit(143)
+        self.step += 1
+        return {"l1": 0.0}
+
+    monkeypatch.setattr(RefinerTrainer, "train_step", terminated_on_the_third)
+    with pytest.raises(SystemExit):
+        train_refiner(built, memory, n_train, hourly, tmp_path, "key", "tiny")
+    assert seen_during_training == [False, True, True], "a run killed in its first hour keeps its first step"
+    resumed = RefinerTrainer(hourly)
+    assert resumed.resume(tmp_path / CHECKPOINT, "key") and resumed.step == 2
 
 
 def test_a_checkpoint_for_other_inputs_or_a_damaged_one_is_not_resumed(pairs, tmp_path):
