@@ -11,6 +11,7 @@ import functools
 import hashlib
 import importlib.util
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -88,15 +89,37 @@ def whisper_features(
     model, extractor = _encoder(device)
     window = WINDOW_SECONDS * sample_rate
     mel_frames = WINDOW_SECONDS * 100  # the extractor's 10 ms hop
-    states = []
-    for start in range(0, max(len(samples), 1), window):
-        chunk = samples[start : start + window]
-        mel = extractor(chunk, padding=0)[:, :mel_frames]
-        batch = np.zeros((1, N_MELS, mel_frames), np.float32)
-        batch[0, :, : mel.shape[1]] = mel
-        encoded = np.asarray(model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=True))[0]
-        states.append(encoded[: int(np.ceil(len(chunk) / sample_rate * ENCODER_RATE))])
-    encoded = np.concatenate(states) if states else np.zeros((0, STATE_SIZE), np.float32)
-    per_frame = int(round(ENCODER_RATE / fps))
-    encoded = fit_length(encoded, per_frame * n_frames)
-    return encoded.reshape(n_frames, per_frame, -1).mean(1).astype(np.float32)
+
+    def windows():
+        for start in range(0, max(len(samples), 1), window):
+            chunk = samples[start : start + window]
+            mel = extractor(chunk, padding=0)[:, :mel_frames]
+            batch = np.zeros((1, N_MELS, mel_frames), np.float32)
+            batch[0, :, : mel.shape[1]] = mel
+            encoded = np.asarray(model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=True))[0]
+            yield encoded[: int(np.ceil(len(chunk) / sample_rate * ENCODER_RATE))]
+
+    return frames_from_states(windows(), int(round(ENCODER_RATE / fps)), n_frames)
+
+
+def frames_from_states(windows: Iterator[np.ndarray], per_frame: int, n_frames: int) -> np.ndarray:
+    """Average consecutive encoder states into video frames as the windows arrive, so only one
+    window's states are held at a time; the sequence is cut or edge-padded to `n_frames` frames.
+
+    Equals `fit_length(concatenated states, per_frame * n_frames)` averaged over groups of `per_frame`.
+    """
+    out = np.empty((n_frames, STATE_SIZE), np.float32)
+    done, pending, last = 0, np.zeros((0, STATE_SIZE), np.float32), np.zeros((0, STATE_SIZE), np.float32)
+    for states in windows:
+        pending = np.concatenate([pending, np.asarray(states, np.float32)])
+        last = pending[-1:] if len(pending) else last
+        usable = min(len(pending) // per_frame, n_frames - done)
+        if usable > 0:
+            out[done : done + usable] = pending[: usable * per_frame].reshape(usable, per_frame, -1).mean(1)
+            pending, done = pending[usable * per_frame :], done + usable
+        if done == n_frames:
+            return out
+    if done < n_frames:  # edge-pad with the last state (zeros if there was none), as fit_length does
+        tail = fit_length(pending if len(pending) else last, per_frame * (n_frames - done))
+        out[done:] = tail.reshape(n_frames - done, per_frame, -1).mean(1)
+    return out

@@ -89,3 +89,16 @@ def test_mfcc_by_chunks_equals_one_pass(clip_audio, monkeypatch):
     whole = mfcc.mfcc_features(samples, 70)
     monkeypatch.setattr(mfcc, "CHUNK_STEPS", 7)
     np.testing.assert_allclose(mfcc.mfcc_features(samples, 70), whole, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("sizes", [[1500, 1500, 37], [7], [1500], [3, 3, 3], [0], [1499, 1]])
+@pytest.mark.parametrize("n_frames", [1, 5, 700, 1520, 2000])
+def test_whisper_frames_are_built_window_by_window(sizes, n_frames):
+    """Frames averaged as each 30 s window arrives equal averaging the whole (cut or edge-padded) sequence."""
+    from talkface.audio.align import fit_length
+    from talkface.audio.whisper import STATE_SIZE, frames_from_states
+
+    rng = np.random.default_rng(len(sizes) * 10_000 + n_frames)
+    windows = [rng.normal(size=(k, STATE_SIZE)).astype(np.float32) for k in sizes]
+    whole = fit_length(np.concatenate(windows), 2 * n_frames).reshape(n_frames, 2, -1).mean(1)
+    np.testing.assert_allclose(frames_from_states(iter(windows), 2, n_frames), whole, atol=1e-6)
