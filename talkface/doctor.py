@@ -76,6 +76,22 @@ def _identity_models() -> Check:
     return Check("identity model (dlib)", True, f"dlib {dlib.__version__}, models in {folder}", required=False)
 
 
+def _generic_lips() -> Check:
+    from talkface.errors import CacheError
+    from talkface.motion.generic import GENERIC_PATH, GenericLipModel
+
+    try:
+        model = GenericLipModel.load()
+    except CacheError as exc:
+        return Check("generic lip model", False, str(exc))
+    scores = (model.meta.get("cross_validation") or {}).get("network", {})
+    return Check(
+        "generic lip model", True,
+        f"{GENERIC_PATH.name}, trained {model.meta.get('trained', '?')} on {len(model.meta.get('clips', []))} clips, "
+        f"leave-speakers-out mouth r {scores.get('mean_r', '?')}",
+    )
+
+
 def _device() -> Check:
     try:
         import torch
@@ -100,6 +116,7 @@ def run_checks() -> list[Check]:
         _package("PyAV", "av"),
         _ffmpeg(),
         _tracker_model(),
+        _generic_lips(),
         _identity_models(),
         _device(),
     ]

@@ -61,6 +61,7 @@ def test_doctor_reports_the_installation():
     names = {c["name"]: c for c in report["checks"]}
     assert report["ok"]
     assert names["face tracker model"]["ok"]
+    assert names["generic lip model"]["ok"] and "61 clips" in names["generic lip model"]["detail"]
     assert "libx264" in names["ffmpeg (PyAV)"]["detail"]
     assert names["device"]["ok"]
 
