@@ -104,18 +104,19 @@ def mesh_edges() -> np.ndarray:
     return np.array(sorted({tuple(sorted(edge)) for edge in FACEMESH_TESSELATION}), dtype=np.int32)
 
 
+def gap_ratio(points: np.ndarray, upper: int, lower: int, left: int, right: int) -> np.ndarray:
+    """Image-plane distance upper-lower divided by distance left-right: (..., N, >=2) -> (...,)."""
+    gap = np.linalg.norm(points[..., upper, :2] - points[..., lower, :2], axis=-1)
+    width = np.linalg.norm(points[..., left, :2] - points[..., right, :2], axis=-1)
+    return gap / np.maximum(width, 1e-6)
+
+
 def mouth_openness(landmarks: np.ndarray) -> np.ndarray:
     """Inner-lip gap divided by mouth width: (..., 478, >=2) -> (...,), unitless."""
-    gap = np.linalg.norm(landmarks[..., UPPER_INNER_LIP, :2] - landmarks[..., LOWER_INNER_LIP, :2], axis=-1)
-    width = np.linalg.norm(landmarks[..., MOUTH_LEFT, :2] - landmarks[..., MOUTH_RIGHT, :2], axis=-1)
-    return gap / np.maximum(width, 1e-6)
+    return gap_ratio(landmarks, UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)
 
 
 def eye_openness(landmarks: np.ndarray) -> np.ndarray:
     """Mean over both eyes of lid gap / eye width: (T, 478, >=2) -> (T,)."""
-    ratios = []
-    for (upper, lower), (inner, outer) in zip(EYE_LIDS, EYE_CORNERS):
-        gap = np.linalg.norm(landmarks[:, upper, :2] - landmarks[:, lower, :2], axis=-1)
-        width = np.linalg.norm(landmarks[:, inner, :2] - landmarks[:, outer, :2], axis=-1)
-        ratios.append(gap / np.maximum(width, 1e-6))
+    ratios = [gap_ratio(landmarks, upper, lower, inner, outer) for (upper, lower), (inner, outer) in zip(EYE_LIDS, EYE_CORNERS)]
     return np.mean(ratios, axis=0)

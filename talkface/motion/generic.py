@@ -114,9 +114,6 @@ class GenericLipModel:
     def lips_from_coefficients(self, coefficients: np.ndarray) -> np.ndarray:
         return (coefficients * self.scale) @ self.basis + self.lip_mean
 
-    def coefficients_from_lips(self, lips: np.ndarray) -> np.ndarray:
-        return ((lips - self.lip_mean) @ self.basis.T) / self.scale
-
     def to_arrays(self, prefix: str = "generic_") -> dict[str, np.ndarray]:
         """Everything that rebuilds the model, as named arrays (for a profile's motion file)."""
         arrays = {f"{prefix}network.{k}": v.detach().numpy().copy() for k, v in self.network.state_dict().items()}

@@ -15,9 +15,6 @@ import numpy as np
 from talkface.face import topology
 from talkface.face.model import MorphableModel
 
-N_LIP_VALUES = 120  # 40 lip points x 3 coordinates
-
-
 @functools.lru_cache(maxsize=1)
 def _opening_points() -> tuple[int, int, int, int]:
     """Positions of the inner-lip top/bottom and the mouth corners within `lip_indices()`."""
@@ -49,10 +46,7 @@ def opening_from_offsets(neutral: np.ndarray, offsets: np.ndarray) -> np.ndarray
         (T,) float32, unitless.
     """
     points = neutral[None] + offsets.reshape(len(offsets), -1, 3)
-    top, bottom, left, right = _opening_points()
-    gap = np.linalg.norm(points[:, top, :2] - points[:, bottom, :2], axis=-1)
-    width = np.linalg.norm(points[:, left, :2] - points[:, right, :2], axis=-1)
-    return (gap / np.maximum(width, 1e-6)).astype(np.float32)
+    return topology.gap_ratio(points, *_opening_points()).astype(np.float32)
 
 
 def frontal_mouth_opening(model: MorphableModel, expression: np.ndarray) -> np.ndarray:
@@ -67,7 +61,7 @@ def lips_to_expression(model: MorphableModel, penalty: float = 1e-3) -> np.ndarr
     shared by all frames. Coefficients the lips do not constrain (eyes, brows) stay near zero.
     """
     identity = np.eye(model.n_expression)
-    basis = lip_offsets(model, identity).astype(np.float64) - lip_offsets(model, 0 * identity[:1]).astype(np.float64)
+    basis = lip_offsets(model, identity).astype(np.float64)  # lips are linear in the expression and zero at zero
     gram = basis @ basis.T + penalty * np.trace(basis @ basis.T) / model.n_expression * identity
     return np.linalg.solve(gram, basis).T
 
