@@ -3,7 +3,7 @@
 Every case is made here from the shipped test clip (truncated, empty, garbage, NaN, pipes,
 zip bombs, damaged profiles, hostile manifests, impossible outputs) and run as a user would
 (`python -m talkface ...`, 120 s limit). A run ends in a typed error (one `error:` line, exit
-3-6), a traceback, a hang, or success (for inputs that are odd but valid). Inputs are hashed
+2), a traceback, a hang, or success (for inputs that are odd but valid). Inputs are hashed
 before and after: none may change. Also measures peak memory of audio featurisation for 1,
 10 and 60 minutes of audio. Writes benchmarks/results/hardening.md and hardening.json.
 """
@@ -51,7 +51,7 @@ def cli(*args: str) -> tuple[str, str]:
     if done.returncode == 0:
         return "ok", ""
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-    typed = 3 <= done.returncode <= 6 and lines and lines[0].startswith("error:")
+    typed = done.returncode == 2 and lines and lines[0].startswith("error:")
     return ("typed error" if typed else f"exit {done.returncode}"), (lines[0][:160] if lines else "")
 
 

@@ -124,7 +124,7 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         contact(videos, picks, RESULTS / "refine_frames.jpg", mouths=False)
         contact(videos, picks, RESULTS / "refine_mouths.jpg", mouths=True)
-    refiner = profile.info["refiner"]
+    refiner = profile.info.refiner
     speed = {
         "device": device,
         "preset": args.preset,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -62,8 +63,22 @@ def reports_errors(command):
         except KeyboardInterrupt:
             stderr.print("interrupted; finished stages are cached and a rerun resumes from them")
             raise typer.Exit(130) from None
+        except MemoryError:
+            _fail("MemoryError: out of memory; close other programs, or give a shorter input (finished stages are cached)")
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            _fail(f"{type(exc).__name__}:{where}: {exc.strerror or exc}; check the disk space and permissions there, then rerun (finished stages are cached)")
+        except Exception as exc:  # noqa: BLE001 - a bug must still end in one line, not a traceback
+            if os.environ.get("TALKFACE_DEBUG"):
+                raise
+            _fail(f"internal error {type(exc).__name__}: {exc}; this is a bug in talkface: rerun with TALKFACE_DEBUG=1 for the traceback and report it")
 
     return wrapper
+
+
+def _fail(message: str) -> None:
+    stderr.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False, soft_wrap=True)
+    raise typer.Exit(1) from None
 
 
 @app.command()
@@ -149,16 +164,16 @@ def finetune(
     config = FinetuneConfig(features=features, use_generic=generic, preset=preset, refiner=refiner)
     profile = run_finetune(video, out, config, device=device, force=force)
     if as_json:
-        print(json.dumps({**profile.info, "folder": str(profile.folder)}))
+        print(json.dumps({**profile.info.to_json(), "folder": str(profile.folder)}))
         return
-    validation = profile.info["validation"]
+    validation = profile.info.validation
     stdout.print(
-        f"profile {profile.folder} ready in {profile.info['finetune_seconds']} s: "
+        f"profile {profile.folder} ready in {profile.info.finetune_seconds} s: "
         f"held-out mouth r {validation['mouth_r']:.2f}, amplitude {validation['amplitude']:.2f} on {validation['held_out_frames']} frames, "
-        f"{profile.info['blinks_per_minute']:.0f} blinks/min",
+        f"{profile.info.blinks_per_minute:.0f} blinks/min",
         highlight=False,
     )
-    refined = profile.info.get("refiner", {}).get("validation", {})
+    refined = (profile.info.refiner or {}).get("validation", {})
     if refined:
         stdout.print(
             f"refiner: held-out face PSNR {refined['face_psnr_coarse_db']:.1f} dB coarse -> {refined['face_psnr_refined_db']:.1f} dB refined, "

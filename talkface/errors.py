@@ -1,7 +1,9 @@
 """Typed errors. Each names the problem and what to do about it.
 
 The CLI turns any :class:`TalkfaceError` into one line on stderr and the
-subclass's ``exit_code``; library callers catch the type they care about.
+subclass's ``exit_code``: 2 for every problem with the input or the request (a file, an
+option, a profile, a missing package or device), as for a usage error; 1 for a failure
+that is not the input's fault. Library callers catch the type they care about.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ class TalkfaceError(Exception):
 class InputError(TalkfaceError):
     """A file given by the user is missing, unreadable or of the wrong kind."""
 
-    exit_code = 3
+    exit_code = 2
 
 
 class NoVideoStreamError(InputError):
@@ -34,7 +36,7 @@ class ClipTooShortError(InputError):
 class FaceError(TalkfaceError):
     """The face tracker could not find exactly one usable face."""
 
-    exit_code = 4
+    exit_code = 2
 
 
 class NoFaceError(FaceError):
@@ -48,7 +50,7 @@ class MultipleFacesError(FaceError):
 class CacheError(TalkfaceError):
     """A cached result or saved model is corrupt or from an incompatible version."""
 
-    exit_code = 5
+    exit_code = 2
 
 
 class ProfileError(CacheError):
@@ -58,4 +60,4 @@ class ProfileError(CacheError):
 class DependencyError(TalkfaceError):
     """An optional package or device needed for the request is not available."""
 
-    exit_code = 6
+    exit_code = 2

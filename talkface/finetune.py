@@ -19,11 +19,11 @@ from talkface.media import load_audio, probe, read_frames, read_frames_at, requi
 from talkface.motion.model import train_motion_model
 from talkface.motion.generic import FEATURE_SET as GENERIC_FEATURES
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
-from talkface.profile import Profile, default_profile_dir, load_profile, save_profile, update_profile_info
+from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_dir, load_profile, publish_profile, save_profile_parts, withdraw_profile
 from talkface.refine.model import REFINER_FORMAT, Refiner
 from talkface.refine.train import CHECKPOINT, prepare_pairs, train_refiner
 from talkface.render.frames import save_frames
-from talkface.storage import load_npz, save_npz
+from talkface.storage import load_npz, remove_stale_partials_in, save_npz
 from talkface.track import require_clip_duration, require_finetune_clip, track
 
 FEATURES_FORMAT = 1
@@ -43,8 +43,8 @@ def finetune(
     """Build a person profile from a clip of them talking.
 
     Every stage is cached in the profile folder, so rerunning after an interruption resumes
-    where it stopped; the refiner's training resumes from its last checkpoint. The profile is
-    usable (coarse render) as soon as the stages before the refiner are done.
+    where it stopped; the refiner's training resumes from its last checkpoint. The profile
+    becomes visible (its profile.json written) only when every stage is done.
 
     Args:
         video: 10-30 s of one person talking, with sound.
@@ -76,6 +76,8 @@ def finetune(
     require_video(info)
     require_audio(info)
     require_clip_duration(info.duration, str(video), config)
+    withdraw_profile(folder)  # visible again, whole, when this run ends
+    remove_stale_partials_in(folder)  # temporaries of a killed earlier run
     # 2. tracking + 3D reconstruction (cached by `track`)
     progress.log(f"[1/{steps}] tracking and reconstructing the face in {video.name}")
     started = time.perf_counter()
@@ -93,31 +95,36 @@ def finetune(
     _store_clip_frames(video, folder, force)
     frontal = int(frontal_frames(tracked.fit, 1)[0])
     reference = read_frames_at(video, [frontal])[frontal]
-    summary = {
-        "name": video.stem,
-        "talkface": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "source": {
-            "path": str(video),
-            "sha256": file_digest(video),
-            "n_frames": tracked.track.n_frames,
-            "fps": tracked.track.fps,
-            "width": tracked.track.width,
-            "height": tracked.track.height,
-            "duration_s": tracked.track.n_frames / tracked.track.fps,
-            "reference_frame": frontal,
-        },
-        "features": config.features,
-        "generic": {k: generic.meta.get(k) for k in ("trained", "command", "cross_validation")} if generic else None,
-        "blinks_per_minute": motion.blinks.per_minute,
-        "finetune_seconds": round(time.perf_counter() - started, 1),
-    }
-    save_profile(folder, summary, tracked.model, tracked.fit, motion, reference)
-    # 6. the GAN refiner (the profile above already works without it)
+    source = SourceInfo(
+        path=str(video),
+        sha256=file_digest(video),
+        n_frames=tracked.track.n_frames,
+        fps=float(tracked.track.fps),
+        width=tracked.track.width,
+        height=tracked.track.height,
+        duration_s=tracked.track.n_frames / tracked.track.fps,
+        reference_frame=frontal,
+    )
+    generic_record = {k: generic.meta.get(k) for k in ("trained", "command", "cross_validation")} if generic else None
+    save_profile_parts(folder, tracked.model, tracked.fit, motion, reference)
+    # 6. the GAN refiner
+    refiner = None
     if config.refiner:
         progress.log(f"[5/{steps}] training the refiner (preset {config.preset})")
         refiner = _train_refiner(video, folder, tracked, refiner_config, config.preset, device, force)
-        update_profile_info(folder, refiner=refiner, finetune_seconds=round(time.perf_counter() - started, 1))
+    info = ProfileInfo(
+        name=video.stem,
+        talkface=__version__,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        source=source,
+        features=config.features,
+        blinks_per_minute=float(motion.blinks.per_minute),
+        finetune_seconds=round(time.perf_counter() - started, 1),
+        validation=motion.validation,
+        generic=generic_record,
+        refiner=refiner,
+    )
+    publish_profile(folder, info)
     return load_profile(folder)
 
 

@@ -9,14 +9,17 @@ Layout (all plain arrays and JSON, nothing executable):
     frames.npz       the clip's frames (JPEG), the backgrounds of rendered video
     refiner.*        the GAN refiner (generator weights, mouth memory, summary), when trained;
                      refiner.json is written last; refiner_checkpoint.safetensors while training
-`profile.json` is written last, so a folder without it is an unfinished finetune.
+`profile.json` is written last, when everything above (the refiner included) is done, so a folder
+without it is an unfinished finetune; rerunning finetune removes it first, so a profile being
+rebuilt is never read half-old, half-new.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -40,11 +43,89 @@ def default_profile_dir(video: Path) -> Path:
 
 
 @dataclass(frozen=True)
+class SourceInfo:
+    """The clip a profile was finetuned on."""
+
+    path: str
+    sha256: str
+    n_frames: int
+    fps: float
+    width: int
+    height: int
+    duration_s: float
+    reference_frame: int
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    """profile.json, typed: what finetune learned from which clip, and how well it validated."""
+
+    name: str
+    talkface: str
+    created: str
+    source: SourceInfo
+    features: str
+    blinks_per_minute: float
+    finetune_seconds: float
+    validation: dict  # held-out scores of the motion model: name -> number
+    generic: dict | None = None  # the generic lip model used: its training date, command and cross-validation
+    refiner: dict | None = None  # the refiner's summary, when one was trained
+    format: int = PROFILE_FORMAT
+
+    @classmethod
+    def from_json(cls, data) -> "ProfileInfo":
+        """Check every field's type and range; ValueError naming the first bad field."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        source = data.get("source")
+        if not isinstance(source, dict):
+            raise ValueError("field 'source' is missing or not an object")
+        typed_source = SourceInfo(**{name: _field(source, name, kind, f"source.{name}") for name, kind in _SOURCE_FIELDS.items()})
+        if not (0 < typed_source.fps <= 240 and typed_source.n_frames > 0 and 0 < typed_source.width <= 16384 and 0 < typed_source.height <= 16384):
+            raise ValueError(f"field 'source' holds impossible values (fps {typed_source.fps}, {typed_source.n_frames} frames, {typed_source.width}x{typed_source.height})")
+        validation = _field(data, "validation", dict, "validation")
+        if not all(isinstance(k, str) and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))) for k, v in validation.items()):
+            raise ValueError("field 'validation' must map names to numbers")
+        return cls(
+            name=_field(data, "name", str, "name"),
+            talkface=_field(data, "talkface", str, "talkface"),
+            created=_field(data, "created", str, "created"),
+            source=typed_source,
+            features=_field(data, "features", str, "features"),
+            blinks_per_minute=_field(data, "blinks_per_minute", float, "blinks_per_minute"),
+            finetune_seconds=_field(data, "finetune_seconds", float, "finetune_seconds"),
+            validation=validation,
+            generic=_optional(data, "generic", dict),
+            refiner=_optional(data, "refiner", dict),
+            format=_field(data, "format", int, "format"),
+        )
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+_SOURCE_FIELDS = {"path": str, "sha256": str, "n_frames": int, "fps": float, "width": int, "height": int, "duration_s": float, "reference_frame": int}
+
+
+def _field(data: dict, name: str, kind: type, label: str):
+    value = data.get(name)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) or (kind is float and not math.isfinite(value)):
+        raise ValueError(f"field {label!r} is {'missing' if value is None else f'not a {kind.__name__}: {value!r:.40}'}")
+    return value
+
+
+def _optional(data: dict, name: str, kind: type):
+    return None if data.get(name) is None else _field(data, name, kind, name)
+
+
+@dataclass(frozen=True)
 class Profile:
     """A finetuned person, loaded."""
 
     folder: Path
-    info: dict
+    info: ProfileInfo
     face: MeshFaceModel
     clip_fit: FaceFit
     motion: MotionModel
@@ -52,33 +133,43 @@ class Profile:
 
     @property
     def fps(self) -> float:
-        return float(self.info["source"]["fps"])
+        return self.info.source.fps
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the clip, the output size of `speak`."""
-        return int(self.info["source"]["width"]), int(self.info["source"]["height"])
+        return self.info.source.width, self.info.source.height
 
     @property
     def feature_set(self) -> str:
-        return self.info["features"]
+        return self.info.features
 
     @property
     def has_refiner(self) -> bool:
-        """Whether finetune trained the GAN refiner for this person (see talkface.refine)."""
-        from talkface.refine.model import Refiner  # torch: only when asked
+        """Whether finetune trained the GAN refiner for this person (see talkface.refine).
 
-        return Refiner.exists(self.folder)
+        profile.json is published after the refiner, with its summary, so the profile's own
+        record says it; the profile layer never imports the refiner."""
+        return bool(self.info.refiner)
 
 
-def save_profile(folder: Path, info: dict, face: MeshFaceModel, clip_fit: FaceFit, motion: MotionModel, reference_frame: np.ndarray) -> None:
-    """Write a profile; profile.json goes last so an interrupted save is never taken as valid."""
+def save_profile_parts(folder: Path, face: MeshFaceModel, clip_fit: FaceFit, motion: MotionModel, reference_frame: np.ndarray) -> None:
+    """Write a profile's arrays (each file atomically); the profile is not visible until :func:`publish_profile`."""
     face.save(folder)
     save_npz(folder / "fit.npz", pose=clip_fit.pose, expression=clip_fit.expression)
     save_npz(folder / "motion.npz", **motion.to_arrays())
     ok, png = cv2.imencode(".png", reference_frame[..., ::-1])
     atomic_write_bytes(folder / "reference.png", png.tobytes())
-    write_json(folder / "profile.json", {**info, "format": PROFILE_FORMAT, "validation": motion.validation})
+
+
+def withdraw_profile(folder: Path) -> None:
+    """Hide a profile while finetune rewrites it, so nobody loads a half-old, half-new one."""
+    (Path(folder) / "profile.json").unlink(missing_ok=True)
+
+
+def publish_profile(folder: Path, info: ProfileInfo) -> None:
+    """Make a complete profile visible: profile.json is written (atomically) last."""
+    write_json(folder / "profile.json", info.to_json())
     remember_latest(folder)
 
 
@@ -95,20 +186,20 @@ def load_profile(folder: str | Path | None = None) -> Profile:
         hint = "it is not a finished profile (was finetune interrupted? rerun it to resume)" if folder.exists() else "no such folder"
         raise InputError(f"no talkface profile at {folder}: {hint}")
     try:
-        info = json.loads(meta_path.read_text())
-        if not isinstance(info, dict):
-            raise ValueError("not a JSON object")
+        raw = json.loads(meta_path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ProfileError(f"{meta_path} is damaged ({exc}); rebuild the profile: talkface finetune --video CLIP --out {folder} --force") from None
-    if info.get("format") != PROFILE_FORMAT:
-        raise CacheError(
-            f"the profile at {folder} has format {info.get('format')}, this talkface reads format {PROFILE_FORMAT}; "
-            f"finetune it again: talkface finetune --video {info.get('source', {}).get('path', 'CLIP')} --out {folder}"
-        )
-    rebuild = f"talkface finetune --video {info.get('source', {}).get('path', 'CLIP')} --out {folder}"
+    source_path = raw.get("source", {}).get("path", "CLIP") if isinstance(raw, dict) and isinstance(raw.get("source"), dict) else "CLIP"
+    rebuild = f"talkface finetune --video {source_path} --out {folder}"
+    if isinstance(raw, dict) and raw.get("format") != PROFILE_FORMAT:
+        raise CacheError(f"the profile at {folder} has format {raw.get('format')!r:.20}, this talkface reads format {PROFILE_FORMAT}; finetune it again: {rebuild}")
+    try:
+        info = ProfileInfo.from_json(raw)
+    except ValueError as exc:
+        raise ProfileError(f"{meta_path} is damaged ({exc}); rebuild the profile: {rebuild} --force") from None
     try:
         fit = load_npz(folder / "fit.npz")
-        motion = MotionModel.from_arrays(load_npz(folder / "motion.npz"), info.get("validation", {}))
+        motion = MotionModel.from_arrays(load_npz(folder / "motion.npz"), info.validation)
         reference = cv2.imread(str(folder / "reference.png"))
         if reference is None:
             raise CacheError(f"{folder / 'reference.png'} is missing or damaged")
@@ -117,12 +208,6 @@ def load_profile(folder: str | Path | None = None) -> Profile:
     except (CacheError, KeyError, ValueError, TypeError, IndexError, OSError) as exc:
         raise ProfileError(f"the profile at {folder} is damaged ({exc}); rebuild it: {rebuild} --force") from None
     return Profile(folder, info, face, clip_fit, motion, reference[..., ::-1].copy())
-
-
-def update_profile_info(folder: Path, **fields) -> None:
-    """Add or replace top-level fields of a finished profile's profile.json (atomically)."""
-    path = Path(folder) / "profile.json"
-    write_json(path, {**json.loads(path.read_text()), **fields})
 
 
 def remember_latest(folder: Path) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import re
+import secrets
 import zipfile
 from pathlib import Path
 
@@ -19,23 +20,61 @@ from talkface.errors import CacheError
 
 MAX_NPZ_BYTES = 8 << 30  # 8 GiB: an array file inflating past this is refused before it is read
 MAX_NPZ_RATIO = 200  # inflated / stored size past 1 MiB: real arrays compress far less, a zip bomb ~1000:1
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.partial$")
+
+
+def partial_path(path: Path) -> Path:
+    """A unique temporary name beside `path` for this process; stale ones of dead processes are removed."""
+    remove_stale_partials(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Delete temporaries of `path` left by processes that no longer run; returns what was removed."""
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for candidate in path.parent.glob(f".{path.name}.*.partial"):
+        match = _PARTIAL.match(candidate.name)
+        if match and match["name"] == path.name and not _alive(int(match["pid"])):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: leave its file alone
+        return True
+    return True
+
+
+def remove_stale_partials_in(folder: Path) -> list[Path]:
+    """Delete every temporary in `folder` whose process is gone (after a SIGKILL)."""
+    removed = []
+    if Path(folder).is_dir():
+        for candidate in Path(folder).glob(".*.partial"):
+            match = _PARTIAL.match(candidate.name)
+            if match and not _alive(int(match["pid"])):
+                candidate.unlink(missing_ok=True)
+                removed.append(candidate)
+    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    tmp = partial_path(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "xb") as handle:
             handle.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual mode
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:

@@ -31,10 +31,10 @@ def test_track_json(clip, tmp_path):
 @pytest.mark.parametrize(
     "make, code, message",
     [
-        (lambda d, f: d / "missing.mp4", 3, "InputError: file not found"),
-        (lambda d, f: (d / "t.mp4").write_text("hello") and d / "t.mp4", 3, "InputError: cannot read"),
-        (lambda d, f: f["no_face"], 4, "NoFaceError: no face found"),
-        (lambda d, f: f["two_faces"], 4, "MultipleFacesError: two faces of similar size in frames 0-19"),
+        (lambda d, f: d / "missing.mp4", 2, "InputError: file not found"),
+        (lambda d, f: (d / "t.mp4").write_text("hello") and d / "t.mp4", 2, "InputError: cannot read"),
+        (lambda d, f: f["no_face"], 2, "NoFaceError: no face found"),
+        (lambda d, f: f["two_faces"], 2, "MultipleFacesError: two faces of similar size in frames 0-19"),
     ],
 )
 def test_errors_are_one_line_with_exit_codes(tmp_path, no_face_video, two_faces_video, make, code, message):
@@ -51,7 +51,7 @@ def test_audio_only_input_names_the_missing_stream(tmp_path, clip_audio):
 
     path = write_audio(tmp_path / "speech.wav", clip_audio)
     done = run("track", "--video", str(path), "--out", str(tmp_path / "o"))
-    assert done.returncode == 3 and "NoVideoStreamError" in done.stderr
+    assert done.returncode == 2 and "NoVideoStreamError" in done.stderr
 
 
 def test_doctor_reports_the_installation():

@@ -12,6 +12,7 @@ import numpy as np
 from talkface.config import SAMPLE_RATE
 from talkface.errors import InputError, NoAudioStreamError
 from talkface.media.probe import open_media
+from talkface.storage import partial_path
 
 # container format and codec for each audio file extension we write
 _AUDIO_WRITERS = {
@@ -82,8 +83,8 @@ def write_audio(path: str | Path, audio: Audio) -> Path:
     if path.suffix.lower() not in _AUDIO_WRITERS:
         raise InputError(f"cannot write audio as {path.suffix!r}; use one of {', '.join(_AUDIO_WRITERS)}")
     fmt, codec = _AUDIO_WRITERS[path.suffix.lower()]
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(path)
     try:
         with av.open(str(tmp), "w", format=fmt) as container:
             stream = container.add_stream(codec, rate=audio.sample_rate, layout="mono")

@@ -9,14 +9,12 @@ removes the ones whose process is gone (a SIGKILL leaves no other trace).
 from __future__ import annotations
 
 import os
-import re
-import secrets
 from pathlib import Path
 
 from talkface.errors import InputError
+from talkface.storage import partial_path, remove_stale_partials  # noqa: F401  (the output stage's names)
 
 MAX_NAME_BYTES = 255  # the longest file name common file systems take
-_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.partial$")
 
 
 def check_destination(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> Path:
@@ -49,32 +47,3 @@ def check_destination(path: str | Path, inputs: tuple[str | Path | None, ...] = 
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"cannot overwrite {path}: permission denied; choose another --out")
     return path
-
-
-def partial_path(path: Path) -> Path:
-    """A unique temporary name beside `path` for this process; stale ones of dead processes are removed."""
-    remove_stale_partials(path)
-    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
-
-
-def remove_stale_partials(path: Path) -> list[Path]:
-    """Delete temporaries of `path` left by processes that no longer run; returns what was removed."""
-    removed = []
-    if not path.parent.is_dir():
-        return removed
-    for candidate in path.parent.glob(f".{path.name}.*.partial"):
-        match = _PARTIAL.match(candidate.name)
-        if match and match["name"] == path.name and not _alive(int(match["pid"])):
-            candidate.unlink(missing_ok=True)
-            removed.append(candidate)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: leave its file alone
-        return True
-    return True

@@ -70,8 +70,17 @@ def load_motion(path: str | Path) -> Motion:
     missing = {"expression", "pose", "landmarks", "fps"} - set(arrays)
     if missing:
         raise InputError(f"{path} is not a talkface motion file (missing {', '.join(sorted(missing))})")
-    if int(arrays.get("format", MOTION_FORMAT)) != MOTION_FORMAT:
-        raise InputError(f"{path} has motion format {int(arrays['format'])}; this talkface reads {MOTION_FORMAT}")
+    for name in ("expression", "pose", "landmarks", "fps", "format"):
+        if name in arrays and arrays[name].dtype.kind not in "fiu":
+            raise InputError(f"{path}: {name} holds {arrays[name].dtype} values, not numbers")
+    for name in ("fps", "format"):
+        if name in arrays and arrays[name].size != 1:
+            raise InputError(f"{path}: {name} must be one number, not an array of shape {arrays[name].shape}")
+    version = float(arrays["format"].reshape(-1)[0]) if "format" in arrays else MOTION_FORMAT
+    if version != MOTION_FORMAT:
+        raise InputError(f"{path} has motion format {version:g}; this talkface reads {MOTION_FORMAT}")
+    if arrays["pose"].ndim == 0:
+        raise InputError(f"{path}: pose is a single number, not (T, 6)")
     n_frames = len(arrays["pose"])
     if arrays["pose"].shape != (n_frames, 6) or arrays["landmarks"].shape != (n_frames, N_LANDMARKS, 3):
         raise InputError(
@@ -81,17 +90,14 @@ def load_motion(path: str | Path) -> Motion:
     if arrays["expression"].ndim != 2 or len(arrays["expression"]) != n_frames:
         raise InputError(f"{path}: expression {arrays['expression'].shape} is not (T, K) with T = {n_frames} frames like pose")
     _check_values(path, arrays, n_frames)
-    return Motion(*(arrays[name].astype(np.float32) for name in ("expression", "pose", "landmarks")), float(arrays["fps"]))
+    return Motion(*(arrays[name].astype(np.float32) for name in ("expression", "pose", "landmarks")), float(arrays["fps"].reshape(-1)[0]))
 
 
 def _check_values(path: Path, arrays: dict[str, np.ndarray], n_frames: int) -> None:
     """Frame count, fps and values in range: finite, or NaN on whole frames (frames with no face)."""
     if not 1 <= n_frames <= MAX_FRAMES:
         raise InputError(f"{path} holds {n_frames} frames; a motion file needs 1 to {MAX_FRAMES} (four hours at 25 fps)")
-    for name in ("expression", "pose", "landmarks", "fps"):
-        if arrays[name].dtype.kind not in "fiu":
-            raise InputError(f"{path}: {name} holds {arrays[name].dtype} values, not numbers")
-    fps = float(np.asarray(arrays["fps"]).reshape(-1)[0]) if arrays["fps"].size else float("nan")
+    fps = float(arrays["fps"].reshape(-1)[0])
     if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:  # NaN fails too
         raise InputError(f"{path} declares {fps} frames/s; a motion file needs {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
     per_frame = [arrays[name].reshape(n_frames, -1) for name in ("expression", "pose", "landmarks")]

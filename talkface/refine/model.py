@@ -15,7 +15,7 @@ from talkface.face.model import MeshFaceModel
 from talkface.refine.inputs import CropInputs, crop_inputs, generator_input
 from talkface.refine.memory import MouthMemory, mouth_keys
 from talkface.refine.networks import Generator
-from talkface.storage import write_json
+from talkface.storage import partial_path, write_json
 
 REFINER_FORMAT = 1
 WEIGHTS, SUMMARY, MEMORY = "refiner.safetensors", "refiner.json", "refiner_memory.npz"
@@ -43,9 +43,12 @@ class Refiner:
     @staticmethod
     def save(folder: Path, generator: Generator, memory: MouthMemory, summary: dict) -> None:
         """Weights and memory first, the summary last: a folder with refiner.json has a whole refiner."""
-        temporary = folder / (WEIGHTS + ".partial")
-        save_file({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}, str(temporary))
-        temporary.replace(folder / WEIGHTS)
+        temporary = partial_path(folder / WEIGHTS)
+        try:
+            save_file({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}, str(temporary))
+            temporary.replace(folder / WEIGHTS)
+        finally:
+            temporary.unlink(missing_ok=True)
         memory.save(folder / MEMORY)
         write_json(folder / SUMMARY, summary)
 

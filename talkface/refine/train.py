@@ -21,6 +21,7 @@ from talkface.refine.memory import MouthMemory, mouth_keys
 from talkface.refine.model import REFINER_FORMAT, Refiner, mouth_patch_size
 from talkface.refine.networks import Generator, PatchDiscriminator, feature_matching, gan_loss, ssim_loss
 from talkface.render.composite import FaceCompositor
+from talkface.storage import partial_path
 
 CHECKPOINT = "refiner_checkpoint.safetensors"
 SHIFT_PX = 6  # random translation of training crops (augmentation)
@@ -152,9 +153,12 @@ class RefinerTrainer:
                 tensors.update({f"{name}.state.{index}.{k}": torch.as_tensor(v).detach().cpu().contiguous() for k, v in values.items()})
             groups[name] = state["param_groups"]
         metadata = {"key": key, "step": str(self.step), "groups": json.dumps(groups), "losses": json.dumps(self.losses)}
-        temporary = path.with_name(path.name + ".partial")
-        save_file(tensors, str(temporary), metadata)
-        temporary.replace(path)
+        temporary = partial_path(path)
+        try:
+            save_file(tensors, str(temporary), metadata)
+            temporary.replace(path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def resume(self, path: Path, key: str) -> bool:
         """Load a checkpoint made with the same key; False (and nothing loaded) otherwise."""

@@ -1,0 +1,115 @@
+"""SIGTERM and SIGKILL at random points of `finetune` and `speak`, then a rerun.
+
+After every kill: no profile.json (the profile is published only when whole), no output video,
+and after SIGTERM no temporary file either; after SIGKILL the temporaries left behind are
+removed by the next run. The rerun then finishes with a loadable profile or a whole video.
+The kill times are drawn at random; the seed is in the failure message, to replay a failure.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from talkface.media import probe, write_audio
+from talkface.profile import load_profile
+
+pytestmark = pytest.mark.slow
+
+FINETUNE = """
+import signal, sys
+from talkface.cli import _terminated
+signal.signal(signal.SIGTERM, _terminated)
+from talkface.config import FinetuneConfig, RefinerConfig
+from talkface.finetune import finetune
+small = RefinerConfig(crop_size=96, channels=(8, 16, 32, 64), steps=30, batch=2, checkpoint_seconds=1.0)
+finetune(sys.argv[1], sys.argv[2], FinetuneConfig(min_seconds=2.0), refiner_config=small, force=sys.argv[3] == "force")
+"""
+
+
+def _run(args: list[str], kill_after: float | None, how: int) -> int:
+    """Run a command, send `how` after `kill_after` seconds (None: let it finish); its exit code."""
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if kill_after is not None:
+        try:
+            process.wait(kill_after)
+        except subprocess.TimeoutExpired:
+            process.send_signal(how)
+    try:
+        _, err = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert "Traceback" not in err, err
+    return process.returncode
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*.partial")) if folder.exists() else []
+
+
+def test_finetune_killed_at_random_points_then_rerun(clip, tmp_path):
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    folder = tmp_path / "profile"
+    command = [sys.executable, "-c", FINETUNE, str(clip), str(folder)]
+    finished = False
+    for attempt, how in enumerate([signal.SIGTERM, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL]):
+        at = rng.uniform(1.0, 25.0)
+        code = _run([*command, "resume"], at, how)
+        context = f"seed {seed}, attempt {attempt}, {how.name} at {at:.1f} s -> exit {code}"
+        if code == 0:
+            finished = True
+            break
+        assert code in (143, -signal.SIGTERM, -signal.SIGKILL), context
+        assert not (folder / "profile.json").exists(), context
+        if how == signal.SIGTERM:
+            assert _temporaries(folder) == [], context
+    code = _run([*command, "resume"], None, 0) if not finished else 0
+    assert code == 0, f"seed {seed}: the rerun failed"
+    profile = load_profile(folder)
+    assert profile.has_refiner and (folder / "refiner.json").exists()
+    assert _temporaries(folder) == [], f"seed {seed}"
+    # rebuilding (force) and killing it midway never leaves the old profile.json over new files
+    at = rng.uniform(0.5, 8.0)
+    code = _run([*command, "force"], at, signal.SIGKILL)
+    if code != 0:
+        assert not (folder / "profile.json").exists(), f"seed {seed}: rebuild killed at {at:.1f} s"
+    assert _run([*command, "resume"], None, 0) == 0
+    assert load_profile(folder).has_refiner and _temporaries(folder) == []
+
+
+@pytest.fixture(scope="module")
+def quick_profile(clip, tmp_path_factory):
+    from talkface.config import FinetuneConfig
+    from talkface.finetune import finetune
+
+    return finetune(clip, tmp_path_factory.mktemp("quick"), FinetuneConfig(min_seconds=2.0, refiner=False))
+
+
+def test_speak_killed_at_random_points_then_rerun(quick_profile, clip_audio, tmp_path):
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    audio = write_audio(tmp_path / "line.wav", clip_audio)
+    out = tmp_path / "videos" / "line.mp4"
+    command = [sys.executable, "-m", "talkface", "speak", "--audio", str(audio), "--person", str(quick_profile.folder), "--out", str(out)]
+    for attempt, how in enumerate([signal.SIGTERM, signal.SIGKILL, signal.SIGTERM]):
+        at = rng.uniform(0.5, 12.0)
+        code = _run(command, at, how)
+        context = f"seed {seed}, attempt {attempt}, {how.name} at {at:.1f} s -> exit {code}"
+        if code == 0:
+            assert out.exists(), context
+            out.unlink()
+            continue
+        assert code in (143, -signal.SIGTERM, -signal.SIGKILL), context  # -SIGTERM: before the handler (Python still starting)
+        assert not out.exists(), context
+        if how == signal.SIGTERM:
+            assert _temporaries(out.parent) == [], context
+    assert _run(command, None, 0) == 0, f"seed {seed}"
+    assert out.exists() and _temporaries(out.parent) == [], f"seed {seed}"
+    assert probe(out).duration == pytest.approx(clip_audio.duration, abs=0.2)
