@@ -6,6 +6,7 @@ Library API (the CLI is a thin layer over these):
     talkface.speak.speak(audio, out, person)      a video of that person saying the audio.
     talkface.render_motion.render(motion, out)     any motion file of that person as a video.
     talkface.reenact.reenact(driver, out)         that person performing another video.
+    talkface.dub(video, audio, out)               footage lip-synced to new audio (its own frames, lower face redrawn).
     talkface.profile.load_profile(folder)         a finetuned person.
     talkface.batch(manifest, workers=..., ...)    many jobs from a CSV/JSONL manifest, resumable.
 """
@@ -15,12 +16,14 @@ from talkface.track import TrackResult, TrackSummary, track
 
 
 def __getattr__(name):
-    """`talkface.batch` imports torch and friends: load it on first use."""
-    if name == "batch":
-        import importlib
+    """`talkface.batch` and `talkface.dub` import torch and friends: load them on first use."""
+    import importlib
 
+    if name == "batch":
         return importlib.import_module("talkface.batch")
+    if name == "dub":
+        return importlib.import_module("talkface.dub").dub
     raise AttributeError(f"module 'talkface' has no attribute {name!r}")
 
 
-__all__ = ["TrackResult", "TrackSummary", "__version__", "batch", "track"]
+__all__ = ["TrackResult", "TrackSummary", "__version__", "batch", "dub", "track"]

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from talkface.config import FinetuneConfig, ReconstructConfig, SpeakConfig, TrackConfig
+from talkface.config import DubConfig, FinetuneConfig, ReconstructConfig, SpeakConfig, TrackConfig
 from talkface.errors import TalkfaceError
 
 app = typer.Typer(
@@ -212,6 +212,39 @@ def speak(
     result = run_speak(audio, out, person, config, device, save_motion, controls, background)
     stdout.print(
         f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)",
+        highlight=False,
+    )
+
+
+_DUB = DubConfig()
+
+
+@app.command()
+@reports_errors
+def dub(
+    video: Path = typer.Option(..., "--video", "-v", help="Footage of the person (any length; cuts, cutaways and other people are fine)."),
+    audio: Path = typer.Option(..., "--audio", "-a", help="The new speech (wav, mp3, flac, m4a, or a video with sound); the output lasts as long."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .mp4."),
+    person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile of the person (default: one built from VIDEO itself, cached and reused)."),
+    fit: str = typer.Option(_DUB.fit, help="When the audio outlasts the video: pingpong (play on backwards, no jump), loop (start again, as a cut) or hold (last frame)."),
+    mouth_scale: float = typer.Option(_DUB.mouth_scale, "--mouth-scale", help="Amplitude of the new lip and jaw motion: 0.5 calmer, 1.5 wider."),
+    refine: bool = typer.Option(_DUB.refine, "--refine/--no-refine", help=REFINE_HELP),
+    crf: int = typer.Option(_DUB.crf, help="Output quality (x264 CRF): 18 visually lossless, 0 lossless, higher smaller."),
+    preset: str = typer.Option(_DUB.preset, help="Refiner preset of the profile built from VIDEO: draft, standard or best."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+) -> None:
+    """Lip-sync existing footage to new audio: the video's own frames, head motion, eyes and background, with only the lower face redrawn.
+
+    Frames without the person (cutaways, another face, no face) pass through untouched.
+    Interrupted? Run the same command again: tracking, the profile and finished segments are reused.
+    """
+    from talkface.dub import dub as run_dub
+
+    config = DubConfig(fit=fit, mouth_scale=mouth_scale, refine=refine, crf=crf, preset=preset)
+    result = run_dub(video, audio, out, person, config, device)
+    stdout.print(
+        f"{result.video}: {result.n_frames} frames ({result.dubbed_frames} with the face redrawn, {result.shots} shots) "
+        f"in {result.seconds:.1f} s ({result.frames_per_second:.1f} frames/s); person: {result.profile}",
         highlight=False,
     )
 

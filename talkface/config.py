@@ -159,3 +159,50 @@ class SpeakConfig:
         if rate is not None and not (isinstance(rate, (int, float)) and 0 <= rate <= MAX_BLINK_RATE):  # NaN fails too
             raise InputError(f"blink rate {rate!r} is not a number of blinks per minute from 0 to {MAX_BLINK_RATE}")
         return self
+
+
+DUB_FITS = ("pingpong", "loop", "hold")
+MAX_CRF = 51  # x264's range: 0 lossless (in YUV 4:2:0) ... 51
+
+
+@dataclass(frozen=True)
+class DubConfig:
+    """Dubbing existing footage to new audio (`check` holds the accepted ranges).
+
+    Attributes:
+        fit: when the audio outlasts the video: 'pingpong' (play on backwards: no jump),
+            'loop' (start again; the jump is treated as a cut) or 'hold' (the last frame).
+        mouth_scale: amplitude of the new lip and jaw motion (0.5 calmer, 1.5 wider).
+        refine: pass the re-rendered lower face through the profile's GAN refiner.
+        crf: x264 quality of the output: 18 visually lossless (default), 0 lossless in YUV 4:2:0.
+        preset: refiner preset of the profile built from the video when no person is given.
+        sample_seconds: how much of a long video (the best-tracked stretch) trains that profile.
+        segment_frames: the output is encoded in segments of this many frames, so an
+            interrupted dub resumes from the last finished one.
+    """
+
+    fit: str = "pingpong"
+    mouth_scale: float = 1.0
+    refine: bool = True
+    crf: int = 18
+    preset: str = "standard"
+    sample_seconds: float = 20.0
+    segment_frames: int = 500
+
+    def check(self) -> "DubConfig":
+        """Raise InputError naming a setting outside its range; return self."""
+        from talkface.errors import InputError
+
+        if self.fit not in DUB_FITS:
+            raise InputError(f"unknown --fit {self.fit!r}; use one of {', '.join(DUB_FITS)}")
+        if not (isinstance(self.mouth_scale, (int, float)) and 0 <= self.mouth_scale <= 3):
+            raise InputError(f"--mouth-scale {self.mouth_scale!r} is out of range; use 0 (closed) to 3")
+        if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= MAX_CRF:
+            raise InputError(f"--crf {self.crf!r} is out of range; use a whole number from 0 (lossless) to {MAX_CRF}")
+        if self.preset not in REFINER_PRESETS:
+            raise InputError(f"unknown refiner preset {self.preset!r}; use one of {', '.join(REFINER_PRESETS)}")
+        if not (isinstance(self.sample_seconds, (int, float)) and 10 <= self.sample_seconds <= 60):
+            raise InputError(f"sample length {self.sample_seconds!r} s is out of range; use 10 to 60 s")
+        if isinstance(self.segment_frames, bool) or not isinstance(self.segment_frames, int) or self.segment_frames < 25:
+            raise InputError(f"segment length {self.segment_frames!r} is too small; use at least 25 frames")
+        return self

@@ -75,6 +75,16 @@ def apply_controls(motion: Motion, profile: Profile, controls: Controls) -> tupl
     return Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), motion.fps), range_notes(pose, profile.clip_fit.pose)
 
 
+def lower_face_ramp(face: MeshFaceModel) -> np.ndarray:
+    """(V,) weight of each vertex in the lower face: 0 at and above the nose tip, 1 from the
+    middle of the lips down, a smoothstep between (the part `dub` redraws and `mouth_scale` scales)."""
+    mean = face.mean_shape.astype(np.float64)
+    lips = mean[topology.lip_indices()]
+    nose_y = mean[NOSE_TIP, 1]
+    ramp = np.clip((mean[:, 1] - nose_y) / max(lips[:, 1].mean() - nose_y, 1e-6), 0, 1)
+    return ramp * ramp * (3 - 2 * ramp)  # smoothstep
+
+
 def mouth_scaling(face: MeshFaceModel, scale: float, reference: np.ndarray) -> np.ndarray:
     """(K, K) matrix on expression coefficients that scales the lower face's motion.
 
@@ -86,10 +96,7 @@ def mouth_scaling(face: MeshFaceModel, scale: float, reference: np.ndarray) -> n
     """
     basis = face.expression_basis.astype(np.float64)
     mean = face.mean_shape.astype(np.float64)
-    lips = mean[topology.lip_indices()]
-    nose_y = mean[NOSE_TIP, 1]
-    ramp = np.clip((mean[:, 1] - nose_y) / max(lips[:, 1].mean() - nose_y, 1e-6), 0, 1)
-    ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep
+    ramp = lower_face_ramp(face)
 
     def matrix(factor: float) -> np.ndarray:
         return np.einsum("jvc,v,kvc->jk", basis, 1 + (factor - 1) * ramp, basis)

@@ -2,7 +2,9 @@
 
 A manifest row names a `person` (a profile folder, or a clip to finetune once and share), an
 `audio` file and an `out` video; optional columns set that row's speak options (`pose`, `seed`,
-`blink_rate`, `refine`). Relative paths are taken from the manifest's folder.
+`blink_rate`, `refine`). A row with a `video` is a dub of that footage (`person` optional: by
+default a profile is built from the video), with the dub options `fit`, `mouth_scale`, `crf`
+and `refine`. Relative paths are taken from the manifest's folder.
 """
 
 from __future__ import annotations
@@ -13,27 +15,34 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from talkface.config import SpeakConfig
+from talkface.config import DubConfig, SpeakConfig
 from talkface.errors import InputError
 
-REQUIRED = ("person", "audio", "out")
-OPTIONS = {"pose": str, "seed": int, "blink_rate": float, "refine": bool}
+REQUIRED = ("person", "audio", "out")  # a dub row: video instead of person (person optional)
+SPEAK_OPTIONS = {"pose": str, "seed": int, "blink_rate": float}
+DUB_OPTIONS = {"fit": str, "mouth_scale": float, "crf": int}
+OPTIONS = {**SPEAK_OPTIONS, **DUB_OPTIONS, "refine": bool}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".m4a", ".ogg", ".aac"} | VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
 class Job:
-    """One line to render: `row` is its 1-based position in the manifest."""
+    """One line to render: `row` is its 1-based position in the manifest; with `video`, a dub
+    (`person` then optional)."""
 
     row: int
-    person: Path
+    person: Path | None
     audio: Path
     out: Path
     options: dict = field(default_factory=dict)
+    video: Path | None = None
 
     def speak_config(self) -> SpeakConfig:
         return SpeakConfig(**self.options)
+
+    def dub_config(self, preset: str = DubConfig.preset) -> DubConfig:
+        return DubConfig(**self.options, preset=preset)
 
 
 def read_manifest(path: str | Path) -> list[Job]:
@@ -82,12 +91,14 @@ def _job(manifest: Path, row: int, record: dict) -> Job:
     where = f"{manifest.name}, row {row}"
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected an object with {', '.join(REQUIRED)}")
-    missing = [name for name in REQUIRED if not str(record.get(name) or "").strip()]
+    is_dub = bool(str(record.get("video") or "").strip())
+    required = ("video", "audio", "out") if is_dub else REQUIRED
+    missing = [name for name in required if not str(record.get(name) or "").strip()]
     if missing:
-        raise InputError(f"{where}: missing {', '.join(missing)} (every row needs {', '.join(REQUIRED)})")
+        raise InputError(f"{where}: missing {', '.join(missing)} (every row needs {', '.join(REQUIRED)}, or video, audio, out for a dub)")
     if None in record:  # csv.DictReader files fields beyond the header under None
         raise InputError(f"{where}: more fields than the header has columns ({', '.join(REQUIRED)} and options); quote values that hold commas")
-    unknown = {str(key) for key in record} - set(REQUIRED) - set(OPTIONS)
+    unknown = {str(key) for key in record} - set(REQUIRED) - {"video"} - set(OPTIONS)
     if unknown:
         raise InputError(f"{where}: unknown column(s) {', '.join(sorted(unknown))}; options are {', '.join(OPTIONS)}")
     options = {}
@@ -99,13 +110,19 @@ def _job(manifest: Path, row: int, record: dict) -> Job:
             options[name] = _parse(value, kind)
         except (ValueError, TypeError, OverflowError):
             raise InputError(f"{where}: {name}={value!r} is not a valid {kind.__name__}") from None
+    wrong = sorted(set(options) & set(SPEAK_OPTIONS if is_dub else DUB_OPTIONS))
+    if wrong:
+        kind, allowed = ("a dub row (it has a video)", DUB_OPTIONS) if is_dub else ("a speak row (it has no video)", SPEAK_OPTIONS)
+        raise InputError(f"{where}: {', '.join(wrong)} cannot be set in {kind}; its options are {', '.join([*allowed, 'refine'])}")
     try:
-        SpeakConfig(**options).check()
+        (DubConfig(**options) if is_dub else SpeakConfig(**options)).check()
     except InputError as error:
         raise InputError(f"{where}: {error}") from None
     base = manifest.parent
     resolve = lambda value: (base / Path(str(value).strip()).expanduser()).resolve()  # noqa: E731
-    return Job(row, resolve(record["person"]), resolve(record["audio"]), resolve(record["out"]), options)
+    person = resolve(record["person"]) if str(record.get("person") or "").strip() else None
+    video = resolve(record["video"]) if is_dub else None
+    return Job(row, person, resolve(record["audio"]), resolve(record["out"]), options, video)
 
 
 def _parse(value, kind):

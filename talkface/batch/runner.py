@@ -40,6 +40,7 @@ class JobResult:
     error: str = ""
     error_type: str = ""
     out_bytes: int = 0
+    video: str = ""  # the footage of a dub row
 
 
 @dataclass
@@ -128,10 +129,11 @@ def run_batch(
     profiles, person_errors = _prepare_people(job_list, preset, device)
     pending: list[tuple[Job, str]] = []
     for job in job_list:
-        if job.person in person_errors:
-            results[job.row] = _failed(job, "", person_errors[job.person])
+        who = _who(job)
+        if who in person_errors:
+            results[job.row] = _failed(job, "", person_errors[who])
             continue
-        key = _job_key(job, profiles[job.person])
+        key = _job_key(job, profiles[who])
         earlier = previous.get(job.row)
         if earlier and earlier.key == key and _finished(earlier, job):
             results[job.row] = JobResult(**{**asdict(earlier), "status": "skipped"})
@@ -152,7 +154,7 @@ def run_batch(
         if on_result:
             on_result(result)
 
-    tasks = [(job, key, str(profiles[job.person]), device) for job, key in pending]
+    tasks = [(job, key, str(profiles[_who(job)]), device) for job, key in pending]
     if tasks:
         if ray_address:
             _run_ray(tasks, ray_address, workers, record)
@@ -166,13 +168,20 @@ def run_batch(
 
 
 # -- people -----------------------------------------------------------------------------------
+def _who(job: Job) -> Path:
+    """Whose profile a row needs: its person, or (a dub without one) its video's own."""
+    return job.person if job.person is not None else job.video
+
+
 def _prepare_people(jobs: list[Job], preset: str, device: str) -> tuple[dict[Path, Path], dict[Path, str]]:
-    """Profile folder for each person; clips are finetuned once (reusing a finished profile)."""
+    """Profile folder for each person, made once before the jobs run (so parallel jobs never
+    build the same profile): clips are finetuned (reusing a finished profile), and a dub row
+    without a person gets the profile of its own video."""
     from talkface.finetune import finetune
     from talkface.profile import default_profile_dir
 
     profiles, errors = {}, {}
-    for person in dict.fromkeys(job.person for job in jobs):
+    for person in dict.fromkeys(job.person for job in jobs if job.person is not None):
         if (person / "profile.json").exists():
             profiles[person] = person
             continue
@@ -187,6 +196,14 @@ def _prepare_people(jobs: list[Job], preset: str, device: str) -> tuple[dict[Pat
             profiles[person] = folder
         except TalkfaceError as error:
             errors[person] = f"{type(error).__name__}: finetuning {person.name} failed: {error}"
+    for video in dict.fromkeys(job.video for job in jobs if job.video is not None and job.person is None):
+        try:
+            from talkface.dub import prepare_person
+
+            progress.log(f"building the person of {video.name} (once, shared by its dubs)")
+            profiles[video] = prepare_person(video, preset, device)
+        except TalkfaceError as error:
+            errors[video] = f"{type(error).__name__}: building the person of {video.name} failed: {error}"
     return profiles, errors
 
 
@@ -207,6 +224,8 @@ def _job_key(job: Job, profile: Path) -> str:
         path = profile / name
         digest.update(path.read_bytes() if path.exists() else b"-")
     digest.update(file_digest(job.audio).encode() if job.audio.is_file() else str(job.audio).encode())
+    if job.video is not None:
+        digest.update(file_digest(job.video).encode() if job.video.is_file() else str(job.video).encode())
     digest.update(json.dumps(job.options, sort_keys=True).encode())
     digest.update(__version__.encode())
     return digest.hexdigest()[:32]
@@ -244,13 +263,18 @@ def run_job(job: Job, key: str, profile: str, device: str, threads: int | None =
         torch.set_num_threads(threads)
     started = time.perf_counter()
     try:
-        from talkface.speak import speak
-
         job.out.parent.mkdir(parents=True, exist_ok=True)
-        result = speak(job.audio, job.out, profile, job.speak_config(), device)
+        if job.video is not None:
+            from talkface.dub import dub
+
+            result = dub(job.video, job.audio, job.out, profile, job.dub_config(), device)
+        else:
+            from talkface.speak import speak
+
+            result = speak(job.audio, job.out, profile, job.speak_config(), device)
         return JobResult(
-            job.row, str(job.person), str(job.audio), str(job.out), "done", key,
-            round(time.perf_counter() - started, 2), result.n_frames, out_bytes=job.out.stat().st_size,
+            job.row, str(job.person or ""), str(job.audio), str(job.out), "done", key,
+            round(time.perf_counter() - started, 2), result.n_frames, out_bytes=job.out.stat().st_size, video=str(job.video or ""),
         )
     except TalkfaceError as error:
         return _failed(job, key, f"{type(error).__name__}: {error}", time.perf_counter() - started)
@@ -260,7 +284,10 @@ def run_job(job: Job, key: str, profile: str, device: str, threads: int | None =
 
 
 def _failed(job: Job, key: str, message: str, seconds: float = 0.0) -> JobResult:
-    return JobResult(job.row, str(job.person), str(job.audio), str(job.out), "failed", key, round(seconds, 2), error=message, error_type=message.split(":")[0])
+    return JobResult(
+        job.row, str(job.person or ""), str(job.audio), str(job.out), "failed", key, round(seconds, 2),
+        error=message, error_type=message.split(":")[0], video=str(job.video or ""),
+    )
 
 
 def _threads(workers: int) -> int:

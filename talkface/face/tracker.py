@@ -165,8 +165,13 @@ class TrackBuilder:
         )
         return faces[0] if faces else None
 
-    def finish(self, source: str | Path, fps: float, width: int, height: int, single_face: bool = True) -> FaceTrack:
+    def finish(
+        self, source: str | Path, fps: float, width: int, height: int, single_face: bool = True, cuts: np.ndarray | None = None
+    ) -> FaceTrack:
         """Check the faces, fill short gaps, smooth, and return the track.
+
+        `cuts`: (T,) bool, True at the first frame of each new shot; no gap is filled and no
+        motion is smoothed across a cut.
 
         Raises:
             NoFaceError: no face in any frame.
@@ -185,8 +190,12 @@ class TrackBuilder:
                 "talkface needs one speaker: crop the video to the person (e.g. ffmpeg -vf crop=...) and try again"
             )
         config = self.config
-        filled = fill_gaps(raw_landmarks, config.max_interpolated_gap)
-        landmarks = smooth_tracks(filled, config.smoothing_window, config.smoothing_order)
+        starts = [0, *np.flatnonzero(cuts[1:]) + 1] if cuts is not None else [0]
+        bounds = list(zip(starts, [*starts[1:], len(raw_landmarks)]))
+        landmarks = np.concatenate([
+            smooth_tracks(fill_gaps(raw_landmarks[a:b], config.max_interpolated_gap), config.smoothing_window, config.smoothing_order)
+            for a, b in bounds
+        ]) if len(raw_landmarks) else raw_landmarks
         boxes = np.array([face_box(p) for p in landmarks], dtype=np.float32)
         return FaceTrack(landmarks, raw_landmarks, boxes, fps, width, height)
 

@@ -34,12 +34,7 @@ def _timed_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
             for index, frame in enumerate(container.decode(stream)):
                 time = frame.time if frame.time is not None else index / rate
                 start = time if start is None else start
-                image = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))  # drop row padding
-                rotation = int(round(frame.rotation or 0)) % 360
-                if rotation:
-                    # frame.rotation is counter-clockwise degrees; np.rot90 turns counter-clockwise.
-                    image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
-                yield time - start, image
+                yield time - start, _image(frame)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path} could not be decoded past {index} frames: {exc}") from exc
         decoded = time - (start or 0.0) + 1.0 / rate
@@ -48,6 +43,16 @@ def _timed_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
                 f"{path} is cut short: it declares {declared:.1f} s of video but only {decoded:.1f} s decode; "
                 "the file is truncated or damaged: copy or export it again"
             )
+
+
+def _image(frame) -> np.ndarray:
+    """A decoded frame as RGB uint8 (H, W, 3), its rotation applied."""
+    image = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))  # drop row padding
+    rotation = int(round(frame.rotation or 0)) % 360
+    if rotation:
+        # frame.rotation is counter-clockwise degrees; np.rot90 turns counter-clockwise.
+        image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+    return image
 
 
 def read_frames(path: str | Path, fps: float = FPS) -> Iterator[np.ndarray]:
@@ -92,6 +97,124 @@ def read_frames_at(path: str | Path, indices: Iterable[int], fps: float = FPS) -
     return found
 
 
+def read_frames_from(path: str | Path, first: int, fps: float = FPS) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (index, frame) from frame `first` on, the same frames `read_frames` gives those
+    indices, reached by seeking to the keyframe before it instead of decoding from the start."""
+    with open_media(path) as container:
+        if not container.streams.video:
+            raise NoVideoStreamError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or stream.guessed_rate or FPS)
+        origin = next((f.time for f in container.decode(stream) if f.time is not None), 0.0)
+        target = max(first / fps - 1.0, 0.0)
+        container.seek(int((origin + target) / stream.time_base), stream=stream, backward=True, any_frame=False)
+        k, prev_time, prev_image = first, None, None
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                time = frame.time - origin
+                if prev_image is not None:
+                    while k / fps < (prev_time + time) / 2:
+                        yield k, prev_image
+                        k += 1
+                if time < k / fps - 2.0 / rate:  # well before the first wanted frame: skip the conversion
+                    prev_time, prev_image = time, None
+                    continue
+                prev_time, prev_image = time, _image(frame)
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path} could not be decoded past frame {k}: {exc}") from exc
+        if prev_image is not None:
+            while k / fps < prev_time + 0.5 / rate:
+                yield k, prev_image
+                k += 1
+
+
+class FrameSource:
+    """Frames of a video by index (at `fps`) in any order, in bounded memory.
+
+    Runs of increasing indices stream from one decoder; a jump forward seeks; indices going
+    backwards (a ping-pong) are read in chunks of `chunk` frames, each found by one seek.
+    """
+
+    def __init__(self, path: str | Path, fps: float = FPS, chunk: int = 48):
+        self.path, self.fps, self.chunk = Path(path), fps, chunk
+        self._stream: Iterator[tuple[int, np.ndarray]] | None = None
+        self._next = -1  # the index the open stream yields next
+        self._last = -1  # the index asked for last
+        self._cached: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        going_back = index < self._last
+        self._last = index
+        if index in self._cached:
+            return self._cached[index]
+        if going_back:
+            return self._backwards(index)
+        if self._stream is None or index != self._next:
+            self._stream = read_frames_from(self.path, index, self.fps)
+        for found, frame in self._stream:
+            if found == index:
+                self._next = index + 1
+                return frame
+        self._stream, self._next = None, -1
+        raise InputError(f"{self.path} has no frame {index} at {self.fps:g} frames/s")
+
+    def _backwards(self, index: int) -> np.ndarray:
+        first = max(0, index - self.chunk + 1)
+        self._cached = {}
+        for found, frame in read_frames_from(self.path, first, self.fps):
+            self._cached[found] = frame
+            if found >= index:
+                break
+        if index not in self._cached:
+            raise InputError(f"{self.path} has no frame {index} at {self.fps:g} frames/s")
+        return self._cached[index]
+
+
+def concat_videos(segments: list[Path], out: str | Path, audio: Audio | None = None) -> Path:
+    """Join mp4 segments (same size and codec settings, no B-frames) without re-encoding, with
+    `audio` (AAC) muxed over their whole length; written atomically like `write_video`."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(out)
+    try:
+        with av.open(str(tmp), "w", format="mp4") as output:
+            with av.open(str(segments[0])) as first:
+                video = output.add_stream_from_template(first.streams.video[0])
+                fps = float(first.streams.video[0].average_rate)
+            audio_stream = None
+            if audio is not None:
+                audio_stream = output.add_stream("aac", rate=audio.sample_rate, layout="mono")
+                audio_stream.bit_rate = 128_000
+            offset_seconds, written = 0.0, 0
+            for segment in segments:
+                with av.open(str(segment)) as source:
+                    stream = source.streams.video[0]
+                    shift = int(round(offset_seconds / stream.time_base))
+                    n_frames = 0
+                    for packet in source.demux(stream):
+                        if packet.dts is None:
+                            continue
+                        packet.pts += shift
+                        packet.dts += shift
+                        packet.stream = video
+                        output.mux(packet)
+                        n_frames += 1
+                offset_seconds += n_frames / fps
+                if audio_stream is not None:
+                    written = _mux_audio(output, audio_stream, audio, written, int(round(offset_seconds * audio.sample_rate)))
+            if audio_stream is not None:
+                end = int(np.ceil(offset_seconds * audio.sample_rate / AUDIO_FRAME_SAMPLES)) * AUDIO_FRAME_SAMPLES
+                _mux_audio(output, audio_stream, audio, written, end)
+                output.mux(audio_stream.encode())
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 def _even(image: np.ndarray) -> np.ndarray:
     """Pad a frame by one edge pixel where a side is odd: yuv420p needs even sizes."""
     pad_h, pad_w = image.shape[0] % 2, image.shape[1] % 2
@@ -106,6 +229,7 @@ def write_video(
     fps: float = FPS,
     audio: Audio | None = None,
     crf: int = 18,
+    b_frames: bool = True,
 ) -> Path:
     """Encode frames as H.264 mp4 (with AAC audio if given), atomically.
 
@@ -118,7 +242,8 @@ def write_video(
         frames: RGB uint8 (H, W, 3) frames, all the same size.
         fps: frame rate (frames/s).
         audio: optional audio to mux; it is trimmed or padded to the video's length.
-        crf: x264 quality (lower is better; 18 is visually lossless).
+        crf: x264 quality (lower is better; 18 is visually lossless, 0 lossless in YUV 4:2:0).
+        b_frames: False for segments that `concat_videos` joins.
 
     Returns:
         The output path.
@@ -131,14 +256,14 @@ def write_video(
     if first is None:
         raise InputError(f"no frames to write to {path}")
     try:
-        _encode(tmp, itertools.chain([first], frames), fps, audio, crf)
+        _encode(tmp, itertools.chain([first], frames), fps, audio, crf, b_frames)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def _encode(tmp: Path, frames: Iterator[np.ndarray], fps: float, audio: Audio | None, crf: int) -> None:
+def _encode(tmp: Path, frames: Iterator[np.ndarray], fps: float, audio: Audio | None, crf: int, b_frames: bool = True) -> None:
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(tmp), "w", format="mp4") as container:
         video = None
@@ -154,7 +279,7 @@ def _encode(tmp: Path, frames: Iterator[np.ndarray], fps: float, audio: Audio | 
                 video = container.add_stream("libx264", rate=rate)
                 video.width, video.height = image.shape[1], image.shape[0]
                 video.pix_fmt = "yuv420p"
-                video.options = {"crf": str(crf), "preset": "veryfast"}
+                video.options = {"crf": str(crf), "preset": "veryfast", **({} if b_frames else {"bf": "0"})}
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             container.mux(video.encode(frame))
             n_frames += 1

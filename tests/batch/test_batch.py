@@ -138,3 +138,45 @@ def test_cli_prints_a_summary_and_exits_1_when_a_row_failed(tmp_path, person, li
     done = subprocess.run([sys.executable, "-m", "talkface", "batch", str(manifest)], capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
     assert "1 done, 0 skipped, 1 failed" in done.stdout and "missing.wav" in done.stdout
+
+
+def test_dub_rows_are_read_with_their_own_options(tmp_path):
+    (tmp_path / "jobs.csv").write_text(
+        "person,video,audio,out,fit,crf,mouth_scale,seed\n"
+        ",talk.mp4,new.wav,out/d.mp4,loop,0,1.2,\n"
+        "bob,,a.wav,out/s.mp4,,,,4\n"
+    )
+    dubbing, speaking = read_manifest(tmp_path / "jobs.csv")
+    assert dubbing.video == tmp_path / "talk.mp4" and dubbing.person is None
+    assert dubbing.options == {"fit": "loop", "crf": 0, "mouth_scale": 1.2} and dubbing.dub_config().fit == "loop"
+    assert speaking.video is None and speaking.options == {"seed": 4}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("video,audio,out,pose\nv.mp4,a.wav,o.mp4,clip\n", "pose cannot be set in a dub row"),
+        ("person,audio,out,fit\nbob,a.wav,o.mp4,loop\n", "fit cannot be set in a speak row"),
+        ("video,audio,out,fit\nv.mp4,a.wav,o.mp4,bounce\n", "unknown --fit"),
+        ("video,audio,out,crf\nv.mp4,a.wav,o.mp4,99\n", "crf"),
+        ("video,audio,out\n,a.wav,o.mp4\n", "missing person"),
+        ("video,audio,out\nv.mp4,,o.mp4\n", "missing audio"),
+    ],
+)
+def test_bad_dub_rows(tmp_path, text, message):
+    (tmp_path / "jobs.csv").write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_manifest(tmp_path / "jobs.csv")
+
+
+def test_a_batch_dubs_and_speaks(clip, person, lines, tmp_path):
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(
+        json.dumps({"video": str(clip), "person": str(person), "audio": str(lines["first"]), "out": "dub.mp4", "refine": False}) + "\n"
+        + json.dumps({"person": str(person), "audio": str(lines["second"]), "out": "speak.mp4", "refine": False}) + "\n"
+    )
+    report = run_batch(manifest, workers=1)
+    assert report.ok, [r.error for r in report.results]
+    dubbed = report.results[0]
+    assert dubbed.video == str(clip) and probe(tmp_path / "dub.mp4").duration == pytest.approx(1.0, abs=0.1)
+    assert probe(tmp_path / "speak.mp4").has_video

@@ -1,0 +1,448 @@
+"""`talkface dub`: lip-sync existing footage to new audio, keeping everything else of the video.
+
+Each output frame is a frame of the video. Where the profile's person is tracked, only the lower
+face is redrawn: the mesh takes that frame's head pose, eyes and brows from the video and its lips
+and jaw from the audio-driven motion, is rendered, refined, and blended back under a soft mask
+that follows the jaw; every pixel outside the mask is the input's. Frames without the person
+(cutaways, another face, no face) pass through untouched.
+
+Stages, each cached so a rerun resumes:
+1. footage: every frame tracked (shot by shot: no gap filled and no motion smoothed across a
+   cut), scene cuts, and face embeddings sampled per shot; in $TALKFACE_HOME/dubs/<video hash>;
+2. the person: `--person`, or a profile finetuned on the video itself (its best-tracked
+   `sample_seconds` when longer), cached by the video's content;
+3. the new mouth motion from the audio;
+4. the output, encoded in segments (resumed segment by segment), joined and muxed with the audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from talkface import progress
+from talkface._version import __version__
+from talkface.audio import check_speech, extract, n_video_frames
+from talkface.cache import StageCache, file_digest, make_key
+from talkface.config import FPS, DubConfig, FinetuneConfig, TrackConfig
+from talkface.controls import lower_face_ramp, mouth_scaling
+from talkface.device import resolve_device
+from talkface.errors import ClipTooShortError, DependencyError, InputError, NoFaceError
+from talkface.face.fit import fit_clip
+from talkface.face.model import FaceFit, apply_pose
+from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder, face_box
+from talkface.media import Audio, check_destination, load_audio, probe, require_video, write_video
+from talkface.media.video import FrameSource, concat_videos, read_frames
+from talkface.profile import Profile, load_profile, talkface_home
+from talkface.storage import load_npz, remove_stale_partials_in, save_npz, write_json
+
+FOOTAGE_FORMAT = 1
+CUT_THRESHOLD = 27.0  # mean HSV change (0-255) between consecutive thumbnails that starts a new shot
+MIN_SHOT_FRAMES = 5  # a change sooner than this after a cut is a flash, not a shot
+EMBEDDING_EVERY = 25  # frames between identity samples within a shot
+SAME_PERSON = 0.6  # dlib's distance for "same person"
+MUX_RATE = 48000  # Hz of the audio muxed into the output (features use 16 kHz)
+
+
+@dataclass(frozen=True)
+class Footage:
+    """Every frame of a video, tracked: the largest face, shots and identity samples.
+
+    Attributes:
+        track: the face track (landmarks smoothed within shots; NaN where no face).
+        cuts: (T,) bool, True at the first frame of each shot (frame 0 included).
+        embedding_frames: (E,) frame indices of the identity samples.
+        embeddings: (E, 128) dlib embeddings of the tracked face at those frames.
+    """
+
+    track: FaceTrack
+    cuts: np.ndarray
+    embedding_frames: np.ndarray
+    embeddings: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return self.track.n_frames
+
+    @property
+    def shots(self) -> list[tuple[int, int]]:
+        """[first, stop) frame ranges of the shots."""
+        starts = [*np.flatnonzero(self.cuts)]
+        return list(zip(starts, [*starts[1:], self.n_frames]))
+
+
+@dataclass(frozen=True)
+class DubResult:
+    video: Path
+    profile: Path
+    n_frames: int
+    dubbed_frames: int
+    shots: int
+    seconds: float
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.n_frames / max(self.seconds, 1e-9)
+
+
+def dub(
+    video: str | Path,
+    audio: str | Path,
+    out: str | Path,
+    person: str | Path | Profile | None = None,
+    config: DubConfig = DubConfig(),
+    device: str = "auto",
+    finetune_config: FinetuneConfig | None = None,
+    track_config: TrackConfig = TrackConfig(),
+) -> DubResult:
+    """Make `video` say `audio`: its own frames, with the lower face redrawn to the new speech.
+
+    Args:
+        video: footage of the person (any length; cuts, cutaways and other people are fine).
+        audio: the new speech. The output lasts as long as it does (see `config.fit`).
+        out: the .mp4 to write.
+        person: a profile of the person; None builds one from the video (cached by its content).
+        config: fit mode, mouth amplitude, refiner, quality (see DubConfig).
+        device: 'auto', 'cpu' or 'cuda'.
+        finetune_config: settings of the profile built from the video (default: DubConfig.preset).
+        track_config: face tracking settings.
+
+    Raises:
+        InputError (and subclasses): unreadable or silent inputs, bad settings, an output that
+            cannot be written; NoFaceError: no face anywhere in the video.
+    """
+    started = time.perf_counter()
+    config.check()
+    video, out = Path(video), Path(out)
+    check_destination(out, (video, audio))
+    require_video(probe(video))
+    speech = load_audio(audio)
+    check_speech(speech, str(audio))
+    device = resolve_device(device)
+    video_digest = file_digest(video)
+    work = talkface_home() / "dubs" / video_digest[:16]
+    remove_stale_partials_in(work)
+    # 1. every frame of the footage
+    progress.log(f"[1/4] tracking every frame of {video.name}")
+    footage = load_footage(video, work, track_config, video_digest)
+    # 2. the person
+    if person is None:
+        progress.log("[2/4] the person: a profile from the video itself")
+        profile = profile_from_footage(video, footage, config, finetune_config, device, video_digest)
+    else:
+        progress.log("[2/4] the person")
+        profile = person if isinstance(person, Profile) else load_profile(person)
+    if config.refine and not profile.has_refiner:
+        progress.log("note: this profile has no refiner; writing the coarse render of the lower face")
+    # 3. the new mouth, from the audio
+    progress.log("[3/4] the new mouth motion from the audio")
+    n_out = n_video_frames(speech, FPS)
+    features = extract(speech, profile.feature_set, n_out, device)
+    mouth = profile.motion.predict_expression(features)
+    if config.mouth_scale != 1.0:
+        mouth = mouth @ mouth_scaling(profile.face, config.mouth_scale, profile.clip_fit.expression).T
+    fit = fit_clip(profile.face, footage.track)
+    sources, jumps = source_frames(footage.n_frames, n_out, config.fit, footage.cuts)
+    person_frames = frames_of_person(footage, profile)
+    dubbed = person_frames[sources]
+    # 4. render in segments, join, mux
+    progress.log(f"[4/4] dubbing {n_out} frames ({dubbed.sum()} with the person's face redrawn)")
+    key = make_key(video_digest, file_digest(Path(audio)), _profile_digest(profile), config, __version__)
+    renderer = _LowerFaceRenderer(profile, fit, mouth, sources, jumps, dubbed, config.refine, device)
+    segments = _render_segments(video, work / "segments" / key, n_out, config, renderer)
+    concat_videos(segments, out, load_audio(audio, MUX_RATE))
+    shutil.rmtree(segments[0].parent, ignore_errors=True)
+    return DubResult(out, profile.folder, n_out, int(dubbed.sum()), len(footage.shots), time.perf_counter() - started)
+
+
+# -- 1. footage -------------------------------------------------------------------------------
+def load_footage(video: Path, work: Path, track_config: TrackConfig, digest: str | None = None) -> Footage:
+    """Track every frame of `video` (cached in `work` by the video's content and the settings)."""
+    cache = StageCache(work)
+    key = make_key(digest or file_digest(video), track_config, FOOTAGE_FORMAT)
+    arrays = cache.load("footage", key, ["footage.npz"], lambda: load_npz(work / "footage.npz"))
+    if arrays is None:
+        arrays = _track_footage(video, track_config)
+        save_npz(work / "footage.npz", **arrays)
+        cache.mark_done("footage", key)
+    track = FaceTrack(arrays["landmarks"], arrays["raw_landmarks"], arrays["boxes"], float(arrays["fps"]), int(arrays["width"]), int(arrays["height"]))
+    return Footage(track, arrays["cuts"].astype(bool), arrays["embedding_frames"], arrays["embeddings"])
+
+
+def _track_footage(video: Path, track_config: TrackConfig) -> dict[str, np.ndarray]:
+    from talkface.evaluate.identity import face_embedding
+
+    info = probe(video)
+    builder = TrackBuilder(track_config)
+    cuts, sample_frames, embeddings = [], [], []
+    previous_thumb, shot_start = None, 0
+    tracker = FaceMeshTracker(track_config).__enter__()
+    try:
+        with progress.bar("tracking faces and shots", int(info.duration * FPS)) as advance:
+            for index, frame in enumerate(read_frames(video, FPS)):
+                thumb = cv2.cvtColor(cv2.resize(frame, (64, 36), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2HSV).astype(np.float32)
+                change = float(np.abs(thumb - previous_thumb).mean()) if previous_thumb is not None else np.inf
+                cut = index == 0 or (change > CUT_THRESHOLD and index - shot_start >= MIN_SHOT_FRAMES)
+                if cut and index > 0:  # a new shot: a fresh tracker, so no face is carried over the cut
+                    tracker.__exit__(None, None, None)
+                    tracker = FaceMeshTracker(track_config).__enter__()
+                if cut:
+                    shot_start = index
+                cuts.append(cut)
+                previous_thumb = thumb
+                face = builder.add(tracker.process(frame))
+                if face is not None and (index - shot_start) % EMBEDDING_EVERY == 0:
+                    try:
+                        embeddings.append(face_embedding(frame, face))
+                        sample_frames.append(index)
+                    except DependencyError:
+                        pass
+                advance(1)
+    finally:
+        tracker.__exit__(None, None, None)
+    cuts_array = np.array(cuts, bool)
+    try:
+        track = builder.finish(video, FPS, info.width, info.height, single_face=False, cuts=cuts_array)
+    except NoFaceError as error:
+        raise NoFaceError(f"{error}; dubbing needs the person's face in the video") from None
+    return {
+        "landmarks": track.landmarks, "raw_landmarks": track.raw_landmarks, "boxes": track.boxes,
+        "fps": np.float32(FPS), "width": np.int32(info.width), "height": np.int32(info.height), "cuts": cuts_array,
+        "embedding_frames": np.array(sample_frames, np.int64), "embeddings": np.array(embeddings, np.float64).reshape(-1, 128),
+    }
+
+
+# -- 2. the person ----------------------------------------------------------------------------
+def prepare_person(
+    video: str | Path, preset: str = DubConfig.preset, device: str = "auto", finetune_config: FinetuneConfig | None = None,
+    track_config: TrackConfig = TrackConfig(),
+) -> Path:
+    """Track `video` and build (or reuse) the profile `dub` makes from it; its folder."""
+    video = Path(video)
+    require_video(probe(video))
+    digest = file_digest(video)
+    footage = load_footage(video, talkface_home() / "dubs" / digest[:16], track_config, digest)
+    config = DubConfig(preset=preset).check()
+    return profile_from_footage(video, footage, config, finetune_config, resolve_device(device), digest).folder
+
+
+def profile_from_footage(
+    video: Path, footage: Footage, config: DubConfig, finetune_config: FinetuneConfig | None, device: str, digest: str
+) -> Profile:
+    """A profile finetuned on the video (its best-tracked stretch when long), reused by later dubs."""
+    from talkface.finetune import finetune
+
+    finetune_config = finetune_config or FinetuneConfig(preset=config.preset)
+    folder = talkface_home() / "profiles" / f"{video.stem}-{digest[:8]}"
+    n_sample = int(round(config.sample_seconds * FPS))
+    long = footage.n_frames > 1.5 * n_sample
+    first = best_stretch(footage, n_sample) if long else 0
+    record = {"video_sha256": digest, "first_frame": first, "frames": n_sample if long else footage.n_frames}
+    source_record = folder / "dub_source.json"
+    earlier = json.loads(source_record.read_text()) if source_record.exists() else None
+    if (folder / "profile.json").exists() and earlier == record:
+        return load_profile(folder)
+    clip = video
+    if long:
+        clip = folder / "sample.mp4"
+        if not clip.exists() or earlier != record:
+            _write_sample(video, first, n_sample, clip)
+    try:
+        profile = finetune(clip, folder, finetune_config, device=device)
+    except ClipTooShortError as error:
+        raise ClipTooShortError(f"{error}; or dub with a profile of the person: --person PROFILE") from None
+    write_json(source_record, record)
+    return profile
+
+
+def best_stretch(footage: Footage, length: int) -> int:
+    """First frame of the `length`-frame stretch with the most tracked frames and fewest cuts."""
+    tracked = np.concatenate([[0], np.cumsum(footage.track.tracked)])
+    cuts = np.concatenate([[0], np.cumsum(footage.cuts)])
+    starts = np.arange(0, footage.n_frames - length + 1)
+    score = (tracked[starts + length] - tracked[starts]) - 50 * (cuts[starts + length] - cuts[starts + 1])
+    return int(starts[np.argmax(score)])
+
+
+def _write_sample(video: Path, first: int, length: int, path: Path) -> None:
+    frames = FrameSource(video, FPS)
+    speech = load_audio(video, MUX_RATE)
+    start, stop = int(first / FPS * MUX_RATE), int((first + length) / FPS * MUX_RATE)
+    piece = Audio(speech.samples[start:stop], speech.sample_rate)
+    progress.log(f"training the person on {length / FPS:.0f} s of the video from {first / FPS:.1f} s (its best-tracked stretch)")
+    write_video(path, (frames[i] for i in range(first, first + length)), FPS, piece, crf=16)
+
+
+def frames_of_person(footage: Footage, profile: Profile) -> np.ndarray:
+    """(T,) bool: the tracked face is the profile's person (judged shot by shot by identity)."""
+    person = footage.track.tracked.copy()
+    reference = _reference_embedding(profile)
+    if reference is None or not len(footage.embeddings):
+        return person
+    distance = np.linalg.norm(footage.embeddings - reference, axis=1)
+    for first, stop in footage.shots:
+        inside = (footage.embedding_frames >= first) & (footage.embedding_frames < stop)
+        if inside.any() and np.median(distance[inside]) > SAME_PERSON:
+            person[first:stop] = False
+    return person
+
+
+def _reference_embedding(profile: Profile) -> np.ndarray | None:
+    from talkface.evaluate.identity import face_embedding
+
+    with FaceMeshTracker() as tracker:
+        faces = tracker.process(profile.reference_frame)
+    if not faces:
+        return None
+    try:
+        return face_embedding(profile.reference_frame, faces[0])
+    except DependencyError:
+        return None
+
+
+def _profile_digest(profile: Profile) -> str:
+    digest = hashlib.sha256()
+    for name in ("profile.json", "refiner.json", "motion.npz", "model.npz"):
+        path = profile.folder / name
+        digest.update(path.read_bytes() if path.exists() else b"-")
+    return digest.hexdigest()[:20]
+
+
+# -- 3. which frame of the video each output frame shows ---------------------------------------
+def source_frames(n_video: int, n_out: int, fit: str, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n_out,) video frame per output frame, and (n_out,) bool: a new shot starts there
+    (a cut of the video, or a jump of the fit), so nothing carries over from the frame before."""
+    index = np.arange(n_out)
+    if fit == "hold" or n_video == 1:
+        sources = np.minimum(index, n_video - 1)
+    elif fit == "loop":
+        sources = index % n_video
+    else:  # pingpong: 0 .. n-1, n-2 .. 1, 0 .. n-1, ...
+        period = 2 * (n_video - 1)
+        phase = index % period
+        sources = np.where(phase < n_video, phase, period - phase)
+    jumps = np.zeros(n_out, bool)
+    jumps[0] = True
+    step = np.diff(sources)
+    jumps[1:] = (np.abs(step) > 1) | cuts[sources[1:]] & (step > 0) | cuts[sources[:-1]] & (step < 0)
+    return sources.astype(np.int64), jumps
+
+
+# -- 4. rendering -----------------------------------------------------------------------------
+class _LowerFaceRenderer:
+    """Output frame i: video frame sources[i], its lower face redrawn with mouth[i]."""
+
+    def __init__(self, profile: Profile, fit: FaceFit, mouth: np.ndarray, sources, jumps, dubbed, refine: bool, device: str):
+        from talkface.render.composite import FaceCompositor
+
+        self.profile, self.fit, self.mouth = profile, fit, mouth
+        self.sources, self.jumps, self.dubbed = sources, jumps, dubbed
+        self.compositor = FaceCompositor(profile.face, device)
+        self.ramp = lower_face_ramp(profile.face)
+        self.lower = np.flatnonzero(self.ramp > 0.02)
+        self.refiner = None
+        if refine and profile.has_refiner:
+            from talkface.refine.model import Refiner
+
+            self.refiner = Refiner.load(profile.folder, device)
+
+    def frames(self, source: FrameSource, start: int, stop: int):
+        from talkface.refine.model import BATCH
+
+        batch, previous = [], None
+        for i in range(start, stop):
+            frame = source[int(self.sources[i])]
+            if self.jumps[i]:
+                previous = None
+            if not self.dubbed[i]:
+                yield from self._finish(batch)
+                batch, previous = [], None
+                yield frame
+                continue
+            s = int(self.sources[i])
+            own = self.profile.face.vertices(self.fit.expression[s][None].astype(np.float64))[0]
+            new = self.profile.face.vertices(self.mouth[i][None].astype(np.float64))[0]
+            shape = own + self.ramp[:, None] * (new - own)
+            pose = self.fit.pose[s][None].astype(np.float64)
+            placed, placed_own = apply_pose(np.stack([shape, own]), np.repeat(pose, 2, axis=0))
+            coarse, coverage = self.compositor.composite(frame, placed)
+            mask = self._mask(frame.shape, placed, placed_own)
+            if self.refiner is None:
+                yield _blend(frame, coarse, mask)
+                continue
+            batch.append((frame, coarse, coarse if previous is None else previous, coverage, placed, self.mouth[i], mask))
+            previous = coarse
+            if len(batch) == BATCH:
+                yield from self._finish(batch)
+                batch = []
+        yield from self._finish(batch)
+
+    def _finish(self, batch: list[tuple]):
+        if not batch:
+            return
+        frames, coarse, before, coverage, placed, mouths, masks = (list(column) for column in zip(*batch))
+        refined = self.refiner.refine(self.profile.face, coarse, before, coverage, placed, np.stack(mouths))
+        for frame, image, mask in zip(frames, refined, masks):
+            yield _blend(frame, image, mask)
+
+    def _mask(self, shape: tuple, placed: np.ndarray, placed_own: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
+        """The soft lower-face mask (covering the old and the new jaw), as (box, weights in the box)."""
+        points = np.concatenate([placed[self.lower, :2], placed_own[self.lower, :2]])
+        x0, y0 = np.floor(points.min(0)).astype(int)
+        x1, y1 = np.ceil(points.max(0)).astype(int)
+        height = max(y1 - y0, 8)
+        sigma = max(0.06 * height, 1.5)
+        pad = int(3 * sigma) + 2
+        box = (max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, shape[1]), min(y1 + pad, shape[0]))
+        mask = np.zeros((box[3] - box[1], box[2] - box[0]), np.float32)
+        if mask.size == 0:
+            return box, mask
+        for vertices in (placed, placed_own):
+            hull = cv2.convexHull((vertices[self.lower, :2] - [box[0], box[1]]).astype(np.float32)).astype(np.int32)
+            cv2.fillConvexPoly(mask, hull, 1.0)
+        inner = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(sigma) + 1,) * 2))
+        return box, cv2.GaussianBlur(inner, (0, 0), sigma)
+
+
+def _blend(frame: np.ndarray, redrawn: np.ndarray, mask: tuple) -> np.ndarray:
+    """The input frame with `redrawn` under the mask; every pixel outside it is the input's."""
+    (x0, y0, x1, y1), weights = mask
+    out = frame.copy()
+    if weights.size:
+        w = weights[..., None]
+        region = frame[y0:y1, x0:x1].astype(np.float32) * (1 - w) + redrawn[y0:y1, x0:x1].astype(np.float32) * w
+        out[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _render_segments(video: Path, folder: Path, n_out: int, config: DubConfig, renderer: _LowerFaceRenderer) -> list[Path]:
+    """Encode the output in segments into `folder` (one per set of inputs and settings);
+    finished ones are kept until the dub is done, so a rerun resumes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials_in(folder)
+    bounds = [(a, min(a + config.segment_frames, n_out)) for a in range(0, n_out, config.segment_frames)]
+    segments = [folder / f"{n:05d}.mp4" for n in range(len(bounds))]
+    done = sum(path.exists() for path in segments)
+    if done:
+        progress.log(f"resuming: {done} of {len(segments)} segments already dubbed")
+    source = FrameSource(video, FPS)
+    with progress.bar("dubbing", n_out) as advance:
+        for (start, stop), path in zip(bounds, segments):
+            if path.exists():
+                advance(stop - start)
+                continue
+
+            def frames(start=start, stop=stop):
+                for frame in renderer.frames(source, start, stop):
+                    yield frame
+                    advance(1)
+
+            write_video(path, frames(), FPS, None, config.crf, b_frames=False)
+    return segments

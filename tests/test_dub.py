@@ -1,0 +1,201 @@
+"""`talkface dub` end to end on the shipped clips: real tracking, rendering and encoding."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from talkface.config import DubConfig, FinetuneConfig
+from talkface.dub import dub, source_frames
+from talkface.errors import InputError, NoAudioStreamError
+from talkface.media import Audio, probe, read_frames, write_audio, write_video
+
+from .bad_media import float_wav
+from .conftest import DATA
+
+SHORT = FinetuneConfig(min_seconds=2.0, refiner=False)  # the shipped clip is 3 s
+MOUTH = (slice(280, 360), slice(170, 290))  # rows, columns around the lips in obama_3s
+ABOVE_NOSE = slice(0, 240)  # rows above the nose tip in every frame of obama_3s
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255**2 / max(error, 1e-12)))
+
+
+@pytest.fixture(scope="module")
+def person(clip, tmp_path_factory):
+    from talkface.finetune import finetune
+
+    return finetune(clip, tmp_path_factory.mktemp("dub-person"), SHORT)
+
+
+@pytest.fixture(scope="module")
+def speech(clip_audio, tmp_path_factory):
+    """5 s of speech: the clip's own sound, reversed (different mouth motion), then forwards."""
+    samples = np.concatenate([clip_audio.samples[::-1], clip_audio.samples])[: 5 * clip_audio.sample_rate]
+    return write_audio(tmp_path_factory.mktemp("dub-speech") / "speech.wav", Audio(samples, clip_audio.sample_rate))
+
+
+# -- which frame each output frame shows ------------------------------------------------------
+def test_pingpong_never_jumps_and_covers_the_audio():
+    cuts = np.zeros(10, bool)
+    cuts[0] = True
+    sources, jumps = source_frames(10, 40, "pingpong", cuts)
+    assert len(sources) == 40 and sources.min() == 0 and sources.max() == 9
+    assert (np.abs(np.diff(sources)) == 1).all() and jumps.sum() == 1  # only the start
+    assert list(sources[8:12]) == [8, 9, 8, 7]
+
+
+def test_loop_jump_is_a_cut_and_hold_stays():
+    cuts = np.zeros(10, bool)
+    cuts[[0, 6]] = True
+    sources, jumps = source_frames(10, 25, "loop", cuts)
+    assert list(sources[8:12]) == [8, 9, 0, 1] and jumps[10] and jumps[6] and jumps[16]
+    sources, _ = source_frames(10, 15, "hold", cuts)
+    assert list(sources[-6:]) == [9] * 6
+    sources, _ = source_frames(10, 4, "pingpong", cuts)  # shorter audio: the video is cut
+    assert list(sources) == [0, 1, 2, 3]
+
+
+def test_a_cut_crossed_backwards_is_a_new_shot():
+    cuts = np.zeros(10, bool)
+    cuts[[0, 5]] = True
+    sources, jumps = source_frames(10, 18, "pingpong", cuts)
+    # forwards 4 -> 5 crosses the cut at 5; backwards 5 -> 4 (frames 13 -> 14) crosses it again
+    assert jumps[5] and jumps[14] and jumps.sum() == 3
+
+
+# -- the whole dub ----------------------------------------------------------------------------
+def test_dub_redraws_the_mouth_and_keeps_the_rest(clip, clip_frames, person, speech, tmp_path):
+    out = tmp_path / "dubbed.mp4"
+    result = dub(clip, speech, out, person, DubConfig(refine=False), device="cpu")
+    assert probe(out).duration == pytest.approx(5.0, abs=0.1) and probe(out).has_audio
+    frames = list(read_frames(out))
+    assert len(frames) == result.n_frames == 125 and result.dubbed_frames == 125
+    sources, _ = source_frames(len(clip_frames), len(frames), "pingpong", np.eye(1, len(clip_frames), dtype=bool)[0])
+    above = np.mean([psnr(f[ABOVE_NOSE], clip_frames[s][ABOVE_NOSE]) for f, s in zip(frames, sources)])
+    mouth = np.mean([psnr(f[MOUTH], clip_frames[s][MOUTH]) for f, s in zip(frames, sources)])
+    assert above > 38, f"the upper face and background changed: {above:.1f} dB"
+    assert mouth < above - 6, f"the mouth was not redrawn: {mouth:.1f} dB against {above:.1f} dB above the nose"
+    # the redrawn mouth follows the new audio: it moves, and differently from the original
+    opening = [f[MOUTH][30:60, 40:80].mean() for f in frames]
+    assert np.std(opening) > 1.0
+
+
+def test_frames_without_a_face_pass_through(clip, gappy_video, person, speech, tmp_path):
+    out = tmp_path / "gappy.mp4"
+    dub(gappy_video, speech, out, person, DubConfig(refine=False, fit="hold", crf=0), device="cpu")
+    frames, source = list(read_frames(out)), list(read_frames(gappy_video))
+    hidden = range(30, 50)  # the long gap: no face to redraw
+    assert min(psnr(frames[i], source[i]) for i in hidden) > 45  # lossless output: only YUV rounding
+    assert max(psnr(frames[i][MOUTH], source[i][MOUTH]) for i in range(60, 75)) < 40  # the face is back: dubbed
+    assert all(np.array_equal(frames[i], frames[74]) for i in range(75, 125)) or np.mean(
+        [psnr(frames[i][ABOVE_NOSE], frames[74][ABOVE_NOSE]) for i in range(75, 125)]
+    ) > 38  # hold: the last frame, with only the mouth moving
+
+
+def test_another_persons_shot_passes_through_and_cuts_are_found(clip_frames, person, speech, tmp_path):
+    other = [cv2.resize(f, (450, 450)) for f in read_frames(DATA / "other_person_2s.mp4")]
+    video = write_video(tmp_path / "two_shots.mp4", [*clip_frames[:50], *other[:40], *clip_frames[50:]])
+    out = tmp_path / "two_shots_dubbed.mp4"
+    result = dub(video, speech, out, person, DubConfig(refine=False, fit="hold", crf=0), device="cpu")
+    assert result.shots == 3
+    frames, source = list(read_frames(out)), list(read_frames(video))
+    assert min(psnr(frames[i], source[i]) for i in range(50, 90)) > 45  # the other person: untouched
+    assert np.mean([psnr(frames[i][MOUTH], source[i][MOUTH]) for i in range(0, 50)]) < 36  # Obama: dubbed
+
+
+def test_a_profile_is_built_from_the_video_and_reused(clip, speech, tmp_path):
+    started = time.perf_counter()
+    first = dub(clip, speech, tmp_path / "a.mp4", None, DubConfig(refine=False), "cpu", finetune_config=SHORT)
+    took = time.perf_counter() - started
+    assert (first.profile / "profile.json").exists()
+    assert json.loads((first.profile / "dub_source.json").read_text())["frames"] == 75
+    started = time.perf_counter()
+    second = dub(clip, speech, tmp_path / "b.mp4", None, DubConfig(refine=False), "cpu", finetune_config=SHORT)
+    assert second.profile == first.profile and time.perf_counter() - started < took
+
+
+# -- bad input --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "settings, message",
+    [({"fit": "bounce"}, "unknown --fit"), ({"mouth_scale": float("nan")}, "mouth-scale"), ({"crf": 60}, "crf"), ({"preset": "huge"}, "preset")],
+)
+def test_dub_settings_out_of_range(settings, message):
+    with pytest.raises(InputError, match=message):
+        DubConfig(**settings).check()
+
+
+def test_bad_inputs_are_refused_before_work(clip, person, speech, clip_audio, tmp_path):
+    with pytest.raises(InputError, match="also an input"):
+        dub(clip, speech, clip, person)
+    with pytest.raises(InputError, match="not found"):
+        dub(tmp_path / "missing.mp4", speech, tmp_path / "o.mp4", person)
+    bad = clip_audio.samples.copy()
+    bad[100:110] = np.nan
+    with pytest.raises(InputError, match="not numbers"):
+        dub(clip, float_wav(tmp_path / "nan.wav", bad), tmp_path / "o.mp4", person)
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
+    with pytest.raises(InputError):
+        dub(truncated, speech, tmp_path / "o.mp4", person)
+    silent = write_audio(tmp_path / "silent.wav", Audio(np.zeros(32000, np.float32), 16000))
+    with pytest.raises(InputError, match="silent"):
+        dub(clip, silent, tmp_path / "o.mp4", person)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_silent_video_needs_a_person(clip_frames, speech, tmp_path):
+    mute = write_video(tmp_path / "mute.mp4", clip_frames)
+    with pytest.raises(NoAudioStreamError):
+        dub(mute, speech, tmp_path / "o.mp4", None, DubConfig(refine=False), "cpu", finetune_config=SHORT)
+
+
+def test_cli_dub_is_one_line_on_error_and_resumes_after_sigterm(clip, person, speech, tmp_path):
+    base = [sys.executable, "-m", "talkface", "dub", "--video", str(clip), "--audio", str(speech), "--person", str(person.folder)]
+    done = subprocess.run([*base, "--out", str(tmp_path / "o.mp4"), "--fit", "bounce"], capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown --fit" in done.stderr and "Traceback" not in done.stderr
+    # segments of 25 frames: a SIGTERM once two are done, then a rerun that reuses them
+    script = (
+        "import signal, sys\n"
+        "from talkface.cli import _terminated\n"
+        "signal.signal(signal.SIGTERM, _terminated)\n"
+        "from talkface.config import DubConfig\n"
+        "from talkface.dub import dub\n"
+        "dub(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], DubConfig(refine=False, segment_frames=25), 'cpu')\n"
+    )
+    out = tmp_path / "resumed.mp4"
+    args = [sys.executable, "-c", script, str(clip), str(speech), str(out), str(person.folder)]
+    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    segments = []
+    while time.time() < deadline and process.poll() is None:
+        segments = list((_talkface_home() / "dubs").rglob("segments/*/*.mp4"))
+        if len(segments) >= 2:
+            break
+        time.sleep(0.2)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 143
+        assert not out.exists() and not list(out.parent.glob("*.partial"))
+    kept = {p.name for p in segments}
+    done = subprocess.run(args, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "TALKFACE_QUIET"})
+    assert done.returncode == 0, done.stderr
+    assert probe(out).duration == pytest.approx(5.0, abs=0.1)
+    if kept:
+        assert "resuming" in done.stderr
+
+
+def _talkface_home():
+    from talkface.profile import talkface_home
+
+    return talkface_home()
