@@ -372,7 +372,7 @@ class _LowerFaceRenderer:
             shape = own + self.ramp[:, None] * (new - own)
             pose = self.fit.pose[s][None].astype(np.float64)
             placed, placed_own = apply_pose(np.stack([shape, own]), np.repeat(pose, 2, axis=0))
-            coarse, coverage = self.compositor.composite(frame, placed)
+            coarse, coverage = self._composite(frame, placed)
             mask = self._mask(frame.shape, placed, placed_own)
             if self.refiner is None:
                 yield _blend(frame, coarse, mask)
@@ -391,6 +391,20 @@ class _LowerFaceRenderer:
         refined = self.refiner.refine(self.profile.face, coarse, before, coverage, placed, np.stack(mouths))
         for frame, image, mask in zip(frames, refined, masks):
             yield _blend(frame, image, mask)
+
+    def _composite(self, frame: np.ndarray, placed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The coarse face rendered into the frame, working only in a box around the head (a
+        small face in a large frame costs what its box costs)."""
+        low, high = placed[:, :2].min(0), placed[:, :2].max(0)
+        pad = 0.6 * (high - low).max()
+        x0, y0 = np.maximum(np.floor(low - pad).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(high + pad).astype(int), [frame.shape[1], frame.shape[0]])
+        coarse, coverage = frame.copy(), np.zeros(frame.shape[:2], np.float32)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return coarse, coverage
+        inside, weight = self.compositor.composite(frame[y0:y1, x0:x1], placed - [x0, y0, 0])
+        coarse[y0:y1, x0:x1], coverage[y0:y1, x0:x1] = inside, weight
+        return coarse, coverage
 
     def _mask(self, shape: tuple, placed: np.ndarray, placed_own: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
         """The soft lower-face mask (covering the old and the new jaw), as (box, weights in the box)."""
