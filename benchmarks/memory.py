@@ -77,6 +77,9 @@ def long_video(minutes: float, path: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60], help="audio lengths for speak")
+    parser.add_argument("--size", type=int, default=450, help="the person's clip is scaled to SIZE x SIZE (the shipped one is 450)")
+    parser.add_argument("--no-track", action="store_true", help="skip the refined speak and the track rows")
+    parser.add_argument("--append", action="store_true", help="add these rows to the committed results instead of replacing them")
     args = parser.parse_args()
     started = time.perf_counter()
     rows = []
@@ -86,28 +89,46 @@ def main() -> None:
             "from talkface.config import FinetuneConfig, RefinerConfig; from talkface.finetune import finetune; import sys\n"
             "finetune(sys.argv[1], sys.argv[2], FinetuneConfig(min_seconds=2.0), refiner_config=RefinerConfig(crop_size=128, steps=60, batch=4))\n"
         )
-        subprocess.run([sys.executable, "-c", env_script, str(CLIP), str(d / "person")], check=True, capture_output=True)
+        clip = CLIP
+        if args.size != 450:
+            import cv2
+
+            from talkface.media import read_frames, write_video
+
+            clip = write_video(d / "clip.mp4", (cv2.resize(f, (args.size, args.size), interpolation=cv2.INTER_AREA) for f in read_frames(CLIP)), 25, load_audio(CLIP))
+        subprocess.run([sys.executable, "-c", env_script, str(clip), str(d / "person")], check=True, capture_output=True)
         for minutes in args.minutes:
             audio = long_audio(minutes, d / f"speech_{minutes:g}min.flac")
             row = measure(["speak", "--audio", str(audio), "--person", str(d / "person"), "--out", str(d / "out.mp4"), "--no-refine"])
-            rows.append({"command": "speak --no-refine", "input": f"{minutes:g} min audio", **row, "frames/s": round(minutes * 60 * 25 / row["seconds"], 1)})
+            rows.append({"command": f"speak --no-refine ({args.size}x{args.size})", "input": f"{minutes:g} min audio", **row, "frames/s": round(minutes * 60 * 25 / row["seconds"], 1)})
             print(rows[-1], flush=True)
+        if args.no_track:
+            return _write(rows, started, args.append)
         audio = long_audio(1, d / "speech_1min.flac")
         row = measure(["speak", "--audio", str(audio), "--person", str(d / "person"), "--out", str(d / "out.mp4")])
-        rows.append({"command": "speak (refined)", "input": "1 min audio", **row, "frames/s": round(60 * 25 / row["seconds"], 1)})
+        rows.append({"command": f"speak (refined, {args.size}x{args.size})", "input": "1 min audio", **row, "frames/s": round(60 * 25 / row["seconds"], 1)})
         print(rows[-1], flush=True)
         for minutes in (1, 10):
             video = long_video(minutes, d / f"video_{minutes}min.mp4")
             row = measure(["track", "--video", str(video), "--out", str(d / f"track_{minutes}")])
             rows.append({"command": "track", "input": f"{minutes} min video 450x450", **row, "frames/s": round(minutes * 60 * 25 / row["seconds"], 1)})
             print(rows[-1], flush=True)
+    _write(rows, started, args.append)
+
+
+def _write(rows: list[dict], started: float, append: bool) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if append and (RESULTS / "memory.json").exists():
+        rows = json.loads((RESULTS / "memory.json").read_text()) + rows
     (RESULTS / "memory.json").write_text(json.dumps(rows, indent=1))
     (RESULTS / "memory.md").write_text(f"""# Peak memory against input length
 
 talkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, {time.perf_counter() - started:.0f} s in all.
-Command: `python benchmarks/memory.py`. Each row is one run of the real CLI; its resident memory is
-sampled every 0.5 s from outside. The person is a profile of the shipped 3 s test clip (450x450).
+Commands: `python benchmarks/memory.py --minutes 1 10` (450x450 rows, track rows) and
+`python benchmarks/memory.py --size 224 --minutes 1 10 60 --no-track --append` (the hour, on a smaller
+person so that it renders in half an hour). Each row is one run of the real CLI; its resident memory is
+sampled every 0.5 s from outside. The person is a profile of the shipped 3 s test clip (450x450, or
+scaled down).
 
 {markdown_table(rows)}
 

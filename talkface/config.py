@@ -71,6 +71,8 @@ class FinetuneConfig:
         preset: refiner training preset, one of REFINER_PRESETS: 'draft' (minutes on a CPU),
             'standard' or 'best' (for a GPU, or a long CPU run).
         refiner: train the GAN refiner at all (without it, speak gives the coarse render).
+        max_seconds: a longer video is tracked whole, then finetuned on its best-tracked stretch
+            of this length (so memory and time stay bounded whatever the video's length).
     """
 
     min_seconds: float = 10.0
@@ -80,6 +82,7 @@ class FinetuneConfig:
     generic_path: str | None = None
     preset: str = "standard"
     refiner: bool = True
+    max_seconds: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,10 @@ from talkface.errors import ClipTooShortError, DependencyError, InputError, NoFa
 from talkface.face.fit import fit_clip
 from talkface.face.model import FaceFit, apply_pose
 from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder, face_box
-from talkface.media import Audio, check_destination, load_audio, probe, require_video, write_video
-from talkface.media.video import FrameSource, concat_videos, read_frames
+from talkface.media import check_destination, load_audio, probe, require_video, write_video
+from talkface.media.video import FrameSource, concat_videos, read_frames, write_excerpt
 from talkface.profile import Profile, load_profile, talkface_home
+from talkface.signals import best_window
 from talkface.storage import load_npz, remove_stale_partials_in, save_npz, write_json
 
 FOOTAGE_FORMAT = 1
@@ -253,7 +254,8 @@ def profile_from_footage(
     if long:
         clip = folder / "sample.mp4"
         if not clip.exists() or earlier != record:
-            _write_sample(video, first, n_sample, clip)
+            progress.log(f"training the person on {n_sample / FPS:.0f} s of the video from {first / FPS:.1f} s (its best-tracked stretch)")
+            write_excerpt(video, first, n_sample, clip)
     try:
         profile = finetune(clip, folder, finetune_config, device=device)
     except ClipTooShortError as error:
@@ -264,20 +266,7 @@ def profile_from_footage(
 
 def best_stretch(footage: Footage, length: int) -> int:
     """First frame of the `length`-frame stretch with the most tracked frames and fewest cuts."""
-    tracked = np.concatenate([[0], np.cumsum(footage.track.tracked)])
-    cuts = np.concatenate([[0], np.cumsum(footage.cuts)])
-    starts = np.arange(0, footage.n_frames - length + 1)
-    score = (tracked[starts + length] - tracked[starts]) - 50 * (cuts[starts + length] - cuts[starts + 1])
-    return int(starts[np.argmax(score)])
-
-
-def _write_sample(video: Path, first: int, length: int, path: Path) -> None:
-    frames = FrameSource(video, FPS)
-    speech = load_audio(video, MUX_RATE)
-    start, stop = int(first / FPS * MUX_RATE), int((first + length) / FPS * MUX_RATE)
-    piece = Audio(speech.samples[start:stop], speech.sample_rate)
-    progress.log(f"training the person on {length / FPS:.0f} s of the video from {first / FPS:.1f} s (its best-tracked stretch)")
-    write_video(path, (frames[i] for i in range(first, first + length)), FPS, piece, crf=16)
+    return best_window(footage.track.tracked, length, footage.cuts)
 
 
 def frames_of_person(footage: Footage, profile: Profile) -> np.ndarray:

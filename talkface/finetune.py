@@ -11,11 +11,13 @@ from talkface import progress
 from talkface._version import __version__
 from talkface.audio import extract
 from talkface.cache import StageCache, file_digest, make_key
-from talkface.config import REFINER_PRESETS, FinetuneConfig, ReconstructConfig, RefinerConfig, TrackConfig
+from talkface.config import FPS, REFINER_PRESETS, FinetuneConfig, ReconstructConfig, RefinerConfig, TrackConfig
 from talkface.device import resolve_device
 from talkface.errors import InputError
 from talkface.face.texture import frontal_frames
+from talkface.face.tracker import track_video
 from talkface.media import load_audio, probe, read_frames, read_frames_at, require_audio, require_video
+from talkface.media.video import write_excerpt
 from talkface.motion.model import train_motion_model
 from talkface.motion.generic import FEATURE_SET as GENERIC_FEATURES
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
@@ -23,6 +25,7 @@ from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_d
 from talkface.refine.model import REFINER_FORMAT, Refiner
 from talkface.refine.train import CHECKPOINT, prepare_pairs, train_refiner
 from talkface.render.frames import save_frames
+from talkface.signals import best_window
 from talkface.storage import load_npz, remove_stale_partials_in, save_npz
 from talkface.track import require_clip_duration, require_finetune_clip, track
 
@@ -78,6 +81,8 @@ def finetune(
     require_clip_duration(info.duration, str(video), config)
     withdraw_profile(folder)  # visible again, whole, when this run ends
     remove_stale_partials_in(folder)  # temporaries of a killed earlier run
+    source_video = video
+    video = _bounded_clip(video, folder, info.duration, config, track_config, force)
     # 2. tracking + 3D reconstruction (cached by `track`)
     progress.log(f"[1/{steps}] tracking and reconstructing the face in {video.name}")
     started = time.perf_counter()
@@ -96,8 +101,8 @@ def finetune(
     frontal = int(frontal_frames(tracked.fit, 1)[0])
     reference = read_frames_at(video, [frontal])[frontal]
     source = SourceInfo(
-        path=str(video),
-        sha256=file_digest(video),
+        path=str(source_video),
+        sha256=file_digest(source_video),
         n_frames=tracked.track.n_frames,
         fps=float(tracked.track.fps),
         width=tracked.track.width,
@@ -126,6 +131,26 @@ def finetune(
     )
     publish_profile(folder, info)
     return load_profile(folder)
+
+
+SAMPLE_FORMAT = 1
+
+
+def _bounded_clip(video: Path, folder: Path, duration: float, config: FinetuneConfig, track_config: TrackConfig, force: bool) -> Path:
+    """The video itself, or for one longer than `config.max_seconds` its best-tracked stretch of
+    that length (tracked whole first, streamed), written once into the profile folder."""
+    if duration <= config.max_seconds:
+        return video
+    cache = StageCache(folder)
+    sample = folder / "sample.mp4"
+    key = make_key(file_digest(video), config.max_seconds, track_config, SAMPLE_FORMAT)
+    if force or not cache.is_done("sample", key, ["sample.mp4"]):
+        length = int(round(config.max_seconds * FPS))
+        progress.log(f"{video.name} is {duration:.0f} s long: tracking it whole to finetune on its best-tracked {config.max_seconds:.0f} s")
+        first = best_window(track_video(video, track_config).tracked, length)
+        write_excerpt(video, first, length, sample)
+        cache.mark_done("sample", key)
+    return sample
 
 
 def _train_refiner(video: Path, folder: Path, tracked, refiner_config: RefinerConfig, preset: str, device: str, force: bool) -> dict:

@@ -43,3 +43,17 @@ def blink_frames(openness: np.ndarray, drop: float = 0.6, max_frames: int = 12) 
     median for at most `max_frames` frames (longer closures are not blinks)."""
     closed = openness < drop * np.nanmedian(openness)
     return [(a, b) for a, b in runs(closed) if b - a + 1 <= max_frames]
+
+
+def best_window(good: np.ndarray, length: int, breaks: np.ndarray | None = None, break_cost: float = 50.0) -> int:
+    """First index of the `length`-long window with the most `good` frames, each `breaks`
+    frame inside it (after its first) costing `break_cost` good frames; 0 if shorter than `length`."""
+    if len(good) <= length:
+        return 0
+    good_sum = np.concatenate([[0], np.cumsum(good)])
+    starts = np.arange(0, len(good) - length + 1)
+    score = (good_sum[starts + length] - good_sum[starts]).astype(np.float64)
+    if breaks is not None:
+        break_sum = np.concatenate([[0], np.cumsum(breaks)])
+        score -= break_cost * (break_sum[starts + length] - break_sum[starts + 1])
+    return int(starts[np.argmax(score)])

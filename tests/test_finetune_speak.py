@@ -138,3 +138,19 @@ def test_blink_shape_moves_the_eyes_not_the_lips(profile):
     # most of the eye motion survives (eyes and lips are coupled in a 75-frame basis, so not all of it)
     kept = np.corrcoef(moved[:, eyes].ravel(), wanted[:, eyes].ravel())[0, 1]
     assert kept > 0.7
+
+
+def test_a_long_video_is_finetuned_on_its_best_tracked_stretch(clip_frames, clip_audio, tmp_path):
+    """Longer than max_seconds: tracked whole, then finetuned on the best-tracked stretch (the
+    face is hidden in frames 0-34, so the best 1.5 s is frames 37-74)."""
+    from talkface.media import write_video
+
+    frames = [f.copy() for f in clip_frames]
+    for frame in frames[:35]:
+        frame[:] = frame[:60, :60].mean((0, 1)).astype(np.uint8)
+    video = write_video(tmp_path / "long.mp4", frames, 25, clip_audio)
+    rules = FinetuneConfig(min_seconds=0.5, max_seconds=1.5, refiner=False, min_tracked_fraction=0.9)
+    profile = finetune(video, tmp_path / "p", rules)
+    assert profile.info.source.n_frames == 38 and profile.info.source.path == str(video)
+    assert probe(tmp_path / "p" / "sample.mp4").duration == pytest.approx(1.52, abs=0.05)
+    assert profile.motion.validation  # the motion model was trained and validated on the stretch

@@ -173,6 +173,16 @@ class FrameSource:
         return self._cached[index]
 
 
+def write_excerpt(video: str | Path, first: int, length: int, path: str | Path, fps: float = FPS) -> Path:
+    """Frames [first, first + length) of `video` (at `fps`) with their sound, as a new mp4 (CRF 16)."""
+    from talkface.media.audio import load_audio
+
+    speech = load_audio(video, 48000)
+    start, stop = int(first / fps * speech.sample_rate), int((first + length) / fps * speech.sample_rate)
+    frames = (frame for _, frame in itertools.islice(read_frames_from(video, first, fps), length))
+    return write_video(path, frames, fps, Audio(speech.samples[start:stop], speech.sample_rate), crf=16)
+
+
 def concat_videos(segments: list[Path], out: str | Path, audio: Audio | None = None) -> Path:
     """Join mp4 segments (same size and codec settings, no B-frames) without re-encoding, with
     `audio` (AAC) muxed over their whole length; written atomically like `write_video`."""
