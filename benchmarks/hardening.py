@@ -141,11 +141,26 @@ def make_cases(d: Path, profile: Path) -> list[tuple[str, str, list[str], str]]:
         target = broken / name
         target.write_bytes(content if content is not None else target.read_bytes()[:100])
         cases.append(("profile (speak)", case, ["speak", "--audio", str(speech), "--person", str(broken), "--out", out], "error"))
+    # dub: bad footage, bad audio, bad outputs, bad settings
+    for case in ("missing", "cut at 40%", "faststart cut at 70%", "random bytes", "named pipe", "audio only"):
+        cases.append(("dub", f"video: {case}", ["dub", "--video", str(videos[case]), "--audio", str(speech), "--person", str(profile), "--out", out, "--no-refine"], "error"))
+    for case in ("NaN samples", "silent", "empty", "named pipe"):
+        cases.append(("dub", f"audio: {case}", ["dub", "--video", str(CLIP), "--audio", str(audios[case]), "--person", str(profile), "--out", out, "--no-refine"], "error"))
+    no_face = write_video(d / "no_face.mp4", (f[:120, :120] for f in itertools.islice(read_frames(CLIP), 30)))
+    cases.append(("dub", "video without a face", ["dub", "--video", str(no_face), "--audio", str(speech), "--person", str(profile), "--out", out], "error"))
+    cases.append(("dub", "video without sound, no person", ["dub", "--video", str(d / "mute.mp4"), "--audio", str(speech), "--out", out], "error"))
+    cases.append(("dub", "--out is the video", ["dub", "--video", str(fast), "--audio", str(speech), "--person", str(profile), "--out", str(fast)], "error"))
+    for option, value in (("--fit", "bounce"), ("--mouth-scale", "nan"), ("--crf", "99"), ("--preset", "huge")):
+        cases.append(("dub", f"{option} {value}", ["dub", "--video", str(CLIP), "--audio", str(speech), "--person", str(profile), "--out", out, option, value], "error"))
+    longer = write_audio(d / "[6 s] speech.wav", Audio(np.concatenate([audio.samples, audio.samples[::-1]]), audio.sample_rate))
+    cases.append(("dub", "audio twice the video's length (valid)", ["dub", "--video", str(CLIP), "--audio", str(longer), "--person", str(profile), "--out", str(d / "dub_ok.mp4"), "--no-refine", "--fit", "pingpong"], "ok"))
     # manifests
     manifests = {"UTF-16": ("jobs.csv", "person,audio,out\np,a.wav,o.mp4\n".encode("utf-16")), "binary": ("bin.csv", bytes(range(256)) * 8),
                  "extra fields": ("x.csv", b"person,audio,out\np,a.wav,o.mp4,1,2\n"), "seed -1": ("s.csv", b"person,audio,out,seed\np,a.wav,o.mp4,-1\n"),
                  "blink_rate nan": ("b.csv", b"person,audio,out,blink_rate\np,a.wav,o.mp4,nan\n"), "empty": ("empty.csv", b""),
-                 "JSONL not objects": ("j.jsonl", b"[1]\n"), "JSONL broken": ("k.jsonl", b"{\"person\": \n")}
+                 "JSONL not objects": ("j.jsonl", b"[1]\n"), "JSONL broken": ("k.jsonl", b"{\"person\": \n"),
+                 "dub row with a speak option": ("d.csv", b"video,audio,out,pose\nv.mp4,a.wav,o.mp4,clip\n"),
+                 "dub row with crf 99": ("c.csv", b"video,audio,out,crf\nv.mp4,a.wav,o.mp4,99\n")}
     for case, (name, content) in manifests.items():
         cases.append(("manifest (batch)", case, ["batch", str(file(name, content))], "error"))
     return cases

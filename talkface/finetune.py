@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from talkface.audio import extract
 from talkface.cache import StageCache, file_digest, make_key
 from talkface.config import FPS, REFINER_PRESETS, FinetuneConfig, ReconstructConfig, RefinerConfig, TrackConfig
 from talkface.device import resolve_device
-from talkface.errors import InputError
+from talkface.errors import CacheError, InputError
 from talkface.face.texture import frontal_frames
 from talkface.face.tracker import track_video
 from talkface.media import load_audio, probe, read_frames, read_frames_at, require_audio, require_video
@@ -23,7 +24,8 @@ from talkface.motion.generic import FEATURE_SET as GENERIC_FEATURES
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_dir, load_profile, publish_profile, save_profile_parts, withdraw_profile
 from talkface.refine.model import REFINER_FORMAT, Refiner
-from talkface.refine.train import CHECKPOINT, prepare_pairs, train_refiner
+from talkface.refine.memory import MouthMemory
+from talkface.refine.train import CHECKPOINT, PairSet, prepare_pairs, train_refiner
 from talkface.render.frames import save_frames
 from talkface.signals import best_window
 from talkface.storage import load_npz, remove_stale_partials_in, save_npz
@@ -165,10 +167,31 @@ def _train_refiner(video: Path, folder: Path, tracked, refiner_config: RefinerCo
     (folder / "refiner.json").unlink(missing_ok=True)  # the old refiner no longer matches
     if force:
         (folder / CHECKPOINT).unlink(missing_ok=True)
-    pairs, memory = prepare_pairs(tracked.model, tracked.fit, read_frames(video), refiner_config, n_train, device)
+    pairs, memory = _training_pairs(video, folder, tracked, refiner_config, n_train, device, key, force)
     summary = train_refiner(pairs, memory, n_train, refiner_config, folder, key, preset, device)
     cache.mark_done("refiner", key)
+    for name in PAIR_FILES:  # only needed to resume training
+        (folder / name).unlink(missing_ok=True)
     return summary
+
+
+PAIR_FILES = ("refiner_pairs.npz", "refiner_pairs_memory.npz")
+
+
+def _training_pairs(video: Path, folder: Path, tracked, refiner_config: RefinerConfig, n_train: int, device: str, key: str, force: bool):
+    """The refiner's training pairs and mouth memory: a stage of its own, cached until training
+    ends, so a run killed during training never renders them again."""
+    cache = StageCache(folder)
+    if not force and cache.is_done("refiner-pairs", key, list(PAIR_FILES)):
+        try:
+            return PairSet(**load_npz(folder / PAIR_FILES[0])), MouthMemory.load(folder / PAIR_FILES[1])
+        except (CacheError, TypeError):
+            pass  # damaged: render them again
+    pairs, memory = prepare_pairs(tracked.model, tracked.fit, read_frames(video), refiner_config, n_train, device)
+    save_npz(folder / PAIR_FILES[0], **{f.name: getattr(pairs, f.name) for f in fields(pairs)})
+    memory.save(folder / PAIR_FILES[1])
+    cache.mark_done("refiner-pairs", key)
+    return pairs, MouthMemory.load(folder / PAIR_FILES[1])  # the same memory a resumed run reads
 
 
 def _store_clip_frames(video: Path, folder: Path, force: bool) -> None:

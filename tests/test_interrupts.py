@@ -75,6 +75,7 @@ def test_finetune_killed_at_random_points_then_rerun(clip, tmp_path):
     profile = load_profile(folder)
     assert profile.has_refiner and (folder / "refiner.json").exists()
     assert _temporaries(folder) == [], f"seed {seed}"
+    assert not (folder / "refiner_pairs.npz").exists(), "the training pairs are kept only while training"
     # rebuilding (force) and killing it midway never leaves the old profile.json over new files
     at = rng.uniform(0.5, 8.0)
     code = _run([*command, "force"], at, signal.SIGKILL)
