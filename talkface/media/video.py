@@ -20,14 +20,19 @@ from talkface.media.probe import open_media
 AUDIO_FRAME_SAMPLES = 1024  # samples per AAC frame
 
 
+def _video_stream(container, path: Path) -> tuple:
+    """The first video stream (decoded by threads) and its frame rate."""
+    if not container.streams.video:
+        raise NoVideoStreamError(f"{path} has no video stream; give a video of the person (mp4, mov, mkv, webm)")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream, float(stream.average_rate or stream.guessed_rate or FPS)
+
+
 def _timed_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (seconds since the first frame, RGB uint8 HxWx3 frame) in decode order, rotation applied."""
     with open_media(path) as container:
-        if not container.streams.video:
-            raise NoVideoStreamError(f"{path} has no video stream; give a video of the person (mp4, mov, mkv, webm)")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or stream.guessed_rate or FPS)
+        stream, rate = _video_stream(container, path)
         start, index, time = None, 0, 0.0
         declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
         try:
@@ -101,11 +106,7 @@ def read_frames_from(path: str | Path, first: int, fps: float = FPS) -> Iterator
     """Yield (index, frame) from frame `first` on, the same frames `read_frames` gives those
     indices, reached by seeking to the keyframe before it instead of decoding from the start."""
     with open_media(path) as container:
-        if not container.streams.video:
-            raise NoVideoStreamError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or stream.guessed_rate or FPS)
+        stream, rate = _video_stream(container, path)
         origin = next((f.time for f in container.decode(stream) if f.time is not None), 0.0)
         target = max(first / fps - 1.0, 0.0)
         container.seek(int((origin + target) / stream.time_base), stream=stream, backward=True, any_frame=False)
