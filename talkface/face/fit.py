@@ -20,6 +20,8 @@ from talkface.face.tracker import FaceTrack
 
 POSE_REFINEMENTS = 2  # alternations of pose fit and expression fit per frame
 BASIS_REFINEMENTS = 2  # re-estimations of the expression basis from refitted poses
+MODEL_FRAMES = 3000  # at most this many tracked frames (evenly spread) teach the model: memory stays bounded
+FIT_CHUNK = 2000  # frames fitted at a time
 
 
 def _align_to(reference: np.ndarray, shapes: np.ndarray, subset: np.ndarray) -> np.ndarray:
@@ -80,6 +82,11 @@ def build_model(track: FaceTrack, config: ReconstructConfig = ReconstructConfig(
             f"only {int(valid.sum())} frames have a face; at least {config.n_expression + 1} are needed to "
             "build a face model"
         )
+    full_track = track
+    if valid.sum() > MODEL_FRAMES:  # a long video: learn from an even spread of its frames, fit them all
+        chosen = np.flatnonzero(valid)[np.linspace(0, valid.sum() - 1, MODEL_FRAMES).round().astype(int)]
+        track = replace(track, landmarks=track.landmarks[chosen], raw_landmarks=track.raw_landmarks[chosen], boxes=track.boxes[chosen])
+        valid = track.tracked
     shapes = track.landmarks[valid].astype(np.float64)
     every = np.arange(shapes.shape[1])
     # 1. align everything, then keep the vertices that deform least as the rigid set
@@ -110,6 +117,8 @@ def build_model(track: FaceTrack, config: ReconstructConfig = ReconstructConfig(
         )
         fit = fit_clip(model, track)
         in_model = to_model_space(track.landmarks[valid], fit.pose[valid])
+    if full_track is not track:
+        fit = fit_clip(model, full_track)
     std = np.nanstd(fit.expression, axis=0).astype(np.float32)
     return replace(model, expression_std=std), fit
 
@@ -161,24 +170,23 @@ def fit_clip(model: MorphableModel, track: FaceTrack) -> FaceFit:
     Returns:
         The per-frame fit (NaN in untracked frames).
     """
-    valid = track.tracked
+    valid = np.flatnonzero(track.tracked)
     n_frames, n_expression = track.n_frames, model.n_expression
     pose = np.full((n_frames, 6), np.nan, np.float32)
     expression = np.full((n_frames, n_expression), np.nan, np.float32)
-    if not valid.any():
-        return FaceFit(pose, expression)
-    target = track.landmarks[valid].astype(np.float64)
     neutral = model.vertices(np.zeros((1, n_expression)))[0][model.landmark_index]
     basis = landmark_basis(model)
-    coefficients = np.zeros((len(target), n_expression))
-    for _ in range(POSE_REFINEMENTS + 1):
-        shape = neutral + np.einsum("tk,knc->tnc", coefficients, basis)
-        scale, rotation, translation = similarity_align(shape, target)
-        in_model = np.einsum("tji,tnj->tni", rotation, target - translation[:, None]) / scale[:, None, None]
-        coefficients = _solve_expression(basis, in_model - neutral)
-    angles = rotation_to_euler(rotation)
-    pose[valid] = np.column_stack([angles, translation[:, :2], scale])
-    expression[valid] = coefficients
+    for start in range(0, len(valid), FIT_CHUNK):  # frames are fitted independently: in chunks, bounded memory
+        rows = valid[start : start + FIT_CHUNK]
+        target = track.landmarks[rows].astype(np.float64)
+        coefficients = np.zeros((len(target), n_expression))
+        for _ in range(POSE_REFINEMENTS + 1):
+            shape = neutral + np.einsum("tk,knc->tnc", coefficients, basis)
+            scale, rotation, translation = similarity_align(shape, target)
+            in_model = np.einsum("tji,tnj->tni", rotation, target - translation[:, None]) / scale[:, None, None]
+            coefficients = _solve_expression(basis, in_model - neutral)
+        pose[rows] = np.column_stack([rotation_to_euler(rotation), translation[:, :2], scale])
+        expression[rows] = coefficients
     return FaceFit(pose, expression)
 
 

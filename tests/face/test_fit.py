@@ -136,3 +136,21 @@ def test_model_save_load_and_version_check(tmp_path, clip_model):
 def test_face_fit_valid_mask():
     fit = FaceFit(np.array([[0.0] * 6, [np.nan] * 6], np.float32), np.zeros((2, 3), np.float32))
     assert fit.valid.tolist() == [True, False]
+
+
+def test_long_tracks_are_fitted_in_chunks_and_modelled_from_a_spread(clip_model, monkeypatch):
+    """Fitting in chunks gives the same fit; a long track teaches the model from an even spread
+    of its frames (memory bounded) and still gets every frame fitted."""
+    import talkface.face.fit as fit_module
+
+    face_track, model, whole = clip_model
+    monkeypatch.setattr(fit_module, "FIT_CHUNK", 7)
+    chunked = fit_clip(model, face_track)
+    np.testing.assert_allclose(chunked.pose, fit_clip(model, face_track).pose)
+    monkeypatch.setattr(fit_module, "FIT_CHUNK", 10_000)
+    np.testing.assert_allclose(chunked.expression, fit_clip(model, face_track).expression, atol=1e-5)
+    monkeypatch.setattr(fit_module, "MODEL_FRAMES", 40)
+    spread_model, spread_fit = build_model(face_track, ReconstructConfig())
+    assert np.isfinite(spread_fit.pose[face_track.tracked]).all() and len(spread_fit.pose) == face_track.n_frames
+    error = np.nanmean(reprojection_error(face_track, project_landmarks(spread_model, spread_fit)))
+    assert error < 2 * np.nanmean(reprojection_error(face_track, project_landmarks(model, whole))) + 0.2
