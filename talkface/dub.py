@@ -45,7 +45,9 @@ from talkface.signals import best_window
 from talkface.storage import load_npz, remove_stale_partials_in, save_npz, write_json
 
 FOOTAGE_FORMAT = 1
-CUT_THRESHOLD = 27.0  # mean HSV change (0-255) between consecutive thumbnails that starts a new shot
+CUT_THRESHOLD = 27.0  # mean HSV change (0-255) between consecutive thumbnails that is always a cut
+CUT_FLOOR = 8.0  # a smaller change is never a cut (within a shot: 0.3-3.5 on talking footage)
+CUT_RATIO = 4.0  # between the two, a cut is a change this many times the shot's recent median
 MIN_SHOT_FRAMES = 5  # a change sooner than this after a cut is a flash, not a shot
 EMBEDDING_EVERY = 25  # frames between identity samples within a shot
 SAME_PERSON = 0.6  # dlib's distance for "same person"
@@ -183,14 +185,15 @@ def _track_footage(video: Path, track_config: TrackConfig) -> dict[str, np.ndarr
     info = probe(video)
     builder = TrackBuilder(track_config)
     cuts, sample_frames, embeddings = [], [], []
-    previous_thumb, shot_start = None, 0
+    previous_thumb, shot_start, recent = None, 0, []
     tracker = FaceMeshTracker(track_config).__enter__()
     try:
         with progress.bar("tracking faces and shots", int(info.duration * FPS)) as advance:
             for index, frame in enumerate(read_frames(video, FPS)):
                 thumb = cv2.cvtColor(cv2.resize(frame, (64, 36), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2HSV).astype(np.float32)
                 change = float(np.abs(thumb - previous_thumb).mean()) if previous_thumb is not None else np.inf
-                cut = index == 0 or (change > CUT_THRESHOLD and index - shot_start >= MIN_SHOT_FRAMES)
+                cut = index == 0 or (is_cut(change, recent) and index - shot_start >= MIN_SHOT_FRAMES)
+                recent = [] if cut else [*recent[-11:], change]
                 if cut and index > 0:  # a new shot: a fresh tracker, so no face is carried over the cut
                     tracker.__exit__(None, None, None)
                     tracker = FaceMeshTracker(track_config).__enter__()
@@ -218,6 +221,14 @@ def _track_footage(video: Path, track_config: TrackConfig) -> dict[str, np.ndarr
         "fps": np.float32(FPS), "width": np.int32(info.width), "height": np.int32(info.height), "cuts": cuts_array,
         "embedding_frames": np.array(sample_frames, np.int64), "embeddings": np.array(embeddings, np.float64).reshape(-1, 128),
     }
+
+
+def is_cut(change: float, recent: list[float]) -> bool:
+    """A new shot starts: a large change between thumbnails, or one well above the shot's recent
+    changes (letterboxed or dark footage changes less in all, but still many times its usual)."""
+    if change > CUT_THRESHOLD:
+        return True
+    return change > CUT_FLOOR and change > CUT_RATIO * max(float(np.median(recent)) if recent else 0.0, 0.5)
 
 
 # -- 2. the person ----------------------------------------------------------------------------

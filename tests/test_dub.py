@@ -199,3 +199,16 @@ def _talkface_home():
     from talkface.profile import talkface_home
 
     return talkface_home()
+
+
+def test_cuts_are_found_in_letterboxed_footage(clip_frames, tmp_path):
+    """Dark borders dilute the change at a cut (to about 15 of 255 here): still found, and a
+    talking head's own motion within a shot is not a cut."""
+    from talkface.config import TrackConfig
+    from talkface.dub import load_footage
+
+    other = [cv2.resize(f, (450, 450)) for f in read_frames(DATA / "other_person_2s.mp4")]
+    boxed = lambda f: cv2.copyMakeBorder(f, 60, 60, 200, 200, cv2.BORDER_CONSTANT, value=(20, 20, 20))  # noqa: E731
+    video = write_video(tmp_path / "boxed.mp4", [boxed(f) for f in [*clip_frames[:40], *other[:30], *clip_frames[40:]]])
+    footage = load_footage(video, tmp_path / "work", TrackConfig())
+    assert [first for first, _ in footage.shots] == [0, 40, 70]
