@@ -21,7 +21,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -344,9 +344,12 @@ class _LowerFaceRenderer:
 
         self.profile, self.fit, self.mouth = profile, fit, mouth
         self.sources, self.jumps, self.dubbed = sources, jumps, dubbed
-        self.compositor = FaceCompositor(profile.face, device)
         self.ramp = lower_face_ramp(profile.face)
         self.lower = np.flatnonzero(self.ramp > 0.02)
+        # only the lower face is drawn: the triangles that reach below the nose tip (half the pixels)
+        lower_triangles = profile.face.triangles[(self.ramp[profile.face.triangles] > 0).any(axis=1)]
+        self.compositor = FaceCompositor(replace(profile.face, triangles=lower_triangles), device)
+        self.drawn = np.unique(lower_triangles)
         self.refiner = None
         if refine and profile.has_refiner:
             from talkface.refine.model import Refiner
@@ -393,10 +396,10 @@ class _LowerFaceRenderer:
             yield _blend(frame, image, mask)
 
     def _composite(self, frame: np.ndarray, placed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The coarse face rendered into the frame, working only in a box around the head (a
+        """The coarse lower face rendered into the frame, working only in a box around it (a
         small face in a large frame costs what its box costs)."""
-        low, high = placed[:, :2].min(0), placed[:, :2].max(0)
-        pad = 0.6 * (high - low).max()
+        low, high = placed[self.drawn, :2].min(0), placed[self.drawn, :2].max(0)
+        pad = 0.05 * (high - low).max() + 8  # the face's feathered edge, nothing more: outside, the frame is the background
         x0, y0 = np.maximum(np.floor(low - pad).astype(int), 0)
         x1, y1 = np.minimum(np.ceil(high + pad).astype(int), [frame.shape[1], frame.shape[0]])
         coarse, coverage = frame.copy(), np.zeros(frame.shape[:2], np.float32)
