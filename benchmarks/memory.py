@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=450, help="the person's clip is scaled to SIZE x SIZE (the shipped one is 450)")
     parser.add_argument("--no-track", action="store_true", help="skip the track rows")
     parser.add_argument("--no-refined", action="store_true", help="skip the refined speak row")
+    parser.add_argument("--preview", action="store_true", help="speak rows with --preview (the shaded mesh: every stage that grows with length, at a fraction of the rendering time)")
     parser.add_argument("--append", action="store_true", help="add these rows to the committed results instead of replacing them")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -102,8 +103,9 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", env_script, str(clip), str(d / "person")], check=True, capture_output=True)
         for minutes in args.minutes:
             audio = long_audio(minutes, d / f"speech_{minutes:g}min.flac")
-            row = measure(["speak", "--audio", str(audio), "--person", str(d / "person"), "--out", str(d / "out.mp4"), "--no-refine"])
-            rows.append({"command": f"speak --no-refine ({args.size}x{args.size})", "input": f"{minutes:g} min audio", **row, "frames/s": round(minutes * 60 * 25 / row["seconds"], 1)})
+            mode = "--preview" if args.preview else "--no-refine"
+            row = measure(["speak", "--audio", str(audio), "--person", str(d / "person"), "--out", str(d / "out.mp4"), mode])
+            rows.append({"command": f"speak {mode} ({args.size}x{args.size})", "input": f"{minutes:g} min audio", **row, "frames/s": round(minutes * 60 * 25 / row["seconds"], 1)})
             print(rows[-1], flush=True)
         audio = long_audio(1, d / "speech_1min.flac")
         row = None if args.no_refined else measure(["speak", "--audio", str(audio), "--person", str(d / "person"), "--out", str(d / "out.mp4")])
@@ -126,9 +128,11 @@ def _write(rows: list[dict], started: float, append: bool) -> None:
     (RESULTS / "memory.md").write_text(f"""# Peak memory against input length
 
 talkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, {time.perf_counter() - started:.0f} s in all.
-Commands: `python benchmarks/memory.py --minutes 1 10` (450x450 rows, track rows) and
-`python benchmarks/memory.py --size 224 --minutes 1 10 60 --no-track --append` (the hour, on a smaller
-person so that it renders in half an hour). Each row is one run of the real CLI; its resident memory is
+Commands: `python benchmarks/memory.py --minutes 1 10` (speak rows at 450x450, track rows) and
+`python benchmarks/memory.py --preview --minutes 1 60 --no-track --no-refined --append` (the hour: `--preview`
+runs every stage that grows with the audio's length, features, motion, frames streamed to the encoder, but
+draws the shaded mesh instead of the textured face, so the hour takes 25 minutes instead of two hours; the
+textured render's own memory does not grow with length, as the 1- and 10-minute rows show). Each row is one run of the real CLI; its resident memory is
 sampled every 0.5 s from outside. The person is a profile of the shipped 3 s test clip (450x450, or
 scaled down).
 
