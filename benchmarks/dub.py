@@ -94,7 +94,7 @@ def self_dub(folder: Path, preset: str) -> list[dict]:
         comparison = evaluate(out, second).comparison
         made = topology.mouth_openness(track_video(out).landmarks)
         shifted = real[offset:] if offset >= 0 else np.concatenate([np.full(-offset, np.nan), real])
-        n = min(len(made), len(shifted))
+        n = min(len(made), len(shifted), len(real))
         rows.append({
             "video": f"self-dub, {'refined' if refine else 'coarse'}",
             "mouth-opening r (lag 0)": round(pearson(made[:n], real[:n]), 3),
