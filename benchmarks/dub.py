@@ -264,7 +264,8 @@ Outside the lower face only re-encoding changes pixels (x264 CRF 18 of a CRF-12 
 ![frames](dub_frames.jpg)
 
 Top of each pair: the video's own frame; below: the dub at the same moment (German row first,
-then 45 s of English, ping-ponged past the video's 20 s).
+then 45 s of English, ping-ponged past the video's 20 s). The German dub's time includes building the
+profile from the video (tracking, finetune with the draft refiner); the English one reuses it.
 
 ## 3. A long video with cuts and a faceless stretch (CLI, coarse render)
 
