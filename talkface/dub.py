@@ -37,7 +37,7 @@ from talkface.device import resolve_device
 from talkface.errors import ClipTooShortError, DependencyError, InputError, NoFaceError
 from talkface.face.fit import fit_clip
 from talkface.face.model import FaceFit, apply_pose
-from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder, face_box
+from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder
 from talkface.media import check_destination, load_audio, probe, require_video, write_video
 from talkface.media.video import FrameSource, concat_videos, read_frames, write_excerpt
 from talkface.profile import Profile, load_profile, talkface_home
@@ -370,8 +370,7 @@ class _LowerFaceRenderer:
                 yield frame
                 continue
             s = int(self.sources[i])
-            own = self.profile.face.vertices(self.fit.expression[s][None].astype(np.float64))[0]
-            new = self.profile.face.vertices(self.mouth[i][None].astype(np.float64))[0]
+            own, new = self.profile.face.vertices(np.stack([self.fit.expression[s], self.mouth[i]]).astype(np.float64))
             shape = own + self.ramp[:, None] * (new - own)
             pose = self.fit.pose[s][None].astype(np.float64)
             placed, placed_own = apply_pose(np.stack([shape, own]), np.repeat(pose, 2, axis=0))
