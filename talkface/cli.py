@@ -28,6 +28,12 @@ app = typer.Typer(
 stdout = Console(markup=False)
 stderr = Console(stderr=True, markup=False)
 
+
+def _report(out: Path) -> Console:
+    """Where a command's one-line result goes: stdout, or stderr when the video itself is on stdout."""
+    return stderr if str(out) == "-" else stdout
+
+
 _TRACK = TrackConfig()
 _RECONSTRUCT = ReconstructConfig()
 _FINETUNE = FinetuneConfig()
@@ -187,7 +193,7 @@ def finetune(
 @reports_errors
 def speak(
     audio: Path = typer.Option(..., "--audio", "-a", help="Speech to say (wav, mp3, flac, m4a, or a video with sound)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output .mp4."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .mp4, or - to stream fragmented MP4 to stdout while it is made (talkface speak ... --out - | ffplay -)."),
     person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
     pose: str = typer.Option(_SPEAK.pose, help="Head motion: generated (from the audio, in the person's style), clip (replay the clip's) or still."),
     seed: int = typer.Option(_SPEAK.seed, help="Seed for head motion and blinks."),
@@ -210,7 +216,7 @@ def speak(
     config = SpeakConfig(pose=pose, seed=seed, blink_rate=blink_rate, preview=preview, refine=refine)
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
     result = run_speak(audio, out, person, config, device, save_motion, controls, background)
-    stdout.print(
+    _report(out).print(
         f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)",
         highlight=False,
     )
@@ -274,7 +280,7 @@ def render(
 
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
     result = run_render(motion, out, person, audio, controls, device, refine, background, onto)
-    stdout.print(f"{out}: {result.motion.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)", highlight=False)
+    _report(out).print(f"{out}: {result.motion.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)", highlight=False)
 
 
 @app.command()
@@ -301,7 +307,7 @@ def reenact(
 
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
     result = run_reenact(driver, out, person, audio, controls, device, refine, background, save_motion, blink_rate)
-    stdout.print(f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s", highlight=False)
+    _report(out).print(f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s", highlight=False)
 
 
 @app.command()

@@ -38,6 +38,7 @@ from talkface.errors import ClipTooShortError, DependencyError, InputError, NoFa
 from talkface.face.fit import fit_clip
 from talkface.face.model import FaceFit, apply_pose
 from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder
+from talkface.media.destination import is_stdout
 from talkface.media import check_destination, load_audio, probe, require_video, write_video
 from talkface.media.video import FrameSource, concat_videos, read_frames, write_excerpt
 from talkface.profile import Profile, load_profile, talkface_home
@@ -124,6 +125,8 @@ def dub(
     started = time.perf_counter()
     config.check()
     video, out = Path(video), Path(out)
+    if is_stdout(out):
+        raise InputError("dub writes its output in resumable segments and cannot stream it to stdout; give --out a file name")
     check_destination(out, (video, audio))
     require_video(probe(video))
     speech = load_audio(audio)

@@ -122,6 +122,51 @@ def test_cli_finetune_speak_and_track_person(clip, profile, speech, tmp_path):
     assert done.returncode == 2 and "no talkface profile" in done.stderr
 
 
+def test_speak_streams_fragmented_mp4_to_stdout(profile, speech, tmp_path):
+    """`--out -`: the video arrives on stdout in fragments as it is made, decodable from the
+    pipe's bytes, with the summary line on stderr and nothing else on stdout."""
+    import av
+
+    done = subprocess.run(
+        [sys.executable, "-m", "talkface", "speak", "--audio", str(speech), "--person", str(profile.folder), "--out", "-", "--pose", "clip"],
+        capture_output=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    data = done.stdout
+    assert data[4:8] == b"ftyp" and data.count(b"moof") >= 2  # fragmented: more than one fragment
+    streamed = tmp_path / "streamed.mp4"
+    streamed.write_bytes(data)
+    with av.open(str(streamed)) as container:
+        n_video = sum(1 for _ in container.decode(video=0))
+    assert n_video == profile_frames_for(speech, profile)
+    assert b"frames in" in done.stderr and not list(tmp_path.glob("*.partial"))
+    # a file run gives the same frame count
+    assert speak(speech, tmp_path / "file.mp4", profile, SpeakConfig(pose="clip")).n_frames == n_video
+
+
+def test_streaming_to_a_terminal_is_refused(profile, speech):
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "talkface", "speak", "--audio", str(speech), "--person", str(profile.folder), "--out", "-"],
+            stdout=follower, stderr=subprocess.PIPE, timeout=120,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 2 and b"terminal" in done.stderr and b"Traceback" not in done.stderr
+
+
+def profile_frames_for(speech, profile) -> int:
+    from talkface.audio import n_video_frames
+    from talkface.media import load_audio
+
+    return n_video_frames(load_audio(speech), profile.fps)
+
+
 def test_blink_shape_moves_the_eyes_not_the_lips(profile):
     from talkface.face import topology
     from talkface.face.fit import landmark_basis

@@ -9,12 +9,21 @@ removes the ones whose process is gone (a SIGKILL leaves no other trace).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from talkface.errors import InputError
 from talkface.storage import partial_path, remove_stale_partials  # noqa: F401  (the output stage's names)
 
 MAX_NAME_BYTES = 255  # the longest file name common file systems take
+
+
+STDOUT = "-"  # as an output path: standard output
+
+
+def is_stdout(path: str | Path) -> bool:
+    """Whether an output path means standard output ("-")."""
+    return str(path) == STDOUT
 
 
 def check_destination(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> Path:
@@ -28,6 +37,10 @@ def check_destination(path: str | Path, inputs: tuple[str | Path | None, ...] = 
         InputError: naming the problem (a folder, a name too long, an input file, a folder that
             cannot be created or written to) and what to do.
     """
+    if is_stdout(path):
+        if sys.stdout.isatty():
+            raise InputError("--out - writes the video to standard output, which is a terminal here; pipe it into a player (… --out - | ffplay -) or a file")
+        return Path(STDOUT)
     path = Path(path)
     if str(path) in ("", "."):
         raise InputError("no output file given; pass --out FILE.mp4")

@@ -14,10 +14,11 @@ import numpy as np
 from talkface.config import FPS
 from talkface.errors import InputError, NoVideoStreamError
 from talkface.media.audio import Audio
-from talkface.media.destination import partial_path
+from talkface.media.destination import STDOUT, is_stdout, partial_path
 from talkface.media.probe import open_media
 
 AUDIO_FRAME_SAMPLES = 1024  # samples per AAC frame
+STREAM_FRAGMENT_US = 500_000  # `--out -`: a fragment of fragmented MP4 every half second
 
 
 def _video_stream(container, path: Path) -> tuple:
@@ -248,8 +249,12 @@ def write_video(
     `talkface.media.destination`) and renamed when complete, so an interrupted run never leaves
     a truncated video under the final name, and two runs never write the same temporary.
 
+    With `path` "-" the video goes to standard output as it is made, as fragmented MP4 (a
+    fragment every half second, x264 without look-ahead), so a player reading the pipe shows
+    it while later frames are still being made.
+
     Args:
-        path: output .mp4 path.
+        path: output .mp4 path, or "-" for standard output.
         frames: RGB uint8 (H, W, 3) frames, all the same size.
         fps: frame rate (frames/s).
         audio: optional audio to mux; it is trimmed or padded to the video's length.
@@ -259,13 +264,16 @@ def write_video(
     Returns:
         The output path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path)
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
         raise InputError(f"no frames to write to {path}")
+    if is_stdout(path):
+        _encode(STDOUT, itertools.chain([first], frames), fps, audio, crf, b_frames)
+        return Path(STDOUT)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(path)
     try:
         _encode(tmp, itertools.chain([first], frames), fps, audio, crf, b_frames)
         os.replace(tmp, path)
@@ -274,9 +282,14 @@ def write_video(
     return path
 
 
-def _encode(tmp: Path, frames: Iterator[np.ndarray], fps: float, audio: Audio | None, crf: int, b_frames: bool = True) -> None:
+def _encode(tmp: Path | str, frames: Iterator[np.ndarray], fps: float, audio: Audio | None, crf: int, b_frames: bool = True) -> None:
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(tmp), "w", format="mp4") as container:
+    streaming = is_stdout(tmp)
+    target, options = str(tmp), {}
+    if streaming:
+        target = "pipe:1"
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": str(STREAM_FRAGMENT_US)}
+    with av.open(target, "w", format="mp4", options=options) as container:
         video = None
         audio_stream = None
         if audio is not None:
@@ -290,7 +303,7 @@ def _encode(tmp: Path, frames: Iterator[np.ndarray], fps: float, audio: Audio | 
                 video = container.add_stream("libx264", rate=rate)
                 video.width, video.height = image.shape[1], image.shape[0]
                 video.pix_fmt = "yuv420p"
-                video.options = {"crf": str(crf), "preset": "veryfast", **({} if b_frames else {"bf": "0"})}
+                video.options = {"crf": str(crf), "preset": "veryfast", **({} if b_frames else {"bf": "0"}), **({"tune": "zerolatency"} if streaming else {})}
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             container.mux(video.encode(frame))
             n_frames += 1

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from talkface.device import use_bfloat16
 from talkface.errors import CacheError
 from talkface.face.model import MeshFaceModel
 from talkface.refine.inputs import CropInputs, crop_inputs, generator_input
@@ -57,7 +58,8 @@ class Refiner:
         return (folder / SUMMARY).exists()
 
     @classmethod
-    def load(cls, folder: Path, device: str = "cpu") -> "Refiner":
+    def load(cls, folder: Path, device: str = "cpu", precision: str = "auto") -> "Refiner":
+        """The profile's refiner on `device`; `precision` as in `RefinerConfig.precision`."""
         try:
             summary = json.loads((folder / SUMMARY).read_text())
             if summary.get("format") != REFINER_FORMAT:
@@ -66,7 +68,7 @@ class Refiner:
             generator.load_state_dict(load_file(str(folder / WEIGHTS)))
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             raise CacheError(f"the refiner in {folder} cannot be loaded ({error}); run finetune again to rebuild it") from None
-        generator.eval().to(device)
+        generator.eval().to(device).set_precision(use_bfloat16(device, precision))
         return cls(generator, MouthMemory.load(folder / MEMORY), summary, torch.device(device))
 
     def refine(self, model: MeshFaceModel, frames: list[np.ndarray], previous: list[np.ndarray], coverage: list[np.ndarray], vertices: list[np.ndarray], expressions: np.ndarray) -> list[np.ndarray]:

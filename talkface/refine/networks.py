@@ -12,12 +12,30 @@ from torch.nn.utils.parametrizations import spectral_norm
 IN_CHANNELS = 11
 
 
+class FastConvNet(nn.Module):
+    """A convolution network that can run in bfloat16 on hardware made for it.
+
+    `set_precision(True)` stores the weights channels-last and runs the forward pass under
+    bfloat16 autocast; inputs and outputs stay float32, so losses, skip connections and
+    everything around the network keep full precision.
+    """
+
+    bfloat16 = False
+
+    def set_precision(self, bfloat16: bool) -> "FastConvNet":
+        self.bfloat16 = bfloat16
+        return self.to(memory_format=torch.channels_last if bfloat16 else torch.contiguous_format)
+
+    def _autocast(self, x: torch.Tensor):
+        return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bfloat16)
+
+
 def _conv(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
     padding = 1 if stride == 2 else kernel // 2
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, padding), nn.LeakyReLU(0.2, inplace=True))
 
 
-class Generator(nn.Module):
+class Generator(FastConvNet):
     """A small U-Net: rendered crops + memory read -> a correction added to the rendered crop.
 
     The last layer starts near zero, so an untrained generator returns the render almost
@@ -42,6 +60,15 @@ class Generator(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, 11, S, S) in [-1, 1] -> (B, 3, S, S) refined crop (about [-1, 1]); S divisible by 8."""
+        if self.bfloat16:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with self._autocast(inputs):
+            correction = self._correction(inputs)
+        # no squashing non-linearity: a saturated one passes on subnormal gradients, which slow
+        # CPU convolutions down ~10x (values leaving [-1, 1] are clipped when converted to pixels)
+        return inputs[:, :3] + correction.float()
+
+    def _correction(self, inputs: torch.Tensor) -> torch.Tensor:
         e0 = self.enc0(inputs)
         e1 = self.enc1(e0)
         e2 = self.enc2(e1)
@@ -50,16 +77,14 @@ class Generator(nn.Module):
         d2 = self.dec2(torch.cat([_up(e3), e2], 1))
         d1 = self.dec1(torch.cat([_up(d2), e1], 1))
         d0 = self.dec0(torch.cat([_up(d1), e0], 1))
-        # no squashing non-linearity: a saturated one passes on subnormal gradients, which slow
-        # CPU convolutions down ~10x (values leaving [-1, 1] are clipped when converted to pixels)
-        return inputs[:, :3] + self.out(d0)
+        return self.out(d0)
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="nearest")
 
 
-class PatchDiscriminator(nn.Module):
+class PatchDiscriminator(FastConvNet):
     """PatchGAN with spectral norm; returns every layer's features (the last is the score map)."""
 
     def __init__(self, in_channels: int, width: int = 32, n_layers: int = 3):
@@ -74,10 +99,12 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []
-        for layer in self.layers:
-            x = layer(x)
-            features.append(x)
-        return features
+        with self._autocast(x):
+            x = x.contiguous(memory_format=torch.channels_last) if self.bfloat16 else x
+            for layer in self.layers:
+                x = layer(x)
+                features.append(x)
+        return [feature.float() for feature in features]
 
 
 def gan_loss(score: torch.Tensor, real: bool) -> torch.Tensor:

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from talkface import progress
 from talkface.config import RefinerConfig
+from talkface.device import use_bfloat16
 from talkface.face.model import FaceFit, MeshFaceModel, place_vertices
 from talkface.refine.inputs import crop_inputs, generator_input, to_unit
 from talkface.refine.memory import MouthMemory, mouth_keys
@@ -94,9 +95,10 @@ class RefinerTrainer:
     def __init__(self, config: RefinerConfig, device: str = "cpu"):
         self.config = config
         self.device = torch.device(device)
-        self.generator = Generator(config.channels).to(self.device)
-        self.frame_critic = PatchDiscriminator(6).to(self.device)
-        self.mouth_critic = PatchDiscriminator(3).to(self.device)
+        bfloat16 = use_bfloat16(str(self.device), config.precision)
+        self.generator = Generator(config.channels).to(self.device).set_precision(bfloat16)
+        self.frame_critic = PatchDiscriminator(6).to(self.device).set_precision(bfloat16)
+        self.mouth_critic = PatchDiscriminator(3).to(self.device).set_precision(bfloat16)
         betas = (0.5, 0.999)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), config.learning_rate, betas=betas)
         critics = list(self.frame_critic.parameters()) + list(self.mouth_critic.parameters())
