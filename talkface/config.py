@@ -101,6 +101,12 @@ class RefinerConfig:
         held_out_fraction: the clip's last part kept out of training, for validation.
         l1_weight, mouth_weight, ssim_weight, adversarial_weight, feature_match_weight: loss terms.
         checkpoint_seconds: training state is saved at least this often (s), so a killed run resumes.
+        ema_decay: the refiner kept is a running average of the generator's weights (this
+            decay per step; 0 keeps the last weights): the GAN's step-to-step noise averages out.
+        check_every, patience, min_steps, min_gain_db: every `check_every` steps the averaged
+            generator's face PSNR on the held-out frames is measured; training stops early once
+            it has not risen by `min_gain_db` for `patience` checks (never before `min_steps`;
+            patience 0: always run all `steps`).
         precision: 'auto' (bfloat16 convolutions where the hardware has them, about twice as
             fast on CPUs with AMX or AVX-512 BF16), 'fp32' or 'bf16'.
     """
@@ -119,6 +125,11 @@ class RefinerConfig:
     adversarial_weight: float = 1.0
     feature_match_weight: float = 5.0
     checkpoint_seconds: float = 60.0
+    ema_decay: float = 0.99
+    check_every: int = 100
+    patience: int = 3
+    min_steps: int = 600
+    min_gain_db: float = 0.15
     precision: str = "auto"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from talkface.errors import DependencyError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -36,8 +38,11 @@ def use_bfloat16(device: str, precision: str = "auto") -> bool:
 
     'auto' picks bfloat16 where the hardware computes it natively (CPUs with AMX or AVX-512
     BF16, CUDA GPUs that support it), where it is about twice as fast; emulated bfloat16 on
-    other CPUs would be slower than float32.
+    other CPUs would be slower than float32. The environment variable TALKFACE_PRECISION
+    (fp32 or bf16) overrides 'auto'.
     """
+    if precision == "auto":
+        precision = os.environ.get("TALKFACE_PRECISION", "auto") or "auto"
     if precision not in PRECISIONS:
         raise DependencyError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if precision != "auto":

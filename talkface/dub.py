@@ -352,7 +352,6 @@ class _LowerFaceRenderer:
         # only the lower face is drawn: the triangles that reach below the nose tip (half the pixels)
         lower_triangles = profile.face.triangles[(self.ramp[profile.face.triangles] > 0).any(axis=1)]
         self.compositor = FaceCompositor(replace(profile.face, triangles=lower_triangles), device)
-        self.drawn = np.unique(lower_triangles)
         self.refiner = None
         if refine and profile.has_refiner:
             from talkface.refine.model import Refiner
@@ -377,7 +376,7 @@ class _LowerFaceRenderer:
             shape = own + self.ramp[:, None] * (new - own)
             pose = self.fit.pose[s][None].astype(np.float64)
             placed, placed_own = apply_pose(np.stack([shape, own]), np.repeat(pose, 2, axis=0))
-            coarse, coverage = self._composite(frame, placed)
+            coarse, coverage = self.compositor.composite(frame, placed)
             mask = self._mask(frame.shape, placed, placed_own)
             if self.refiner is None:
                 yield _blend(frame, coarse, mask)
@@ -396,20 +395,6 @@ class _LowerFaceRenderer:
         refined = self.refiner.refine(self.profile.face, coarse, before, coverage, placed, np.stack(mouths))
         for frame, image, mask in zip(frames, refined, masks):
             yield _blend(frame, image, mask)
-
-    def _composite(self, frame: np.ndarray, placed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The coarse lower face rendered into the frame, working only in a box around it (a
-        small face in a large frame costs what its box costs)."""
-        low, high = placed[self.drawn, :2].min(0), placed[self.drawn, :2].max(0)
-        pad = 0.05 * (high - low).max() + 8  # the face's feathered edge, nothing more: outside, the frame is the background
-        x0, y0 = np.maximum(np.floor(low - pad).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(high + pad).astype(int), [frame.shape[1], frame.shape[0]])
-        coarse, coverage = frame.copy(), np.zeros(frame.shape[:2], np.float32)
-        if x1 - x0 < 4 or y1 - y0 < 4:
-            return coarse, coverage
-        inside, weight = self.compositor.composite(frame[y0:y1, x0:x1], placed - [x0, y0, 0])
-        coarse[y0:y1, x0:x1], coverage[y0:y1, x0:x1] = inside, weight
-        return coarse, coverage
 
     def _mask(self, shape: tuple, placed: np.ndarray, placed_own: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
         """The soft lower-face mask (covering the old and the new jaw), as (box, weights in the box)."""

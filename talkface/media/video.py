@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from fractions import Fraction
@@ -16,6 +17,7 @@ from talkface.errors import InputError, NoVideoStreamError
 from talkface.media.audio import Audio
 from talkface.media.destination import STDOUT, is_stdout, partial_path
 from talkface.media.probe import open_media
+from talkface.pipeline import prefetched
 
 AUDIO_FRAME_SAMPLES = 1024  # samples per AAC frame
 STREAM_FRAGMENT_US = 500_000  # `--out -`: a fragment of fragmented MP4 every half second
@@ -268,14 +270,17 @@ def write_video(
     first = next(frames, None)
     if first is None:
         raise InputError(f"no frames to write to {path}")
+    frames = prefetched(itertools.chain([first], frames))  # the next frames are made while these are encoded
     if is_stdout(path):
-        _encode(STDOUT, itertools.chain([first], frames), fps, audio, crf, b_frames)
+        with contextlib.closing(frames):
+            _encode(STDOUT, frames, fps, audio, crf, b_frames)
         return Path(STDOUT)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_path(path)
     try:
-        _encode(tmp, itertools.chain([first], frames), fps, audio, crf, b_frames)
+        with contextlib.closing(frames):  # an encoding error stops the frame maker at once
+            _encode(tmp, frames, fps, audio, crf, b_frames)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -304,8 +309,7 @@ def _encode(tmp: Path | str, frames: Iterator[np.ndarray], fps: float, audio: Au
                 video.width, video.height = image.shape[1], image.shape[0]
                 video.pix_fmt = "yuv420p"
                 video.options = {"crf": str(crf), "preset": "veryfast", **({} if b_frames else {"bf": "0"}), **({"tune": "zerolatency"} if streaming else {})}
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            container.mux(video.encode(frame))
+            _encode_frame(container, video, image)
             n_frames += 1
             if audio_stream is not None:
                 until = int(round(n_frames / fps * audio.sample_rate))
@@ -316,6 +320,10 @@ def _encode(tmp: Path | str, frames: Iterator[np.ndarray], fps: float, audio: Au
             end = int(np.ceil(n_frames / fps * audio.sample_rate / AUDIO_FRAME_SAMPLES)) * AUDIO_FRAME_SAMPLES
             _mux_audio(container, audio_stream, audio, written_samples, end)
             container.mux(audio_stream.encode())
+
+
+def _encode_frame(container, stream, image: np.ndarray) -> None:
+    container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
 
 
 def _mux_audio(container, stream, audio: Audio, start: int, stop: int) -> int:

@@ -40,11 +40,28 @@ class FaceCrop:
         return points[:, :2] @ self.matrix[:, :2].T + self.matrix[:, 2]
 
     def paste_difference(self, frame: np.ndarray, difference: np.ndarray) -> np.ndarray:
-        """Add a crop-space difference (S, S, 3 float) to a full frame (RGB uint8)."""
+        """Add a crop-space difference (S, S, 3 float) to a full frame (RGB uint8).
+
+        Only the frame's box under the crop is resampled and changed; the rest is copied."""
         height, width = frame.shape[:2]
         faded = difference * edge_taper(self.size)[..., None]
-        back = cv2.warpAffine(faded, self.matrix, (width, height), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC, borderValue=0)
-        return np.clip(frame + back + 0.5, 0, 255).astype(np.uint8)
+        x0, y0, x1, y1 = self.frame_box(width, height)
+        out = frame.copy()
+        if x1 <= x0 or y1 <= y0:
+            return out
+        shifted = self.matrix + np.array([[0, 0, self.matrix[0, 0] * x0 + self.matrix[0, 1] * y0], [0, 0, self.matrix[1, 0] * x0 + self.matrix[1, 1] * y0]])
+        back = cv2.warpAffine(faded, shifted, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC, borderValue=0)
+        out[y0:y1, x0:x1] = np.clip(frame[y0:y1, x0:x1] + back + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+    def frame_box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): the frame pixels the crop square covers (with the cubic kernel's reach)."""
+        inverse = cv2.invertAffineTransform(self.matrix)
+        corners = np.array([[0, 0], [self.size, 0], [0, self.size], [self.size, self.size]], np.float64) - 0.5
+        points = corners @ inverse[:, :2].T + inverse[:, 2]
+        x0, y0 = np.maximum(np.floor(points.min(0)).astype(int) - 2, 0)
+        x1, y1 = np.minimum(np.ceil(points.max(0)).astype(int) + 3, [width, height])
+        return int(x0), int(y0), int(x1), int(y1)
 
 
 def face_crop(vertices: np.ndarray, size: int) -> FaceCrop:

@@ -74,11 +74,16 @@ class Refiner:
     def refine(self, model: MeshFaceModel, frames: list[np.ndarray], previous: list[np.ndarray], coverage: list[np.ndarray], vertices: list[np.ndarray], expressions: np.ndarray) -> list[np.ndarray]:
         """Refine coarse full frames (RGB uint8); each comes with its predecessor, face coverage,
         placed vertices and expression. Returns full frames."""
-        config = self.summary["config"]
-        inputs: list[CropInputs] = [crop_inputs(f, p, c, v, self.crop_size) for f, p, c, v in zip(frames, previous, coverage, vertices)]
+        inputs, tensor = self._inputs(model, frames, previous, coverage, vertices, expressions)
+        difference = self._correction(tensor)
+        return [item.crop.paste_difference(frame, delta) for item, frame, delta in zip(inputs, frames, difference)]
+
+    def _inputs(self, model, frames, previous, coverage, vertices, expressions) -> tuple[list[CropInputs], torch.Tensor]:
+        """The batch's crops and memory reads, as the generator's input tensor."""
+        inputs = [crop_inputs(f, p, c, v, self.crop_size) for f, p, c, v in zip(frames, previous, coverage, vertices)]
         keys = mouth_keys(model, expressions)
         lips = np.stack([item.lips for item in inputs])
-        memory = self.memory.read(keys, lips, config["memory_neighbours"])
+        memory = self.memory.read(keys, lips, self.summary["config"]["memory_neighbours"])
         tensor = generator_input(
             np.stack([item.rendered for item in inputs]),
             np.stack([item.previous for item in inputs]),
@@ -86,8 +91,12 @@ class Refiner:
             np.stack([item.coverage for item in inputs]),
             np.stack([item.opening for item in inputs]),
             np.stack([item.region for item in inputs]),
-        ).to(self.device)
+        )
+        return inputs, tensor
+
+    def _correction(self, tensor: torch.Tensor) -> np.ndarray:
+        """(B, S, S, 3) float pixel differences the generator adds to the rendered crops."""
+        tensor = tensor.to(self.device)
         with torch.inference_mode():
             refined = self.generator(tensor)
-            difference = ((refined - tensor[:, :3]) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
-        return [item.crop.paste_difference(frame, delta) for item, frame, delta in zip(inputs, frames, difference)]
+            return ((refined - tensor[:, :3]) * 127.5).permute(0, 2, 3, 1).cpu().numpy()

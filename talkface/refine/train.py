@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -105,6 +106,28 @@ class RefinerTrainer:
         self.d_optimizer = torch.optim.Adam(critics, config.learning_rate, betas=betas)
         self.step = 0
         self.losses: dict[str, float] = {}
+        # the running average of the generator's weights: what is kept and used
+        self.average = copy.deepcopy(self.generator).requires_grad_(False) if config.ema_decay > 0 else None
+        self.checks: list[tuple[int, float]] = []  # (step, held-out face PSNR of the kept generator)
+
+    @property
+    def kept(self) -> Generator:
+        """The generator that is saved and used: the running average, or the trained one."""
+        return self.average if self.average is not None else self.generator
+
+    def _update_average(self) -> None:
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))  # the first steps count fully
+        with torch.no_grad():
+            for kept, trained in zip(self.average.parameters(), self.generator.parameters()):
+                kept.lerp_(trained, 1 - decay)
+
+    def should_stop(self) -> bool:
+        """Early stopping: the held-out PSNR has not risen by min_gain_db in `patience` checks."""
+        config = self.config
+        if config.patience <= 0 or self.step < config.min_steps or len(self.checks) <= config.patience:
+            return False
+        best_before = max(psnr for _, psnr in self.checks[: -config.patience])
+        return max(psnr for _, psnr in self.checks[-config.patience :]) < best_before + config.min_gain_db
 
     # -- one step -------------------------------------------------------------------------
     def train_step(self, pairs: PairSet, rows: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
@@ -140,6 +163,8 @@ class RefinerTrainer:
         g_loss.backward()
         self.g_optimizer.step()
         self.step += 1
+        if self.average is not None:
+            self._update_average()
         self.losses = {"l1": l1.item(), "ssim": ssim.item(), "adv": adversarial.item(), "d": d_loss.item()}
         return self.losses
 
@@ -154,7 +179,7 @@ class RefinerTrainer:
             for index, values in state["state"].items():
                 tensors.update({f"{name}.state.{index}.{k}": torch.as_tensor(v).detach().cpu().contiguous() for k, v in values.items()})
             groups[name] = state["param_groups"]
-        metadata = {"key": key, "step": str(self.step), "groups": json.dumps(groups), "losses": json.dumps(self.losses)}
+        metadata = {"key": key, "step": str(self.step), "groups": json.dumps(groups), "losses": json.dumps(self.losses), "checks": json.dumps(self.checks)}
         temporary = partial_path(path)
         try:
             save_file(tensors, str(temporary), metadata)
@@ -188,13 +213,15 @@ class RefinerTrainer:
                 optimizer.load_state_dict({"state": state, "param_groups": groups[name]})
             self.step = int(metadata["step"])
             self.losses = json.loads(metadata.get("losses", "{}"))
+            self.checks = [tuple(check) for check in json.loads(metadata.get("checks", "[]"))]
             return True
         except Exception as error:  # a damaged checkpoint costs the progress, never the run
             progress.log(f"ignoring the refiner checkpoint {path.name} ({error}); training starts over")
             return False
 
     def _modules(self) -> dict[str, torch.nn.Module]:
-        return {"generator": self.generator, "frame_critic": self.frame_critic, "mouth_critic": self.mouth_critic}
+        modules = {"generator": self.generator, "frame_critic": self.frame_critic, "mouth_critic": self.mouth_critic}
+        return modules if self.average is None else {**modules, "average": self.average}
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
@@ -219,17 +246,24 @@ def train_refiner(pairs: PairSet, memory: MouthMemory, n_train: int, config: Ref
     if trainer.resume(checkpoint, key):
         progress.log(f"resuming refiner training at step {trainer.step} of {config.steps}")
     train_rows = np.flatnonzero(pairs.frames < n_train)
+    held_rows = np.flatnonzero(pairs.frames >= n_train)
     started = time.perf_counter()
     last_saved = time.monotonic()
     stop = min(config.steps, max_steps) if max_steps is not None else config.steps
+    stopped_early = False
     try:
         with progress.bar("training the refiner", config.steps) as advance:
             advance(trainer.step)
-            while trainer.step < stop:
+            while trainer.step < stop and not stopped_early:
                 rng = np.random.default_rng([SEED, trainer.step])
                 rows = rng.choice(train_rows, size=min(config.batch, len(train_rows)), replace=False)
                 losses = trainer.train_step(pairs, rows, rng)
                 status = " ".join(f"{k} {v:.3f}" for k, v in losses.items())
+                if config.check_every > 0 and len(held_rows) and trainer.step % config.check_every == 0:
+                    psnr = validate(trainer.kept, pairs, held_rows, trainer.device)["face_psnr_refined_db"]
+                    trainer.checks.append((trainer.step, psnr))
+                    stopped_early = trainer.should_stop()
+                status += f" held-out {trainer.checks[-1][1]:.2f} dB" if trainer.checks else ""
                 advance(1, status)
                 if not progress.enabled() and trainer.step % max(1, config.steps // 10) == 0:  # logs, not a terminal
                     progress.log(f"refiner step {trainer.step}/{config.steps} ({time.perf_counter() - started:.0f} s): {status}")
@@ -242,20 +276,24 @@ def train_refiner(pairs: PairSet, memory: MouthMemory, n_train: int, config: Ref
         progress.log(f"refiner training interrupted at step {trainer.step}; run finetune again to resume")
         raise
     trainer.save(checkpoint, key)
-    if trainer.step < config.steps:
+    if trainer.step < config.steps and not stopped_early:
         return {}
-    validation = validate(trainer.generator, pairs, np.flatnonzero(pairs.frames >= n_train), trainer.device)
+    if stopped_early:
+        progress.log(f"refiner: held-out PSNR stopped improving; training ended at step {trainer.step} of {config.steps}")
+    validation = validate(trainer.kept, pairs, held_rows, trainer.device)
     summary = {
         "format": REFINER_FORMAT,
         "preset": preset,
         "config": asdict(config),
         "steps": trainer.step,
+        "stopped_early": stopped_early,
+        "held_out_checks": [[step, psnr] for step, psnr in trainer.checks],
         "train_frames": int(len(train_rows)),
         "train_seconds_this_run": round(time.perf_counter() - started, 1),
         "final_losses": trainer.losses,
         "validation": validation,
     }
-    Refiner.save(folder, trainer.generator, memory, summary)
+    Refiner.save(folder, trainer.kept, memory, summary)
     checkpoint.unlink(missing_ok=True)
     return summary
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from talkface.face.model import MeshFaceModel
-from talkface.render.rasterizer import interpolate, rasterize, sample_texture
+from talkface.render.rasterizer import rasterize, sample_texture
 
 # the inner lip contour, in order around the mouth opening (MediaPipe indices)
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
@@ -15,6 +15,9 @@ MOUTH_SHADE = 0.3  # the mouth interior is the lips' colour this dark (the refin
 FEATHER_SIGMA = 2.0  # px: softness of the face's edge
 ERODE_PX = 2  # px the face mask shrinks before feathering, so no background-coloured rim shows
 GAIN_LIMITS = (0.7, 1.4)  # per-channel colour correction towards the background frame's light
+# px around the drawn vertices that compositing touches: the Gaussian feather's reach (4 sigma)
+# plus the erosion, so working in this box gives exactly the full frame's result
+BOX_MARGIN_PX = int(4 * FEATHER_SIGMA) + ERODE_PX + 2
 
 
 class FaceCompositor:
@@ -26,42 +29,80 @@ class FaceCompositor:
         self.triangles = torch.as_tensor(model.triangles, dtype=torch.long, device=self.device)
         self.uv = torch.as_tensor(model.uv, dtype=torch.float32, device=self.device)
         self.texture = torch.as_tensor(model.texture, dtype=torch.float32, device=self.device)
+        self.drawn = np.unique(model.triangles)  # the vertices the triangles use
 
     def render(self, vertices: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Textured face: (H, W, 3) float colours and (H, W) bool coverage."""
         fragments = rasterize(torch.as_tensor(vertices, dtype=torch.float32, device=self.device), self.triangles, size)
-        colours = sample_texture(self.texture, interpolate(fragments, self.triangles, self.uv))
-        return colours.cpu().numpy(), fragments.mask.cpu().numpy()
+        width, height = size
+        covered = torch.nonzero(fragments.mask.view(-1)).squeeze(1)  # texture only the covered pixels
+        triangle = fragments.triangle.view(-1)[covered]
+        weights = fragments.barycentric.view(-1, 3)[covered]
+        uv = (weights[:, :, None] * self.uv[self.triangles[triangle]]).sum(1)  # (N, 2)
+        colours = torch.zeros((height * width, 3), dtype=torch.float32, device=self.device)
+        colours[covered] = sample_texture(self.texture, uv[None]).reshape(-1, 3)
+        return colours.view(height, width, 3).cpu().numpy(), fragments.mask.cpu().numpy()
 
     def composite(self, background: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Blend the face at `vertices` (V, 3 pixels) into `background` (RGB uint8).
+
+        Only a box around the face is worked on (a small face in a large frame costs what its
+        box costs); outside it the frame is the background's.
 
         Returns:
             The frame (RGB uint8) and the blend weight of the face (H, W) float in [0, 1].
         """
         height, width = background.shape[:2]
+        frame, weight = background.copy(), np.zeros((height, width), np.float32)
+        points = vertices[self.drawn, :2]
+        finite = np.isfinite(points).all(1)
+        if not finite.any():
+            return frame, weight
+        x0, y0 = np.maximum(np.floor(points[finite].min(0)).astype(int) - BOX_MARGIN_PX, 0)
+        x1, y1 = np.minimum(np.ceil(points[finite].max(0)).astype(int) + BOX_MARGIN_PX + 1, [width, height])
+        if x1 - x0 < 4 or y1 - y0 < 4:  # the face is outside the frame
+            return frame, weight
+        inside, box_weight = self._composite_box(background[y0:y1, x0:x1], vertices - np.array([x0, y0, 0], vertices.dtype))
+        frame[y0:y1, x0:x1], weight[y0:y1, x0:x1] = inside, box_weight
+        return frame, weight
+
+    def _composite_box(self, background: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        height, width = background.shape[:2]
         colours, covered = self.render(vertices, (width, height))
-        colours = _match_light(colours, background, covered)
+        covered_u8 = covered.view(np.uint8)
+        colours = _match_light(colours, background, covered_u8)
         mouth = np.zeros((height, width), np.uint8)
         cv2.fillPoly(mouth, [np.round(vertices[list(INNER_LIPS), :2]).astype(np.int32)], 1)
-        mouth = mouth.astype(bool) & ~covered
+        mouth &= 1 - covered_u8
         if mouth.any() and covered.any():
-            lips = colours[covered].mean(0) * MOUTH_SHADE
-            colours[mouth] = lips
-        weight = _feather(covered | mouth)
-        frame = weight[..., None] * colours + (1 - weight[..., None]) * background
-        return np.clip(frame + 0.5, 0, 255).astype(np.uint8), weight
+            colours[mouth.view(bool)] = np.array(cv2.mean(colours, covered_u8)[:3], np.float32) * MOUTH_SHADE
+        face = covered_u8 | mouth
+        weight = _feather(face)
+        # the feather reaches a pixel or two past the face's edge: there the face has no colour
+        # of its own, so the background's is used (no dark or foreign rim)
+        np.copyto(colours, background, where=(face == 0)[..., None])
+        frame = background.astype(np.float32)
+        frame += weight[..., None] * (colours - frame)
+        frame += 0.5
+        return np.clip(frame, 0, 255, out=frame).astype(np.uint8), weight
 
 
 def _match_light(colours: np.ndarray, background: np.ndarray, covered: np.ndarray) -> np.ndarray:
-    """Scale each channel so the face's mean colour matches the background frame's face."""
-    inner = cv2.erode(covered.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-    if inner.sum() < 50:
+    """Scale each channel so the face's mean colour matches the background frame's face.
+
+    Args:
+        colours: (H, W, 3) float32; background: (H, W, 3) uint8; covered: (H, W) uint8 0/1.
+    """
+    inner = cv2.erode(covered, np.ones((9, 9), np.uint8))
+    if cv2.countNonZero(inner) < 50:
         return colours
-    gain = background[inner].mean(0) / np.maximum(colours[inner].mean(0), 1.0)
-    return colours * np.clip(gain, *GAIN_LIMITS)
+    face_light = np.array(cv2.mean(background, inner)[:3])
+    own_light = np.array(cv2.mean(colours, inner)[:3])
+    gain = face_light / np.maximum(own_light, 1.0)
+    return colours * np.clip(gain, *GAIN_LIMITS).astype(np.float32)
 
 
 def _feather(mask: np.ndarray) -> np.ndarray:
-    shrunk = cv2.erode(mask.astype(np.uint8), np.ones((2 * ERODE_PX + 1,) * 2, np.uint8)).astype(np.float32)
+    """(H, W) float32 blend weight from a bool or 0/1 mask: shrunk, then softened."""
+    shrunk = cv2.erode(mask.astype(np.uint8, copy=False), np.ones((2 * ERODE_PX + 1,) * 2, np.uint8)).astype(np.float32)
     return cv2.GaussianBlur(shrunk, (0, 0), FEATHER_SIGMA)

@@ -61,31 +61,58 @@ def rasterize(vertices: torch.Tensor, triangles: torch.Tensor, size: tuple[int, 
     low = torch.clamp(torch.ceil(corners[:, :, :2].amin(1)), min=0)
     high = torch.minimum(torch.floor(corners[:, :, :2].amax(1)), torch.tensor([width - 1, height - 1], device=device, dtype=corners.dtype))
     spans = (high - low + 1).clamp(min=0).long()  # (F, 2) columns, rows
+    # barycentric weights and depth are planes over the screen: w = k0 * u + k1 * v + k2 in
+    # coordinates (u, v) from the box's corner (small numbers: exact enough in float32 on any
+    # frame size), one row of coefficients per triangle, so a (triangle, pixel) pair costs a
+    # gather and three dot products
+    local_corners = corners.clone()
+    local_corners[:, :, :2] -= low[:, None]
+    a, b, c = local_corners[:, 0], local_corners[:, 1], local_corners[:, 2]
+    w0 = _edge_plane(b, c, area)
+    w1 = _edge_plane(c, a, area)
+    z_plane = w0 * (a[:, 2:3] - c[:, 2:3]) + w1 * (b[:, 2:3] - c[:, 2:3])  # z = w0 a_z + w1 b_z + (1 - w0 - w1) c_z
+    z_plane[:, 2] += c[:, 2]
+    planes = torch.cat([w0, w1, z_plane], 1)  # (F, 9)
     counts = spans[:, 0] * spans[:, 1]
     owner = torch.repeat_interleave(torch.arange(len(ids), device=device), counts)
     start = torch.cumsum(counts, 0) - counts
     local = torch.arange(int(counts.sum()), device=device) - start[owner]
-    x = low[owner, 0] + (local % spans[owner, 0].clamp(min=1))
-    y = low[owner, 1] + torch.div(local, spans[owner, 0].clamp(min=1), rounding_mode="floor")
-    # 2. barycentric coordinates by edge functions
-    a, b, c = corners[owner, 0], corners[owner, 1], corners[owner, 2]
-    w0 = ((b[:, 0] - x) * (c[:, 1] - y) - (b[:, 1] - y) * (c[:, 0] - x)) / area[owner]
-    w1 = ((c[:, 0] - x) * (a[:, 1] - y) - (c[:, 1] - y) * (a[:, 0] - x)) / area[owner]
+    columns = spans[:, 0].clamp(min=1)[owner]
+    u, v = local % columns, torch.div(local, columns, rounding_mode="floor")
+    # 2. barycentric coordinates and depth from the planes
+    p = planes[owner]
+    uf, vf = u.to(corners.dtype), v.to(corners.dtype)
+    w0 = p[:, 0] * uf + p[:, 1] * vf + p[:, 2]
+    w1 = p[:, 3] * uf + p[:, 4] * vf + p[:, 5]
     w2 = 1 - w0 - w1
-    inside = (w0 >= -INSIDE_EPS) & (w1 >= -INSIDE_EPS) & (w2 >= -INSIDE_EPS)
-    weights = torch.stack([w0, w1, w2], 1)[inside]
-    owner, x, y = owner[inside], x[inside], y[inside]
-    z = (weights * torch.stack([a[inside, 2], b[inside, 2], c[inside, 2]], 1)).sum(1)
+    inside = torch.nonzero((w0 >= -INSIDE_EPS) & (w1 >= -INSIDE_EPS) & (w2 >= -INSIDE_EPS)).squeeze(1)  # one nonzero, then plain gathers
+    owner, p = owner[inside], p[inside]
+    weights = torch.stack([w0[inside], w1[inside], w2[inside]], 1)
+    uf, vf = uf[inside], vf[inside]
+    z = p[:, 6] * uf + p[:, 7] * vf + p[:, 8]
+    x = low[owner, 0].long() + u[inside]
+    y = low[owner, 1].long() + v[inside]
     # 3. z-buffer: the nearest fragment per pixel wins
-    pixel = (y * width + x).long()
+    pixel = y * width + x
     depth = torch.full((height * width,), float("inf"), device=device, dtype=z.dtype)
     depth.scatter_reduce_(0, pixel, z, reduce="amin")
-    winner = z <= depth[pixel]
+    winner = torch.nonzero(z <= depth[pixel]).squeeze(1)
     triangle = torch.full((height * width,), -1, device=device, dtype=torch.long)
     barycentric = torch.zeros((height * width, 3), device=device, dtype=z.dtype)
-    triangle[pixel[winner]] = ids[owner[winner]]
-    barycentric[pixel[winner]] = weights[winner]
+    won = pixel[winner]
+    triangle[won] = ids[owner[winner]]
+    barycentric[won] = weights[winner]
     return Fragments(triangle.view(height, width), barycentric.view(height, width, 3), depth.view(height, width))
+
+
+def _edge_plane(p: torch.Tensor, q: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+    """(F, 3) plane coefficients (k0, k1, k2) of the barycentric weight of the corner opposite
+    the edge p->q: the edge function ((p_x - x)(q_y - y) - (p_y - y)(q_x - x)) / area, expanded
+    as k0 * x + k1 * y + k2."""
+    k0 = (p[:, 1] - q[:, 1]) / area
+    k1 = (q[:, 0] - p[:, 0]) / area
+    k2 = (p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]) / area
+    return torch.stack([k0, k1, k2], 1)
 
 
 def interpolate(fragments: Fragments, triangles: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:

@@ -132,6 +132,20 @@ def test_training_resumes_from_a_checkpoint_to_the_same_weights(pairs, tmp_path)
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+def test_training_stops_early_when_the_held_out_psnr_stops_rising(pairs, tmp_path):
+    """With a learning rate too small to change anything, the held-out PSNR is flat: training
+    ends after `patience` checks without gain, and the refiner is written whole."""
+    built, memory, n_train = pairs
+    flat = dataclasses.replace(TINY, steps=50, learning_rate=1e-12, check_every=2, patience=2, min_steps=2, min_gain_db=0.01)
+    summary = train_refiner(built, memory, n_train, flat, tmp_path, "key", "tiny")
+    assert summary["stopped_early"] and summary["steps"] == 6
+    assert [step for step, _ in summary["held_out_checks"]] == [2, 4, 6]
+    assert Refiner.exists(tmp_path) and not (tmp_path / CHECKPOINT).exists()
+    # without patience it runs every step
+    (tmp_path / "all").mkdir()
+    assert train_refiner(built, memory, n_train, dataclasses.replace(flat, steps=8, patience=0), tmp_path / "all", "key", "tiny")["steps"] == 8
+
+
 def test_first_checkpoint_comes_at_once_and_sigterm_saves(pairs, tmp_path, monkeypatch):
     built, memory, n_train = pairs
     hourly = dataclasses.replace(TINY, checkpoint_seconds=3600.0)

@@ -66,6 +66,15 @@ def test_composite_covers_the_face_and_keeps_the_rest(clip_frames):
     assert weight[(y0 + y1) // 2, (x0 + x1) // 2] > 0.99  # face centre replaced
     np.testing.assert_array_equal(frame[:40, :40], clip_frames[10][:40, :40])  # background corner untouched
     assert weight[vertices[13, 1].astype(int) + 1, vertices[13, 0].astype(int)] > 0.5  # the mouth is covered
+    # compositing works in a box around the face: exactly what working on the whole frame gives,
+    # also for a face half out of the frame and one wholly outside it
+    compositor = FaceCompositor(type(model)(**{**model.__dict__, "texture": np.asarray(model.texture)}))
+    for shift in (0.0, -0.5 * (x1 + x0), 10_000.0):
+        moved = vertices + [shift, 0, 0]
+        boxed, boxed_weight = compositor.composite(clip_frames[10], moved)
+        whole, whole_weight = compositor._composite_box(clip_frames[10], moved)
+        np.testing.assert_array_equal(boxed, whole)
+        np.testing.assert_allclose(boxed_weight, whole_weight, atol=1e-6)
 
 
 def test_background_never_races_through_the_clip():

@@ -60,6 +60,22 @@ def test_matches_brute_force_with_overlaps(seed):
     np.testing.assert_allclose(fragments.depth.numpy()[covered], expected_depth[covered], atol=1e-9)
 
 
+def test_a_mesh_far_from_the_origin_in_float32_has_no_cracks():
+    """A fine grid of small triangles placed at 4K-frame coordinates in float32 (as frames are
+    rendered) covers every pixel inside it once, exactly as it does near the origin."""
+    n = 40
+    ys, xs = np.mgrid[0 : n + 1, 0 : n + 1] * 1.37
+    grid = np.column_stack([xs.ravel(), ys.ravel(), np.full(xs.size, 5.0)])
+    index = lambda i, j: i * (n + 1) + j  # noqa: E731
+    quads = [(index(i, j), index(i + 1, j), index(i, j + 1), index(i + 1, j + 1)) for i in range(n) for j in range(n)]
+    triangles = torch.tensor([t for a, b, c, d in quads for t in ((a, b, c), (c, b, d))])
+    near = rasterize(torch.tensor(grid + [2.3, 2.1, 0], dtype=torch.float32), triangles, (60, 60))
+    far = rasterize(torch.tensor(grid + [3802.3, 2102.1, 0], dtype=torch.float32), triangles, (3900, 2200))
+    far_crop = far.triangle[2100:2160, 3800:3860]
+    assert (near.triangle[3:56, 3:56] >= 0).all()  # no cracks between triangles
+    np.testing.assert_array_equal(far_crop.numpy(), near.triangle.numpy())
+
+
 def test_interpolation_and_texture_lookup():
     vertices = torch.tensor([[0.0, 0.0, 1.0], [0.0, 8.0, 1.0], [8.0, 0.0, 1.0]])
     triangles = torch.tensor([[0, 1, 2]])

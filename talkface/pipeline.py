@@ -1,0 +1,75 @@
+"""Overlapping the stages of a frame pipeline: frames are made in one thread while another encodes.
+
+Rendering, refining and encoding each spend much of their time in native code that releases
+the GIL (PyTorch, OpenCV, x264), so making frame t+1 while frame t is encoded keeps both
+cores busy instead of taking turns.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+_DONE = object()
+POLL_S = 0.1  # how often a blocked producer checks whether the consumer has gone
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def prefetched(items: Iterable[T], depth: int = 8) -> Iterator[T]:
+    """Yield `items` in order, computed ahead by a background thread (at most `depth` waiting).
+
+    An exception raised while making an item is raised here, in the consumer, at that item's
+    place. When the consumer stops early (an error, an interrupt, or it simply stops
+    iterating), the producer stops after its current item and its source is closed.
+    """
+    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        source = iter(items)
+        try:
+            for item in source:
+                if not _put(waiting, item, stop):
+                    return
+            _put(waiting, _DONE, stop)
+        except BaseException as error:  # handed to the consumer, which raises it
+            _put(waiting, _Failure(error), stop)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None and stop.is_set():
+                try:
+                    close()
+                except Exception:  # the consumer's own error is the one that matters
+                    pass
+
+    worker = threading.Thread(target=produce, name="talkface-frames", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = waiting.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()  # it stops within its current item: never two threads on one source
+
+
+def _put(waiting: queue.Queue, item, stop: threading.Event) -> bool:
+    """Queue an item unless the consumer has stopped; False if it has."""
+    while not stop.is_set():
+        try:
+            waiting.put(item, timeout=POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
