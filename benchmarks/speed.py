@@ -1,24 +1,24 @@
 """Benchmark: where finetune and speak spend their time, before and after the speed work.
 
-One run measures both settings on the same machine:
-- before: the refiner's convolutions in float32 and its full step count (what talkface did
-  before bfloat16 and early stopping), compositing as before is not switchable, so "before"
-  speak differs only in the refiner's precision;
-- after: the defaults.
+One run measures both, on the same machine, one after the other (never at the same time):
+- before: talkface as it was before this work (the commit given by --before, extracted with
+  `git archive` and run from there);
+- after: this checkout, with its defaults.
 
 For each: a standard finetune of the refine benchmark's clip (the first 15 s of
 obama_weekly_20s.mp4, 450x450) with each stage timed, the refiner's face PSNR on the clip's
-last 5 s drawn in place (`render --onto`, the refine benchmark's `refined` row), and
-`speak` of 30 s of English, stage by stage (seconds inside each stage's function). Then the latency of
-`speak --out -` from the command's start to the first video fragment on stdout.
+last 5 s drawn in place (`render --onto`: the refine benchmark's `refined` row, 32.2 dB
+before), and a refined `speak` of 30 s of English, stage by stage. Then, for `after`, the
+latency of `speak --out -` from the command's start to the first video fragment on stdout.
 
-Usage: python benchmarks/speed.py [--modes before,after] [--device auto]
+Usage: python benchmarks/speed.py [--before REV] [--modes before,after] [--device auto]
 Writes benchmarks/results/speed.md and speed.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -29,25 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("TALKFACE_QUIET", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import numpy as np  # noqa: E402
-
-from talkface import __version__  # noqa: E402
-import talkface.finetune as finetune_module  # noqa: E402
-from talkface.config import REFINER_PRESETS, FinetuneConfig, SpeakConfig  # noqa: E402
-from talkface.device import resolve_device, use_bfloat16  # noqa: E402
-from talkface.evaluate import evaluate  # noqa: E402
-from talkface.media import Audio, load_audio, write_audio  # noqa: E402
-from talkface.output import render_video  # noqa: E402
-from talkface.profile import load_profile  # noqa: E402
-from talkface.speak import speak  # noqa: E402
-from talkface.track import track_in_profile  # noqa: E402
-
-from refine import split_clip  # noqa: E402
-from report import markdown_table, save_results  # noqa: E402
-
+BASELINE = "a97b6b2"  # talkface before the speed work (the last commit of the session before it)
 DATA = ROOT.parent / "shared" / "data"
 SPEECH = DATA / "audio" / "english_45s.mp3"
 SPEECH_SECONDS = 30
@@ -69,26 +51,13 @@ SPEAK_STAGES = [
     ("talkface.speak", "generate_motion", "motion"),
     ("talkface.render.frames", "FrameStore.__getitem__", "background frames (JPEG)"),
     ("talkface.render.composite", "FaceCompositor.composite", "coarse render (rasterize, texture, blend)"),
+    ("talkface.refine.model", "Refiner.refine", "refiner, all of it (crops, memory, network, paste)"),
     ("talkface.refine.model", "Refiner._inputs", "refiner: crops + memory read"),
     ("talkface.refine.model", "Refiner._correction", "refiner: network"),
     ("talkface.refine.crop", "FaceCrop.paste_difference", "refiner: paste back"),
     ("talkface.media.video", "_encode_frame", "encode video (x264)"),
     ("talkface.media.video", "_mux_audio", "encode audio (AAC)"),
 ]
-
-
-@contextmanager
-def precision_set(precision: str):
-    """Run with TALKFACE_PRECISION set (how a user forces fp32 or bf16)."""
-    before = os.environ.get("TALKFACE_PRECISION")
-    os.environ["TALKFACE_PRECISION"] = precision
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("TALKFACE_PRECISION", None)
-        else:
-            os.environ["TALKFACE_PRECISION"] = before
 
 
 @contextmanager
@@ -104,7 +73,9 @@ def timed_functions(targets: list[tuple[str, str, str]], timings: dict):
         *path, name = attribute.split(".")
         for part in path:
             owner = getattr(owner, part)
-        original = getattr(owner, name)
+        original = getattr(owner, name, None)
+        if original is None:  # not in this version of talkface (the stage is part of another)
+            continue
 
         def wrapper(*args, _original=original, _label=label, **kwargs):
             started = time.perf_counter()
@@ -126,6 +97,8 @@ def timed_functions(targets: list[tuple[str, str, str]], timings: dict):
 @contextmanager
 def timed_stages(timings: dict):
     """Time finetune's stage functions by wrapping them where finetune looks them up."""
+    import talkface.finetune as finetune_module
+
     originals = {}
     for label, name in FINETUNE_STAGES.items():
         original = getattr(finetune_module, name)
@@ -146,16 +119,14 @@ def timed_stages(timings: dict):
             setattr(finetune_module, name, original)
 
 
-def run_finetune(train: Path, folder: Path, mode: str, device: str) -> tuple[dict, object]:
-    refiner = REFINER_PRESETS["standard"]
-    if mode == "before":
-        from dataclasses import replace
+def run_finetune(train: Path, folder: Path, device: str) -> tuple[dict, object]:
+    import talkface.finetune as finetune_module
+    from talkface.config import FinetuneConfig
 
-        refiner = replace(refiner, precision="fp32", patience=0)
     timings: dict = {}
     started = time.perf_counter()
     with timed_stages(timings):
-        profile = finetune_module.finetune(train, folder, FinetuneConfig(preset="standard"), device=device, refiner_config=refiner)
+        profile = finetune_module.finetune(train, folder, FinetuneConfig(preset="standard"), device=device)
     total = time.perf_counter() - started
     stages = {label: round(timings.get(label, 0.0), 1) for label in FINETUNE_STAGES}
     stages["other"] = round(total - sum(timings.values()), 1)
@@ -163,19 +134,26 @@ def run_finetune(train: Path, folder: Path, mode: str, device: str) -> tuple[dic
     return stages, profile
 
 
-def face_psnr(profile, test: Path, folder: Path, device: str, precision: str) -> dict:
+def face_psnr(profile, test: Path, folder: Path, device: str) -> dict:
     """The refine benchmark's `refined` row: the test part's tracked motion drawn onto its own frames."""
+    from talkface.evaluate import evaluate
+    from talkface.media import load_audio
+    from talkface.output import render_video
+    from talkface.track import track_in_profile
+
     motion = track_in_profile(test, profile.folder)
-    with precision_set(precision):
-        video = render_video(profile, motion, folder / "onto.mp4", load_audio(test), device, True, onto=test)
+    video = render_video(profile, motion, folder / "onto.mp4", load_audio(test), device, True, onto=test)
     comparison = evaluate(video, test).comparison
     return {"face_psnr_db": round(comparison.psnr_face, 2), "ssim_face": round(comparison.ssim_face, 4)}
 
 
-def run_speak(profile, speech: Path, folder: Path, device: str, precision: str) -> tuple[dict, float, int]:
+def run_speak(profile, speech: Path, folder: Path, device: str) -> tuple[dict, float, int]:
+    from talkface.config import SpeakConfig
+    from talkface.speak import speak
+
     timings: dict = {}
     started = time.perf_counter()
-    with precision_set(precision), timed_functions(SPEAK_STAGES, timings):
+    with timed_functions(SPEAK_STAGES, timings):
         result = speak(speech, folder / "speak.mp4", profile.folder, SpeakConfig(), device)
     wall = time.perf_counter() - started
     stages = {label: round(timings.get(label, 0.0), 2) for _, _, label in SPEAK_STAGES}
@@ -188,7 +166,7 @@ def stream_latency(profile_folder: Path, speech: Path) -> dict:
     to the first fragment (playable frames) on stdout, and to the end."""
     command = [sys.executable, "-m", "talkface", "speak", "--audio", str(speech), "--person", str(profile_folder), "--out", "-"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     data, first_byte, first_fragment = b"", None, None
     while True:
         chunk = process.stdout.read1(65536)
@@ -208,50 +186,86 @@ def stream_latency(profile_folder: Path, speech: Path) -> dict:
     }
 
 
+def measure(mode: str, code: Path, scratch: Path, device: str) -> dict:
+    """One mode, in this process, with talkface imported from `code`."""
+    sys.path.insert(0, str(code))
+    import talkface
+
+    assert Path(talkface.__file__).resolve().is_relative_to(code.resolve()), talkface.__file__
+    folder = scratch / f"profile_{mode}"
+    finetune_stages, profile = run_finetune(scratch / "train.mp4", folder, device)
+    refiner = profile.info.refiner if hasattr(profile, "info") else {}
+    quality = face_psnr(profile, scratch / "test.mp4", folder, device)
+    speak_stages, wall, n_frames = run_speak(profile, scratch / "speech30.wav", folder, device)
+    return {
+        "finetune": {"mode": mode, **finetune_stages, "refiner_steps": refiner.get("steps")},
+        "quality": {"mode": mode, **quality, "validation_psnr_db": refiner.get("validation", {}).get("face_psnr_refined_db")},
+        "speak": {"mode": mode, **speak_stages, "frames": n_frames, "frames_per_s": round(n_frames / wall, 1), "wall_over_audio": round(wall / SPEECH_SECONDS, 2)},
+        "profile": str(profile.folder),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", default=BASELINE, help="the commit to measure as `before`")
     parser.add_argument("--modes", default="before,after")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: measure this mode
+    parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        args.result.write_text(json.dumps(measure(args.one, args.code, args.scratch, args.device)))
+        return
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from talkface import __version__
+    from talkface.device import resolve_device, use_bfloat16
+    from talkface.media import Audio, load_audio, write_audio
+    from refine import split_clip
+    from report import markdown_table, save_results
+
     device = resolve_device(args.device)
-    modes = args.modes.split(",")
-    rows_finetune, rows_speak, rows_quality, latency = [], [], [], {}
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        train, test = split_clip(folder)
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        split_clip(scratch)
         audio = load_audio(SPEECH)
-        speech = write_audio(folder / "speech30.wav", Audio(audio.samples[: SPEECH_SECONDS * audio.sample_rate], audio.sample_rate))
-        for mode in modes:
-            precision = "fp32" if mode == "before" else "auto"
-            stages, profile = run_finetune(train, folder / f"profile_{mode}", mode, device)
-            refiner = profile.info.refiner
-            rows_finetune.append({"mode": mode, **stages, "refiner_steps": refiner["steps"]})
-            rows_quality.append({"mode": mode, **face_psnr(profile, test, folder / f"profile_{mode}", device, precision),
-                                 "validation_psnr_db": refiner["validation"].get("face_psnr_refined_db")})
-            stages, wall, n_frames = run_speak(profile, speech, folder / f"profile_{mode}", device, precision)
-            rows_speak.append({"mode": mode, **stages, "frames": n_frames, "frames_per_s": round(n_frames / wall, 1),
-                               "wall_over_audio": round(wall / SPEECH_SECONDS, 2)})
-            if mode == "after":
-                latency = stream_latency(profile.folder, speech)
+        write_audio(scratch / "speech30.wav", Audio(audio.samples[: SPEECH_SECONDS * audio.sample_rate], audio.sample_rate))
+        baseline = scratch / "before_code"
+        baseline.mkdir()
+        archive = subprocess.run(["git", "archive", args.before, "talkface"], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
+        for mode in args.modes.split(","):
+            code = baseline if mode == "before" else ROOT
+            result = scratch / f"{mode}.json"
+            command = [sys.executable, __file__, "--one", mode, "--code", str(code), "--scratch", str(scratch), "--result", str(result), "--device", device]
+            subprocess.run(command, check=True, cwd=scratch)
+            results[mode] = json.loads(result.read_text())
+        latency = stream_latency(Path(results["after"]["profile"]), scratch / "speech30.wav") if "after" in results else {}
+    rows = {part: [results[mode][part] for mode in results] for part in ("finetune", "quality", "speak")}
     bf16 = use_bfloat16(device)
     markdown = (
         f"# Speed: finetune and speak, stage by stage\n\ntalkface {__version__}, {time.strftime('%Y-%m-%d')}, "
         f"{os.cpu_count()} CPU cores, device {device} (bfloat16 convolutions available: {bf16}). "
-        f"Command: `python benchmarks/speed.py --modes {args.modes}`.\n\n"
-        "before: the refiner in float32 with its fixed 1200 steps (talkface before this work); after: the defaults "
-        "(bfloat16 + channels-last convolutions where the CPU has AMX/AVX-512 BF16, early stopping on held-out PSNR). "
-        "Compositing in a box around the face and the other changes apply to both rows, so `before` is not the old code.\n\n"
+        f"Command: `python benchmarks/speed.py --before {args.before} --modes {args.modes}`.\n\n"
+        f"before: talkface at commit {args.before} (before the speed work); after: this checkout with its defaults. "
+        "Each runs in its own process, one after the other.\n\n"
         "## finetune (standard preset), first 15 s of obama_weekly_20s.mp4 (450x450), seconds\n\n"
-        + markdown_table(rows_finetune)
-        + "\n\n## Quality: face PSNR of the refined render on the clip's unseen last 5 s (refine benchmark: 32.2 dB)\n\n"
-        + markdown_table(rows_quality)
-        + f"\n\n## speak, refined, {SPEECH_SECONDS} s of English (`{SPEECH.name}`), seconds inside each stage, summed over the two threads (frames are made in one while the other encodes)\n\n"
-        + markdown_table(rows_speak)
+        + markdown_table(rows["finetune"])
+        + "\n\n## Quality: face PSNR of the refined render on the clip's unseen last 5 s (the refine benchmark's `refined` row)\n\n"
+        + markdown_table(rows["quality"])
+        + f"\n\n## speak, refined, {SPEECH_SECONDS} s of English (`{SPEECH.name}`)\n\n"
+        "Seconds inside each stage's function. Stages of `after` run in three threads (compositing, refining, "
+        "encoding) and overlap, so they add up to more than the wall time; an empty cell: the stage has no function "
+        "of its own in that version.\n\n"
+        + markdown_table(rows["speak"])
         + "\n\n## Streaming: `speak --out -` (fragmented MP4 on stdout), seconds from the command's start\n\n"
         + (markdown_table([latency]) if latency else "not measured")
         + "\n"
     )
-    save_results("speed", markdown, {"version": __version__, "finetune": rows_finetune, "quality": rows_quality, "speak": rows_speak, "stream": latency})
+    save_results("speed", markdown, {"version": __version__, **rows, "stream": latency})
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -22,12 +23,26 @@ CHUNK = 1 << 20  # bytes read at a time when hashing files
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (hex)."""
+    """SHA-256 of a file's bytes (hex).
+
+    Hashed once per process: later calls for the same file, unchanged (same inode, size and
+    modification time), reuse the first result, so a command's stages do not each read it.
+    """
+    status = os.stat(path)
+    identity = (os.path.realpath(path), status.st_ino, status.st_size, status.st_mtime_ns)
+    if identity in _DIGESTS:
+        return _DIGESTS[identity]
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    if len(_DIGESTS) >= 256:
+        _DIGESTS.clear()
+    _DIGESTS[identity] = digest.hexdigest()
+    return _DIGESTS[identity]
+
+
+_DIGESTS: dict[tuple, str] = {}
 
 
 def make_key(*parts) -> str:

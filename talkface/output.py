@@ -13,6 +13,7 @@ from talkface.errors import InputError
 from talkface.face.model import place_vertices
 from talkface.media import Audio, read_frames, write_video
 from talkface.motion import Motion
+from talkface.pipeline import prefetched
 from talkface.profile import Profile
 from talkface.refine.model import BATCH as REFINE_BATCH
 from talkface.refine.model import Refiner
@@ -47,27 +48,42 @@ def render_frames(
         poses, backgrounds = motion.pose.astype(np.float64), iter(onto)
     compositor = FaceCompositor(profile.face, device)
     refiner = Refiner.load(profile.folder, device) if refine and profile.has_refiner else None
-    batch: list[tuple] = []
-    previous = None
-    for index, background in zip(range(motion.n_frames), backgrounds):
-        if not np.isfinite(poses[index]).all():  # a frame of `onto` where no face was tracked: left as it is
-            if batch:
-                yield from _refined(refiner, profile, motion, batch, index)
-                batch, previous = [], None
-            yield background
-            continue
-        vertices = place_vertices(profile.face, motion.expression[index], poses[index])
-        frame, coverage = compositor.composite(background, vertices)
-        if refiner is None:
+
+    def coarse() -> Iterator[tuple]:
+        """(index, frame, coverage, vertices) per motion frame; coverage None: a frame to pass on as it is."""
+        for index, background in zip(range(motion.n_frames), backgrounds):
+            if not np.isfinite(poses[index]).all():  # a frame of `onto` where no face was tracked: left as it is
+                yield index, background, None, None
+                continue
+            vertices = place_vertices(profile.face, motion.expression[index], poses[index])
+            frame, coverage = compositor.composite(background, vertices)
+            yield index, frame, coverage, vertices
+
+    if refiner is None:
+        for _, frame, _, _ in coarse():
             yield frame
-            continue
-        batch.append((frame, frame if previous is None else previous, coverage, vertices))
-        previous = frame
-        if len(batch) == REFINE_BATCH:
+        return
+    stream = prefetched(coarse(), depth=2 * REFINE_BATCH)  # frames are composited in another thread while these are refined
+    try:
+        batch: list[tuple] = []
+        previous = None
+        for index, frame, coverage, vertices in stream:
+            if coverage is None:
+                if batch:
+                    yield from _refined(refiner, profile, motion, batch, index)
+                    batch = []
+                previous = None
+                yield frame
+                continue
+            batch.append((frame, frame if previous is None else previous, coverage, vertices))
+            previous = frame
+            if len(batch) == REFINE_BATCH:
+                yield from _refined(refiner, profile, motion, batch, index + 1)
+                batch = []
+        if batch:
             yield from _refined(refiner, profile, motion, batch, index + 1)
-            batch = []
-    if batch:
-        yield from _refined(refiner, profile, motion, batch, index + 1)
+    finally:
+        stream.close()
 
 
 def _refined(refiner: Refiner, profile: Profile, motion: Motion, batch: list[tuple], end: int) -> list[np.ndarray]:

@@ -42,3 +42,22 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(DependencyError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_file_digest_is_reused_only_while_the_file_is_unchanged(tmp_path):
+    import hashlib
+    import os
+
+    from talkface.cache import file_digest
+
+    path = tmp_path / "clip.bin"
+    path.write_bytes(b"a" * 1000)
+    first = file_digest(path)
+    assert first == hashlib.sha256(b"a" * 1000).hexdigest() and file_digest(path) == first
+    path.write_bytes(b"b" * 1000)  # same size, new bytes
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 1_000_000))
+    assert file_digest(path) == hashlib.sha256(b"b" * 1000).hexdigest()
+    replacement = tmp_path / "other.bin"
+    replacement.write_bytes(b"c" * 1000)
+    os.replace(replacement, path)  # another file under the same name
+    assert file_digest(path) == hashlib.sha256(b"c" * 1000).hexdigest()

@@ -7,6 +7,7 @@ MediaPipe ships only an edge list (`FACEMESH_TESSELATION`); the triangles are it
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from collections import defaultdict
 
 import numpy as np
@@ -26,6 +27,24 @@ CHIN, FOREHEAD = 152, 10
 MIRROR_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454), (93, 323), (58, 288), (172, 397), (70, 300))
 
 
+@functools.lru_cache(maxsize=1)
+def _connections():
+    """MediaPipe's face_mesh_connections module (edge lists only), loaded from its file so the
+    whole of MediaPipe (a second and a half of imports) is not needed to know the mesh."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mediapipe")
+    path = Path(spec.origin).parent / "python" / "solutions" / "face_mesh_connections.py" if spec and spec.origin else None
+    if path is None or not path.is_file():
+        from mediapipe.python.solutions import face_mesh_connections  # another layout: the normal import
+
+        return face_mesh_connections
+    module_spec = importlib.util.spec_from_file_location("talkface_face_mesh_connections", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def _connection_indices(connections) -> np.ndarray:
     return np.array(sorted({i for edge in connections for i in edge}), dtype=np.int64)
 
@@ -37,11 +56,8 @@ def triangles() -> np.ndarray:
     The tessellation's 3-cliques (854), plus fans that close the two eye openings, which the
     tessellation leaves open: closed, the eyes carry their texture and blinks show.
     """
-    from mediapipe.python.solutions.face_mesh_connections import (
-        FACEMESH_LEFT_EYE,
-        FACEMESH_RIGHT_EYE,
-        FACEMESH_TESSELATION,
-    )
+    connections = _connections()
+    FACEMESH_LEFT_EYE, FACEMESH_RIGHT_EYE, FACEMESH_TESSELATION = connections.FACEMESH_LEFT_EYE, connections.FACEMESH_RIGHT_EYE, connections.FACEMESH_TESSELATION
 
     edges = {tuple(sorted(edge)) for edge in FACEMESH_TESSELATION}
     neighbours = defaultdict(set)
@@ -75,33 +91,26 @@ def _closed_loop(connections) -> list[int]:
 @functools.lru_cache(maxsize=1)
 def lip_indices() -> np.ndarray:
     """Indices of the 40 lip contour points (outer and inner)."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LIPS
-
-    return _connection_indices(FACEMESH_LIPS)
+    return _connection_indices(_connections().FACEMESH_LIPS)
 
 
 @functools.lru_cache(maxsize=1)
 def eye_indices() -> np.ndarray:
     """Indices of the 32 eye contour points (both eyes)."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LEFT_EYE, FACEMESH_RIGHT_EYE
-
-    return _connection_indices(FACEMESH_LEFT_EYE | FACEMESH_RIGHT_EYE)
+    connections = _connections()
+    return _connection_indices(connections.FACEMESH_LEFT_EYE | connections.FACEMESH_RIGHT_EYE)
 
 
 @functools.lru_cache(maxsize=1)
 def lip_edges() -> np.ndarray:
     """(E, 2) int32 edges of the outer and inner lip contours."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LIPS
-
-    return np.array(sorted(FACEMESH_LIPS), dtype=np.int32)
+    return np.array(sorted(_connections().FACEMESH_LIPS), dtype=np.int32)
 
 
 @functools.lru_cache(maxsize=1)
 def mesh_edges() -> np.ndarray:
     """(E, 2) int32 unique edges of the tessellation, for drawing wireframes."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
-
-    return np.array(sorted({tuple(sorted(edge)) for edge in FACEMESH_TESSELATION}), dtype=np.int32)
+    return np.array(sorted({tuple(sorted(edge)) for edge in _connections().FACEMESH_TESSELATION}), dtype=np.int32)
 
 
 def gap_ratio(points: np.ndarray, upper: int, lower: int, left: int, right: int) -> np.ndarray:
