@@ -156,7 +156,7 @@ def run_speak(profile, speech: Path, folder: Path, device: str) -> tuple[dict, f
     with timed_functions(SPEAK_STAGES, timings):
         result = speak(speech, folder / "speak.mp4", profile.folder, SpeakConfig(), device)
     wall = time.perf_counter() - started
-    stages = {label: round(timings.get(label, 0.0), 2) for _, _, label in SPEAK_STAGES}
+    stages = {label: round(timings[label], 2) if label in timings else "" for _, _, label in SPEAK_STAGES}
     stages["wall"] = round(wall, 2)
     return stages, wall, result.n_frames
 
@@ -214,17 +214,22 @@ def main() -> None:
     parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--report-only", action="store_true", help="rewrite speed.md from speed.json without measuring")
     args = parser.parse_args()
     if args.one:
         args.result.write_text(json.dumps(measure(args.one, args.code, args.scratch, args.device)))
         return
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from talkface import __version__
-    from talkface.device import resolve_device, use_bfloat16
+    from talkface.device import resolve_device
     from talkface.media import Audio, load_audio, write_audio
     from refine import split_clip
-    from report import markdown_table, save_results
+    from report import RESULTS
+
+    if args.report_only:
+        saved = json.loads((RESULTS / "speed.json").read_text())
+        report({part: saved[part] for part in ("finetune", "quality", "speak")}, saved["stream"], saved.get("device", "cpu"), args)
+        return
 
     device = resolve_device(args.device)
     results = {}
@@ -245,6 +250,16 @@ def main() -> None:
             results[mode] = json.loads(result.read_text())
         latency = stream_latency(Path(results["after"]["profile"]), scratch / "speech30.wav") if "after" in results else {}
     rows = {part: [results[mode][part] for mode in results] for part in ("finetune", "quality", "speak")}
+    report(rows, latency, device, args)
+
+
+def report(rows: dict, latency: dict, device: str, args) -> None:
+    from talkface import __version__
+    from talkface.device import use_bfloat16
+    from report import markdown_table, save_results
+
+    for row in rows["speak"]:  # a stage timed as 0 had no function of its own in that version
+        row.update({k: "" for k, v in row.items() if v == 0.0 and k != "mode"})
     bf16 = use_bfloat16(device)
     markdown = (
         f"# Speed: finetune and speak, stage by stage\n\ntalkface {__version__}, {time.strftime('%Y-%m-%d')}, "
@@ -265,7 +280,7 @@ def main() -> None:
         + (markdown_table([latency]) if latency else "not measured")
         + "\n"
     )
-    save_results("speed", markdown, {"version": __version__, **rows, "stream": latency})
+    save_results("speed", markdown, {"version": __version__, **rows, "stream": latency, "device": device})
 
 
 if __name__ == "__main__":
