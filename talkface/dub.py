@@ -39,6 +39,7 @@ from talkface.face.fit import fit_clip
 from talkface.face.model import FaceFit, apply_pose
 from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder
 from talkface.media.destination import is_stdout
+from talkface.pipeline import pipeline_threads
 from talkface.media import check_destination, load_audio, probe, require_video, write_video
 from talkface.media.video import FrameSource, concat_videos, read_frames, write_excerpt
 from talkface.profile import Profile, load_profile, talkface_home
@@ -437,7 +438,7 @@ def _render_segments(video: Path, folder: Path, n_out: int, config: DubConfig, r
     if done:
         progress.log(f"resuming: {done} of {len(segments)} segments already dubbed")
     source = FrameSource(video, FPS)
-    with progress.bar("dubbing", n_out) as advance:
+    with pipeline_threads(), progress.bar("dubbing", n_out) as advance:
         for (start, stop), path in zip(bounds, segments):
             if path.exists():
                 advance(stop - start)

@@ -13,7 +13,7 @@ from talkface.errors import InputError
 from talkface.face.model import place_vertices
 from talkface.media import Audio, read_frames, write_video
 from talkface.motion import Motion
-from talkface.pipeline import prefetched
+from talkface.pipeline import pipeline_threads, prefetched
 from talkface.profile import Profile
 from talkface.refine.model import BATCH as REFINE_BATCH
 from talkface.refine.model import Refiner
@@ -108,7 +108,7 @@ def render_video(
     `onto`: redraw the face in place on this video's frames (see `render_frames`).
     """
     replacer = BackgroundReplacer(background, profile.size) if background else contextlib.nullcontext()
-    with replacer, progress.bar("rendering" + (" and refining" if refine and profile.has_refiner else ""), motion.n_frames) as advance:
+    with replacer, pipeline_threads(), progress.bar("rendering" + (" and refining" if refine and profile.has_refiner else ""), motion.n_frames) as advance:
 
         def frames():
             for frame in render_frames(profile, motion, device, refine, read_frames(onto) if onto else None):

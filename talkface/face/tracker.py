@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import savgol_filter
 
 from talkface import progress
 from talkface.config import FPS, TrackConfig
@@ -261,6 +260,8 @@ def smooth_tracks(landmarks: np.ndarray, window: int, order: int) -> np.ndarray:
         window: odd number of frames; runs shorter than it are left as they are.
         order: polynomial order (< window).
     """
+    from scipy.signal import savgol_filter  # here: scipy.signal takes a second to import
+
     if window <= order:
         return landmarks
     smoothed = landmarks.copy()
