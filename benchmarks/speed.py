@@ -94,38 +94,13 @@ def timed_functions(targets: list[tuple[str, str, str]], timings: dict):
             setattr(owner, name, original)
 
 
-@contextmanager
-def timed_stages(timings: dict):
-    """Time finetune's stage functions by wrapping them where finetune looks them up."""
-    import talkface.finetune as finetune_module
-
-    originals = {}
-    for label, name in FINETUNE_STAGES.items():
-        original = getattr(finetune_module, name)
-        originals[name] = original
-
-        def wrapper(*args, _original=original, _label=label, **kwargs):
-            started = time.perf_counter()
-            try:
-                return _original(*args, **kwargs)
-            finally:
-                timings[_label] = timings.get(_label, 0.0) + time.perf_counter() - started
-
-        setattr(finetune_module, name, wrapper)
-    try:
-        yield
-    finally:
-        for name, original in originals.items():
-            setattr(finetune_module, name, original)
-
-
 def run_finetune(train: Path, folder: Path, device: str) -> tuple[dict, object]:
     import talkface.finetune as finetune_module
     from talkface.config import FinetuneConfig
 
     timings: dict = {}
     started = time.perf_counter()
-    with timed_stages(timings):
+    with timed_functions([("talkface.finetune", name, label) for label, name in FINETUNE_STAGES.items()], timings):
         profile = finetune_module.finetune(train, folder, FinetuneConfig(preset="standard"), device=device)
     total = time.perf_counter() - started
     stages = {label: round(timings.get(label, 0.0), 1) for label in FINETUNE_STAGES}

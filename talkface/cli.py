@@ -31,7 +31,9 @@ stderr = Console(stderr=True, markup=False)
 
 def _report(out: Path) -> Console:
     """Where a command's one-line result goes: stdout, or stderr when the video itself is on stdout."""
-    return stderr if str(out) == "-" else stdout
+    from talkface.media.destination import is_stdout
+
+    return stderr if is_stdout(out) else stdout
 
 
 _TRACK = TrackConfig()

@@ -38,10 +38,10 @@ from talkface.errors import ClipTooShortError, DependencyError, InputError, NoFa
 from talkface.face.fit import fit_clip
 from talkface.face.model import FaceFit, apply_pose
 from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder
-from talkface.media.destination import is_stdout
-from talkface.pipeline import pipeline_threads
 from talkface.media import check_destination, load_audio, probe, require_video, write_video
+from talkface.media.destination import is_stdout
 from talkface.media.video import FrameSource, concat_videos, read_frames, write_excerpt
+from talkface.pipeline import pipeline_threads
 from talkface.profile import Profile, load_profile, talkface_home
 from talkface.signals import best_window
 from talkface.storage import load_npz, remove_stale_partials_in, save_npz, write_json

@@ -7,8 +7,8 @@ MediaPipe ships only an edge list (`FACEMESH_TESSELATION`); the triangles are it
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -57,15 +57,13 @@ def triangles() -> np.ndarray:
     tessellation leaves open: closed, the eyes carry their texture and blinks show.
     """
     connections = _connections()
-    FACEMESH_LEFT_EYE, FACEMESH_RIGHT_EYE, FACEMESH_TESSELATION = connections.FACEMESH_LEFT_EYE, connections.FACEMESH_RIGHT_EYE, connections.FACEMESH_TESSELATION
-
-    edges = {tuple(sorted(edge)) for edge in FACEMESH_TESSELATION}
+    edges = {tuple(sorted(edge)) for edge in connections.FACEMESH_TESSELATION}
     neighbours = defaultdict(set)
     for a, b in edges:
         neighbours[a].add(b)
         neighbours[b].add(a)
     found = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
-    for eye in (FACEMESH_LEFT_EYE, FACEMESH_RIGHT_EYE):
+    for eye in (connections.FACEMESH_LEFT_EYE, connections.FACEMESH_RIGHT_EYE):
         loop = _closed_loop(eye)
         found |= {tuple(sorted((loop[0], loop[i], loop[i + 1]))) for i in range(1, len(loop) - 1)}
     return np.array(sorted(found), dtype=np.int32)

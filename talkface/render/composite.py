@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from talkface.face.model import MeshFaceModel
-from talkface.render.rasterizer import rasterize, sample_texture
+from talkface.render.rasterizer import interpolate_covered, rasterize, sample_texture
 
 # the inner lip contour, in order around the mouth opening (MediaPipe indices)
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
@@ -35,10 +35,7 @@ class FaceCompositor:
         """Textured face: (H, W, 3) float colours and (H, W) bool coverage."""
         fragments = rasterize(torch.as_tensor(vertices, dtype=torch.float32, device=self.device), self.triangles, size)
         width, height = size
-        covered = torch.nonzero(fragments.mask.view(-1)).squeeze(1)  # texture only the covered pixels
-        triangle = fragments.triangle.view(-1)[covered]
-        weights = fragments.barycentric.view(-1, 3)[covered]
-        uv = (weights[:, :, None] * self.uv[self.triangles[triangle]]).sum(1)  # (N, 2)
+        covered, uv = interpolate_covered(fragments, self.triangles, self.uv)  # texture only the covered pixels
         colours = torch.zeros((height * width, 3), dtype=torch.float32, device=self.device)
         colours[covered] = sample_texture(self.texture, uv[None]).reshape(-1, 3)
         return colours.view(height, width, 3).cpu().numpy(), fragments.mask.cpu().numpy()

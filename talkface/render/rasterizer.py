@@ -115,12 +115,25 @@ def _edge_plane(p: torch.Tensor, q: torch.Tensor, area: torch.Tensor) -> torch.T
     return torch.stack([k0, k1, k2], 1)
 
 
+def interpolate_covered(fragments: Fragments, triangles: torch.Tensor, attributes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-vertex attributes (V, C) interpolated at the covered pixels only.
+
+    Returns:
+        (N,) flat indices (row * width + column) of the covered pixels and (N, C) their values.
+    """
+    covered = torch.nonzero(fragments.mask.view(-1)).squeeze(1)
+    corner_values = attributes[triangles[fragments.triangle.view(-1)[covered]]]  # (N, 3, C)
+    values = (fragments.barycentric.view(-1, 3)[covered].unsqueeze(-1) * corner_values).sum(1)
+    return covered, values
+
+
 def interpolate(fragments: Fragments, triangles: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
     """Per-vertex attributes (V, C) interpolated at every covered pixel: (H, W, C), 0 elsewhere."""
-    safe = fragments.triangle.clamp(min=0)
-    corner_values = attributes[triangles[safe]]  # (H, W, 3, C)
-    values = (fragments.barycentric.unsqueeze(-1) * corner_values).sum(-2)
-    return values * fragments.mask.unsqueeze(-1)
+    height, width = fragments.triangle.shape
+    covered, values = interpolate_covered(fragments, triangles, attributes)
+    image = torch.zeros((height * width, attributes.shape[1]), dtype=values.dtype, device=values.device)
+    image[covered] = values
+    return image.view(height, width, -1)
 
 
 def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
