@@ -73,6 +73,8 @@ def reports_errors(command):
             raise typer.Exit(130) from None
         except MemoryError:
             _fail("MemoryError: out of memory; close other programs, or give a shorter input (finished stages are cached)")
+        except BrokenPipeError:  # `--out -` and the program reading stdout stopped reading
+            _fail("BrokenPipeError: the program reading the video from stdout (--out -) closed it before the end; keep it running until the video ends, or write to a file")
         except OSError as exc:
             where = f" {exc.filename}" if exc.filename else ""
             _fail(f"{type(exc).__name__}:{where}: {exc.strerror or exc}; check the disk space and permissions there, then rerun (finished stages are cached)")

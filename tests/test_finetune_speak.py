@@ -144,6 +144,19 @@ def test_speak_streams_fragmented_mp4_to_stdout(profile, speech, tmp_path):
     assert speak(speech, tmp_path / "file.mp4", profile, SpeakConfig(pose="clip")).n_frames == n_video
 
 
+def test_a_reader_that_stops_early_ends_the_stream_in_one_line(profile, speech):
+    """`--out - | head -c 2000`: the pipe closes mid-video; one line names it, exit 1, no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "talkface", "speak", "--audio", str(speech), "--person", str(profile.folder), "--out", "-", "--pose", "clip"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    process.stdout.read(2000)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 1
+    assert "closed it before the end" in err and "Traceback" not in err
+
+
 def test_streaming_to_a_terminal_is_refused(profile, speech):
     import os
     import pty

@@ -61,3 +61,17 @@ def test_file_digest_is_reused_only_while_the_file_is_unchanged(tmp_path):
     replacement.write_bytes(b"c" * 1000)
     os.replace(replacement, path)  # another file under the same name
     assert file_digest(path) == hashlib.sha256(b"c" * 1000).hexdigest()
+
+
+def test_precision_setting_forces_or_refuses(monkeypatch):
+    import pytest
+
+    from talkface.device import use_bfloat16
+    from talkface.errors import DependencyError
+
+    assert use_bfloat16("cpu", "fp32") is False and use_bfloat16("cpu", "bf16") is True
+    monkeypatch.setenv("TALKFACE_PRECISION", "fp32")
+    assert use_bfloat16("cpu") is False and use_bfloat16("cpu", "bf16") is True  # an explicit setting wins
+    monkeypatch.setenv("TALKFACE_PRECISION", "fp16")
+    with pytest.raises(DependencyError, match="unknown precision 'fp16'"):
+        use_bfloat16("cpu")
