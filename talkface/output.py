@@ -20,6 +20,7 @@ from talkface.refine.model import Refiner
 from talkface.render.backdrop import BackgroundReplacer
 from talkface.render.background import background_indices, seat_head
 from talkface.render.composite import FaceCompositor
+from talkface.render.eyes import load_eyes
 from talkface.render.frames import FrameStore
 
 
@@ -47,6 +48,8 @@ def render_frames(
     else:
         poses, backgrounds = motion.pose.astype(np.float64), iter(onto)
     compositor = FaceCompositor(profile.face, device)
+    eyes = load_eyes(profile.folder)
+    eye_picks = eyes.select(eyes.keys_for(profile.face, motion.expression, motion.pose)) if eyes is not None else None
     refiner = Refiner.load(profile.folder, device) if refine and profile.has_refiner else None
 
     def coarse() -> Iterator[tuple]:
@@ -57,6 +60,8 @@ def render_frames(
                 continue
             vertices = place_vertices(profile.face, motion.expression[index], poses[index])
             frame, coverage = compositor.composite(background, vertices)
+            if eyes is not None:  # the person's own eyes, lids and brows
+                frame = eyes.paste(frame, vertices[profile.face.landmark_index], eye_picks[index], coverage)
             yield index, frame, coverage, vertices
 
     if refiner is None:

@@ -4,7 +4,9 @@ Layout (all plain arrays and JSON, nothing executable):
     profile.json     format version, source clip, settings, validation numbers
     model.npz/json   the face model (identity, expression basis, mesh, texture)
     fit.npz          the clip's own per-frame pose and expression
-    motion.npz       the audio->motion model (generic lip model, personal map, pose, blinks)
+    motion.npz       the audio->motion model (generic lip model, personal map, pose, brows, blinks)
+    eyes.npz         the clip's eyes, lids and brows (JPEG patches), replayed in rendered video;
+                     profiles made before it existed render the eyes from the face texture
     reference.png    a frontal frame of the clip
     frames.npz       the clip's frames (JPEG), the backgrounds of rendered video
     refiner.*        the GAN refiner (generator weights, mouth memory, summary), when trained;

@@ -197,6 +197,19 @@ def landmark_basis(model: MorphableModel) -> np.ndarray:
     return (model.vertices(eye) - neutral)[:, model.landmark_index]
 
 
+def part_only(deltas: np.ndarray, model: MorphableModel, moving: np.ndarray, still: np.ndarray, stillness: float = 100.0) -> np.ndarray:
+    """Expression changes that move the `moving` landmarks as `deltas` (T, K) do while keeping
+    the `still` landmarks where they are.
+
+    Solves min ||B_moving c - B_moving d||^2 + stillness ||B_still c||^2 for each row d.
+    """
+    basis = landmark_basis(model)  # (K, 478, 3)
+    moves = basis[:, moving].reshape(len(basis), -1).T
+    stays = basis[:, still].reshape(len(basis), -1).T
+    system = moves.T @ moves + stillness * stays.T @ stays + 1e-9 * np.eye(len(basis))
+    return np.linalg.solve(system, moves.T @ moves @ np.asarray(deltas, np.float64).T).T.astype(np.float32)
+
+
 def _solve_expression(basis: np.ndarray, residual: np.ndarray) -> np.ndarray:
     """Least-squares coefficients with residual ≈ sum_k c_k basis_k: (T, N, 3) -> (T, K)."""
     flat = basis.reshape(len(basis), -1)

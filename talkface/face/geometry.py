@@ -32,6 +32,13 @@ def similarity_align(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray
     return scale, rotation, translation
 
 
+def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The (2, 3) least-squares similarity taking 2D points `source` (N, 2) onto `target` (N, 2)."""
+    pad = lambda points: np.concatenate([points, np.zeros((len(points), 1))], 1)[None]  # noqa: E731
+    scale, rotation, translation = similarity_align(pad(source), pad(target))
+    return np.hstack([scale[0] * rotation[0, :2, :2], translation[0, :2, None]])
+
+
 def rotation_to_euler(rotation: np.ndarray) -> np.ndarray:
     """(T, 3, 3) rotations -> (T, 3) [pitch, yaw, roll] radians, R = Rz(roll) Ry(yaw) Rx(pitch)."""
     return Rotation.from_matrix(rotation).as_euler("xyz")

@@ -100,6 +100,13 @@ def eye_indices() -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
+def brow_indices() -> np.ndarray:
+    """Indices of the 20 eyebrow contour points (both brows)."""
+    connections = _connections()
+    return _connection_indices(connections.FACEMESH_LEFT_EYEBROW | connections.FACEMESH_RIGHT_EYEBROW)
+
+
+@functools.lru_cache(maxsize=1)
 def lip_edges() -> np.ndarray:
     """(E, 2) int32 edges of the outer and inner lip contours."""
     return np.array(sorted(_connections().FACEMESH_LIPS), dtype=np.int32)

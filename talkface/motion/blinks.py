@@ -9,13 +9,13 @@ import numpy as np
 from talkface.face import topology
 from talkface.face.topology import eye_openness
 from talkface.signals import blink_frames
-from talkface.face.fit import landmark_basis
+from talkface.face.fit import part_only
 from talkface.face.model import MorphableModel
 
 PROFILE_RADIUS = 4  # frames either side of the blink's deepest frame
 MIN_GAP_SECONDS = 0.8  # no two synthesised blinks closer than this
 GAMMA_SHAPE = 2.0  # blink intervals: gamma-distributed (more regular than Poisson, never zero)
-LIP_STILLNESS = 100.0  # weight keeping the lips still while a blink moves the eyes
+LIP_STILLNESS = 100.0  # weight keeping the lips and brows still while a blink moves the eyes
 
 
 @dataclass(frozen=True)
@@ -83,15 +83,9 @@ class BlinkModel:
 
 
 def eyes_only(deltas: np.ndarray, model: MorphableModel) -> np.ndarray:
-    """Expression changes that move the eye points as `deltas` do while keeping the lips still.
-
-    Solves min ||B_eyes c - B_eyes d||^2 + LIP_STILLNESS ||B_lips c||^2 for each row d.
-    """
-    basis = landmark_basis(model)  # (K, 478, 3)
-    eyes = basis[:, topology.eye_indices()].reshape(len(basis), -1).T
-    lips = basis[:, topology.lip_indices()].reshape(len(basis), -1).T
-    system = eyes.T @ eyes + LIP_STILLNESS * lips.T @ lips + 1e-9 * np.eye(len(basis))
-    return np.linalg.solve(system, eyes.T @ eyes @ deltas.T).T.astype(np.float32)
+    """Expression changes that move the eye points as `deltas` do while keeping lips and brows still."""
+    still = np.concatenate([topology.lip_indices(), topology.brow_indices()])
+    return part_only(deltas, model, topology.eye_indices(), still, LIP_STILLNESS)
 
 
 def with_depth(profile: np.ndarray, model: MorphableModel, depth: float) -> np.ndarray:

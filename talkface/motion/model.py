@@ -8,6 +8,7 @@ import numpy as np
 
 from talkface.face.model import FaceFit, MorphableModel, project_landmarks
 from talkface.motion.blinks import BlinkModel, eyes_only
+from talkface.motion.brows import brow_height, brow_axes, fit_brow_gain, widen_brows
 from talkface.motion.generic import GenericLipModel
 from talkface.motion.io import Motion
 from talkface.motion.lips import frontal_mouth_opening, lips_to_expression
@@ -42,6 +43,8 @@ class MotionModel:
             does (ridge predictions shrink towards the mean on unseen audio).
         centre: (K,) the clip's mean expression.
         offset_frames: the clip's audio/video offset found and corrected before training.
+        brow_gain: widens the (smoothed) brow part of the prediction to the person's brow spread
+            (see talkface.motion.brows).
     """
 
     expression: Ridge
@@ -54,6 +57,8 @@ class MotionModel:
     pose: PoseModel
     blinks: BlinkModel
     validation: dict
+    brow_axes: np.ndarray | None = None
+    brow_gain: float = 1.0
 
     @property
     def radius(self) -> int:
@@ -62,7 +67,10 @@ class MotionModel:
     def predict_expression(self, features: np.ndarray) -> np.ndarray:
         """(T, D) audio features -> (T, K) expression coefficients (no blinks)."""
         raw = chunked(self._blend, features, self.radius)
-        return self.centre + self.gain * (raw - self.centre)
+        return self._widened(self.centre + self.gain * (raw - self.centre))
+
+    def _widened(self, expression: np.ndarray) -> np.ndarray:
+        return widen_brows(expression, self.brow_axes, self.centre, self.brow_gain) if self.brow_axes is not None else expression
 
     def _blend(self, features: np.ndarray) -> np.ndarray:
         if self.generic is None:
@@ -78,6 +86,8 @@ class MotionModel:
             expression_gain=np.float64(self.gain), expression_centre=self.centre, offset_frames=np.int64(self.offset_frames),
             lip_map=self.lip_map, generic_weight=np.float64(self.generic_weight),
         )
+        if self.brow_axes is not None:
+            arrays.update(brow_axes=self.brow_axes, brow_gain=np.float64(self.brow_gain))
         if self.generic is not None:
             arrays.update(self.generic.to_arrays())
         return arrays
@@ -89,6 +99,7 @@ class MotionModel:
             Ridge.from_arrays(arrays, "expression_"), generic, arrays["lip_map"], float(arrays["generic_weight"]),
             float(arrays["expression_gain"]), arrays["expression_centre"],
             int(arrays["offset_frames"]), PoseModel.from_arrays(arrays), BlinkModel.from_arrays(arrays), validation,
+            arrays.get("brow_axes"), float(arrays.get("brow_gain", 1.0)),  # profiles made before brows were widened have neither
         )
 
 
@@ -129,7 +140,9 @@ def mouth_scores(face_model: MorphableModel, predicted: np.ndarray, real: np.nda
     return {"mouth_r": round(pearson(a, b), 4), "amplitude": round(float(a.std() / max(b.std(), 1e-9)), 3), "lag": lag}
 
 
-def _fit_expression(face_model: MorphableModel, inputs: np.ndarray, targets: np.ndarray, generic: np.ndarray | None) -> tuple[Ridge, float, float, np.ndarray]:
+def _fit_expression(
+    face_model: MorphableModel, inputs: np.ndarray, targets: np.ndarray, generic: np.ndarray | None
+) -> tuple[Ridge, float, float, np.ndarray, np.ndarray]:
     """The personal ridge (penalty by blocked cross-validation), the blend weight of the generic
     prediction and the amplitude gain, both chosen on the ridge's cross-validated predictions.
 
@@ -138,7 +151,8 @@ def _fit_expression(face_model: MorphableModel, inputs: np.ndarray, targets: np.
         generic: (N, K) the generic model's prediction in the person's basis, or None.
 
     Returns:
-        ridge, generic weight, gain, (K,) centre.
+        ridge, generic weight, gain, (K,) centre, and the (N, K) cross-validated predictions
+        (blended and widened by the gain, as `predict_expression` makes them before the brows).
     """
     alpha = choose_alpha(inputs, targets, ALPHAS)
     held_out = cross_validated(inputs, targets, alpha)
@@ -150,7 +164,8 @@ def _fit_expression(face_model: MorphableModel, inputs: np.ndarray, targets: np.
         held_out = weight * generic + (1 - weight) * held_out
     predicted = frontal_mouth_opening(face_model, held_out)
     gain = float(np.clip(real.std() / max(predicted.std(), 1e-9), *GAIN_RANGE))
-    return Ridge.fit(inputs, targets, alpha), weight, gain, targets.mean(0)
+    centre = targets.mean(0)
+    return Ridge.fit(inputs, targets, alpha), weight, gain, centre, centre + gain * (held_out - centre)
 
 
 def _rows(array: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
@@ -191,16 +206,26 @@ def train_motion_model(
     train, held = valid.copy(), valid.copy()
     train[split:] = False
     held[:split] = False
-    ridge, weight, gain, centre = _fit_expression(face_model, inputs[train], targets[train], _rows(generic_expression, train))
+    ridge, weight, gain, centre, predicted = _fit_expression(face_model, inputs[train], targets[train], _rows(generic_expression, train))
+    axes = brow_axes(face_model)
+    brow_gain = fit_brow_gain(face_model, predicted, targets[train], centre, axes)
     blend = (1 - weight) * ridge.predict(inputs[held]) + (weight * generic_expression[held] if weight else 0.0)
-    held_prediction = centre + gain * (blend - centre)
-    validation = {"held_out_frames": int(held.sum()), **mouth_scores(face_model, held_prediction, targets[held]), "alpha": ridge.alpha}
+    held_prediction = widen_brows(centre + gain * (blend - centre), axes, centre, brow_gain)
+    brow_spread = brow_height(face_model, held_prediction).std() / max(brow_height(face_model, targets[held]).std(), 1e-9)
+    validation = {
+        "held_out_frames": int(held.sum()), **mouth_scores(face_model, held_prediction, targets[held]), "alpha": ridge.alpha,
+        "brow_spread": round(float(brow_spread), 3),
+    }
     # 2. final models on the whole clip
-    ridge, weight, gain, centre = _fit_expression(face_model, inputs[valid], targets[valid], _rows(generic_expression, valid))
+    ridge, weight, gain, centre, predicted = _fit_expression(face_model, inputs[valid], targets[valid], _rows(generic_expression, valid))
+    brow_gain = fit_brow_gain(face_model, predicted, targets[valid], centre, axes)
     pose = PoseModel.fit(features, fit.pose.astype(np.float64), valid)
     blinks = BlinkModel.fit(np.where(valid[:, None], targets, np.nan), project_landmarks(face_model, fit), fps, face_model)
-    validation.update(offset_frames=offset, generic_weight=weight, gain=round(gain, 3))
-    return MotionModel(ridge, generic, lip_map.astype(np.float32), weight, gain, centre.astype(np.float32), offset, pose, blinks, validation)
+    validation.update(offset_frames=offset, generic_weight=weight, gain=round(gain, 3), brow_gain=round(brow_gain, 3))
+    return MotionModel(
+        ridge, generic, lip_map.astype(np.float32), weight, gain, centre.astype(np.float32), offset, pose, blinks, validation,
+        axes.astype(np.float32), brow_gain,
+    )
 
 
 def generate_motion(

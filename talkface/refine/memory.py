@@ -18,7 +18,7 @@ import numpy as np
 
 from talkface.errors import CacheError
 from talkface.face import topology
-from talkface.face.geometry import similarity_align
+from talkface.face.geometry import similarity_matrix
 from talkface.face.model import MeshFaceModel
 from talkface.render.frames import decode_jpeg, encode_jpegs
 from talkface.storage import load_npz, save_npz
@@ -31,13 +31,6 @@ def mouth_keys(model: MeshFaceModel, expression: np.ndarray) -> np.ndarray:
     """(T, K) expression coefficients -> (T, 80) lip shapes in the model's frontal frame."""
     lips = model.vertices(np.asarray(expression, np.float64))[:, topology.lip_indices(), :2]
     return (lips - lips.mean(1, keepdims=True)).reshape(len(lips), -1).astype(np.float32)
-
-
-def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The (2, 3) least-squares similarity taking 2D points `source` onto `target`."""
-    pad = lambda points: np.concatenate([points, np.zeros((len(points), 1))], 1)[None]  # noqa: E731
-    scale, rotation, translation = similarity_align(pad(source), pad(target))
-    return np.hstack([scale[0] * rotation[0, :2, :2], translation[0, :2, None]])
 
 
 @dataclass

@@ -117,14 +117,22 @@ def feature_matching(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torc
     return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake[:-1], real[:-1])) / max(1, len(fake) - 1)
 
 
-def ssim_loss(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """1 - mean SSIM (Gaussian window) of two (B, C, H, W) images in [-1, 1]."""
-    coords = torch.arange(window, dtype=a.dtype, device=a.device) - window // 2
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W), each channel alone, edges reflected."""
+    radius = max(1, int(3.5 * sigma + 0.5))
+    coords = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     gauss = torch.exp(-(coords**2) / (2 * sigma**2))
     gauss = gauss / gauss.sum()
-    kernel = (gauss[:, None] * gauss[None, :]).expand(a.shape[1], 1, window, window).contiguous()
-    blur = lambda x: F.conv2d(x, kernel, padding=window // 2, groups=a.shape[1])  # noqa: E731
+    channels = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, gauss.view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous(), groups=channels)
+    return F.conv2d(x, gauss.view(1, 1, -1, 1).expand(channels, 1, -1, 1).contiguous(), groups=channels)
+
+
+def ssim_loss(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+    """1 - mean SSIM (Gaussian window, 11 x 11 at sigma 1.5) of two (B, C, H, W) images in [-1, 1]."""
     a, b = (a + 1) / 2, (b + 1) / 2
+    blur = lambda x: gaussian_blur(x, sigma)  # noqa: E731
     mu_a, mu_b = blur(a), blur(b)
     var_a = blur(a * a) - mu_a**2
     var_b = blur(b * b) - mu_b**2

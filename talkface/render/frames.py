@@ -27,7 +27,7 @@ def encode_jpegs(images: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def decode_jpeg(data: np.ndarray, offsets: np.ndarray, index: int) -> np.ndarray | None:
     """Image `index` of `encode_jpegs` output as RGB, or None if its bytes are damaged."""
     image = cv2.imdecode(data[offsets[index] : offsets[index + 1]], cv2.IMREAD_COLOR)
-    return None if image is None else np.ascontiguousarray(image[..., ::-1])
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def save_frames(path: Path, frames: Iterable[np.ndarray]) -> int:

@@ -109,3 +109,28 @@ def test_replay_goes_back_and_forth_without_jumps():
     played = replay(sequence, 17)[:, 0]
     assert played.tolist()[:12] == [0, 1, 2, 3, 4, 4, 3, 2, 1, 0, 0, 1]
     assert np.abs(np.diff(played)).max() <= 1
+
+
+def test_brows_are_scaled_to_the_persons_spread_and_lips_stay(clip, clip_frames):
+    from talkface.face.fit import build_model
+    from talkface.face.tracker import track_video
+    from talkface.motion.brows import brow_axes, brow_height, fit_brow_gain, widen_brows
+    from talkface.motion.lips import frontal_mouth_opening
+
+    model, fit = build_model(track_video(clip))
+    real = fit.expression[fit.valid].astype(np.float64)
+    centre = real.mean(0)
+    mapping = brow_axes(model)
+    brows = ((real - centre) @ mapping[0])[:, None] * mapping[1]  # the brow part: moves the brows as the real ones move
+    assert 0.8 < brow_height(model, centre + brows).std() / brow_height(model, real).std() < 1.25
+    # lips held still by the brow part
+    assert np.abs(frontal_mouth_opening(model, centre + brows) - frontal_mouth_opening(model, centre[None])).max() < 0.1 * frontal_mouth_opening(model, real).std()
+    # a prediction whose brows move a third as much: the gain brings the spread back
+    shrunk = real - brows * (2 / 3)
+    gain = fit_brow_gain(model, shrunk, real, centre, mapping)
+    assert gain > 1.5
+    ratio = brow_height(model, widen_brows(shrunk, mapping, centre, gain)).std() / brow_height(model, real).std()
+    assert 0.8 < ratio < 1.25
+    # and one whose brows move too much is narrowed
+    assert fit_brow_gain(model, real + brows * 2, real, centre, mapping) < 1
+    assert np.array_equal(widen_brows(real, mapping, centre, 1.0), real.astype(np.float32))

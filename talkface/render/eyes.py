@@ -1,0 +1,286 @@
+"""The person's own eyes, lids and brows, replayed from their clip.
+
+The face texture holds one open-eyed look, so a rendered blink only squeezes open eyes and the
+brows keep one fold. Instead, the upper face (both eyes with their lids and brows) of every
+output frame is taken from a frame of the person's clip whose eye and brow shape and head angle
+match: shut lids for a blink, raised brows for raised brows. The clip frames are chosen for the
+whole motion at once (dynamic programming) so that runs of consecutive clip frames play: the
+person's real gaze and lid movement, not a jump every frame. Each chosen patch is warped onto
+the rendered eyes, matched to the frame's light and blended in under a soft mask; a change of
+run fades over a few frames unless it is a blink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from talkface import progress
+from talkface.errors import CacheError
+from talkface.face import topology
+from talkface.face.geometry import similarity_matrix
+from talkface.face.model import MorphableModel, place_vertices
+from talkface.render.frames import decode_jpeg, encode_jpegs
+from talkface.storage import load_npz, save_npz
+
+EYES_FORMAT = 1
+EYES_FILE = "eyes.npz"
+RIGHT_CORNERS, LEFT_CORNERS = (33, 133), (362, 263)
+PATCH_SIZE = (2.6, 1.5)  # (width, height) of a stored patch, in eye distances
+PATCH_RAISE = 0.3  # a patch is centred this far above the eyes' midpoint, in eye distances
+MAX_EYE_DISTANCE = 160.0  # px: patches of larger faces are stored at this scale
+POSE_WEIGHT = 0.7  # head yaw and pitch against eye and brow shape in the keys
+SWITCH_COST = 1.0  # a change of run costs this much key distance (keys: unit total variance)
+FADE_FRAMES = 2  # frames over which a change of run fades in
+FADE_LIMIT = 1.0  # a change between keys farther apart than this (a blink) does not fade
+MASK_GROW = 0.14  # the blend mask reaches this far past the eyes and brows, in eye distances
+MASK_SOFTNESS = 0.07  # and fades over this, in eye distances
+GAIN_LIMITS = (0.8, 1.25)  # per-channel light correction of a patch
+CACHED_PATCHES = 8
+MASK_SCALE = 4  # the blend mask is made at 1 / MASK_SCALE of the resolution
+
+
+def region_indices() -> np.ndarray:
+    """The landmarks the patches are placed by: both eyes' contours and both brows."""
+    return np.concatenate([topology.eye_indices(), topology.brow_indices()])
+
+
+def raw_keys(model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, K) expressions and (T, 6) poses -> (T, 2P) frontal eye and brow shapes (centred) and
+    (T, 2) head pitch and yaw."""
+    points = model.vertices(np.asarray(expression, np.float64))[:, model.landmark_index[region_indices()], :2]
+    shape = (points - points.mean(1, keepdims=True)).reshape(len(points), -1)
+    return shape, np.asarray(pose, np.float64)[:, :2]
+
+
+def _eye_distance(points: np.ndarray) -> float:
+    """Distance between the eyes' centres from placed landmarks (478, >=2)."""
+    right = points[list(RIGHT_CORNERS), :2].mean(0)
+    left = points[list(LEFT_CORNERS), :2].mean(0)
+    return float(np.linalg.norm(left - right))
+
+
+def _patch_matrix(landmarks: np.ndarray, distance: float, size: tuple[int, int]) -> np.ndarray:
+    """(2, 3) upright similarity from the image to a patch in which the eyes are `distance` apart."""
+    right = landmarks[list(RIGHT_CORNERS), :2].mean(0)
+    left = landmarks[list(LEFT_CORNERS), :2].mean(0)
+    line = left - right
+    scale = distance / max(np.linalg.norm(line), 1e-6)
+    cos, sin = line / max(np.linalg.norm(line), 1e-6)
+    up = np.array([sin, -cos])
+    centre = (left + right) / 2 + up * PATCH_RAISE * np.linalg.norm(line)
+    rotation = scale * np.array([[cos, sin], [-sin, cos]])
+    offset = np.array(size, np.float64) / 2 - rotation @ centre
+    return np.hstack([rotation, offset[:, None]])
+
+
+@dataclass
+class EyeMemory:
+    """Upright patches of the clip's upper face, addressed by eye and brow shape and head angle.
+
+    Attributes:
+        jpeg, offsets: the patches as concatenated JPEG bytes (see `encode_jpegs`).
+        points: (N, P, 2) the eye and brow landmarks in each patch.
+        frames: (N,) the clip frame of each patch, increasing.
+        keys: (N, D) scaled keys (see `keys`).
+        scales: (2,) the divisors of the shape and the pose parts of a key.
+    """
+
+    jpeg: np.ndarray
+    offsets: np.ndarray
+    points: np.ndarray
+    frames: np.ndarray
+    keys: np.ndarray
+    scales: np.ndarray
+
+    def __post_init__(self):
+        self._cache: dict[int, np.ndarray] = {}
+        frames = self.frames
+        self.previous_entry = np.where(np.r_[False, frames[1:] == frames[:-1] + 1], np.arange(len(frames)) - 1, -1)
+        self.next_entry = np.where(np.r_[frames[1:] == frames[:-1] + 1, False], np.arange(len(frames)) + 1, -1)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def build(cls, model: MorphableModel, expression: np.ndarray, pose: np.ndarray, usable: np.ndarray, frames: Iterable[np.ndarray]) -> "EyeMemory":
+        """Patches from the clip's `frames` (RGB, in order) where `usable`; expression and pose: the clip's fit."""
+        rows = np.flatnonzero(usable)
+        if len(rows) < 2:
+            raise CacheError("too few tracked frames to keep the person's eyes")
+        landmarks = {int(i): place_vertices(model, expression[i], pose[i])[model.landmark_index] for i in rows}
+        distance = min(float(np.median([_eye_distance(points) for points in landmarks.values()])), MAX_EYE_DISTANCE)
+        size = (int(round(PATCH_SIZE[0] * distance)), int(round(PATCH_SIZE[1] * distance)))
+        region = region_indices()
+        patches, points = [], []
+        for index, frame in enumerate(frames):
+            if index not in landmarks:
+                continue
+            matrix = _patch_matrix(landmarks[index], distance, size)
+            patches.append(cv2.warpAffine(frame, matrix, size, flags=cv2.INTER_AREA if distance < _eye_distance(landmarks[index]) else cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE))
+            points.append(landmarks[index][region, :2] @ matrix[:, :2].T + matrix[:, 2])
+        rows = rows[: len(patches)]
+        shape, angles = raw_keys(model, expression[rows], pose[rows])
+        scales = np.array([np.sqrt(shape.var(0).sum()), np.sqrt(angles.var(0).sum())])
+        scales = np.maximum(scales, [1e-6, np.radians(2.0)])  # a still head: angles count by degrees
+        jpeg, offsets = encode_jpegs(patches)
+        keys = _scaled(shape, angles, scales)
+        return cls(jpeg, offsets, np.asarray(points, np.float32), rows.astype(np.int64), keys, scales.astype(np.float64))
+
+    # -- choosing ----------------------------------------------------------------------------
+    def keys_for(self, model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        return _scaled(*raw_keys(model, expression, pose), self.scales)
+
+    def select(self, keys: np.ndarray, exclude_frames: np.ndarray | None = None, window: int = 0) -> list[list[tuple[int, float]]]:
+        """For each of T frames with `keys`, the patches to mix: [(entry, weight), ...].
+
+        Minimises the key distances plus SWITCH_COST per change of run over the whole sequence.
+        With `exclude_frames` (the clip frame each output frame is), patches within `window`
+        frames of it are not used (training the refiner on the clip itself).
+        """
+        n_frames = len(keys)
+        if n_frames == 0:
+            return []
+        back = np.zeros((n_frames, len(self)), bool)  # True: the run continues from the previous entry
+        switch_from = np.zeros(n_frames, np.int64)
+        totals = None
+        has_previous = self.previous_entry >= 0
+        for t in range(n_frames):
+            cost = ((self.keys - keys[t]) ** 2).sum(1) if np.isfinite(keys[t]).all() else np.zeros(len(self))  # no face: any
+            if exclude_frames is not None:
+                cost[np.abs(self.frames - exclude_frames[t]) <= window] = np.inf
+            if totals is None:
+                totals = cost
+                continue
+            best = int(np.argmin(totals))
+            switch_from[t] = best
+            continued = np.where(has_previous, totals[self.previous_entry], np.inf)
+            back[t] = continued <= totals[best] + SWITCH_COST
+            totals = cost + np.minimum(continued, totals[best] + SWITCH_COST)
+        path = np.empty(n_frames, np.int64)
+        entry = int(np.argmin(totals))
+        for t in range(n_frames - 1, -1, -1):
+            path[t] = entry
+            entry = int(self.previous_entry[entry]) if back[t, entry] else int(switch_from[t])
+        return self._fades(path)
+
+    def _fades(self, path: np.ndarray) -> list[list[tuple[int, float]]]:
+        """Each frame's entry, with the run it left fading out over FADE_FRAMES (not for blinks)."""
+        picks = [[(int(entry), 1.0)] for entry in path]
+        for t in range(1, len(path)):
+            old = int(self.next_entry[path[t - 1]])
+            if old == path[t] or old < 0 or ((self.keys[old] - self.keys[path[t]]) ** 2).sum() > FADE_LIMIT:
+                continue
+            for step in range(FADE_FRAMES):
+                if t + step >= len(path) or old < 0:
+                    break
+                fade = 1 - (step + 1) / (FADE_FRAMES + 1)
+                picks[t + step] = [(int(path[t + step]), 1 - fade), (old, fade)]
+                old = int(self.next_entry[old])
+        return picks
+
+    # -- drawing -----------------------------------------------------------------------------
+    def patch(self, entry: int) -> np.ndarray:
+        if entry not in self._cache:
+            image = decode_jpeg(self.jpeg, self.offsets, entry)
+            if image is None:
+                raise CacheError(f"eye patch {entry} cannot be decoded; finetune again to rebuild the profile")
+            if len(self._cache) >= CACHED_PATCHES:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[entry] = image
+        return self._cache[entry]
+
+    def paste(self, frame: np.ndarray, landmarks: np.ndarray, picks: list[tuple[int, float]], face_weight: np.ndarray | None = None) -> np.ndarray:
+        """Blend the picked patches onto the eyes at `landmarks` (478, >=2 image px) of `frame` (RGB uint8).
+
+        `face_weight`: (H, W) the rendered face's blend weight; the eyes stay inside it.
+        """
+        height, width = frame.shape[:2]
+        target = landmarks[region_indices(), :2].astype(np.float64)
+        if not np.isfinite(target).all():
+            return frame
+        distance = _eye_distance(landmarks)
+        reach = MASK_GROW * distance + 3 * MASK_SOFTNESS * distance + 2
+        x0, y0 = np.maximum(np.floor(target.min(0) - reach).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(target.max(0) + reach).astype(int) + 1, [width, height])
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return frame
+        box = (int(x1 - x0), int(y1 - y0))
+        mask = _mask(target - [x0, y0], box, distance)
+        mixed = np.zeros((box[1], box[0], 3), np.float32)
+        for entry, weight in picks:
+            matrix = similarity_matrix(self.points[entry].astype(np.float64), target - [x0, y0])
+            patch = self.patch(entry)
+            mixed += weight * cv2.warpAffine(patch, matrix, box, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        inside = frame[y0:y1, x0:x1]
+        if face_weight is not None:
+            mask *= face_weight[y0:y1, x0:x1]
+        solid = (mask > 0.5).view(np.uint8)
+        gain = np.ones(3)
+        if cv2.countNonZero(solid) > 20:
+            gain = np.clip(np.array(cv2.mean(inside, solid)[:3]) / np.maximum(np.array(cv2.mean(mixed, solid)[:3]), 1.0), *GAIN_LIMITS)
+        # inside + mask * (gain * mixed - inside), rounded
+        blended = mixed * gain.astype(np.float32) if (gain != 1).any() else mixed
+        blended -= inside
+        blended *= mask[..., None]
+        blended += inside
+        out = frame.copy()
+        out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+    # -- storage -----------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        save_npz(path, format=np.array(EYES_FORMAT), jpeg=self.jpeg, offsets=self.offsets, points=self.points, frames=self.frames, keys=self.keys, scales=self.scales)
+
+    @classmethod
+    def load(cls, path: Path) -> "EyeMemory":
+        arrays = load_npz(path)
+        if int(arrays.get("format", -1)) != EYES_FORMAT:
+            raise CacheError(f"{path} is from another talkface version; run finetune again to rebuild it")
+        try:
+            return cls(*(arrays[name] for name in ("jpeg", "offsets", "points", "frames", "keys", "scales")))
+        except KeyError as error:
+            raise CacheError(f"{path} is damaged (no {error}); run finetune again to rebuild it") from None
+
+
+def load_eyes(folder: Path) -> EyeMemory | None:
+    """The profile's eye memory; None for a profile made before it existed or with it damaged
+    (a note says so: the eyes then come from the face texture)."""
+    path = Path(folder) / EYES_FILE
+    if not path.exists():
+        return None
+    try:
+        return EyeMemory.load(path)
+    except CacheError as error:
+        progress.log(f"note: {error}; the eyes come from the face texture until then")
+        return None
+
+
+def _scaled(shape: np.ndarray, angles: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    return np.concatenate([shape / scales[0], POSE_WEIGHT * angles / scales[1]], 1).astype(np.float32)
+
+
+def _mask(points: np.ndarray, size: tuple[int, int], distance: float) -> np.ndarray:
+    """(H, W) float32 soft mask over both eyes and brows (each side's hull, grown, softened).
+
+    Made at a quarter of the resolution and enlarged: it is smooth, and a quarter costs a
+    sixteenth."""
+    small = (max(1, -(-size[0] // MASK_SCALE)), max(1, -(-size[1] // MASK_SCALE)))
+    mask = np.zeros((small[1], small[0]), np.uint8)
+    scaled = (points + 0.5) / MASK_SCALE - 0.5
+    n_eye = len(topology.eye_indices())
+    eyes, brows = scaled[:n_eye], scaled[n_eye:]
+    centre_x = scaled[:, 0].mean()
+    for side in (np.less, np.greater_equal):
+        group = np.concatenate([eyes[side(eyes[:, 0], centre_x)], brows[side(brows[:, 0], centre_x)]])
+        if len(group) >= 3:
+            cv2.fillConvexPoly(mask, cv2.convexHull(np.round(group * 4).astype(np.int32)), 1, cv2.LINE_8, 2)
+    grow = max(1, int(round(MASK_GROW * distance / MASK_SCALE)))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+    mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(MASK_SOFTNESS * distance / MASK_SCALE, 0.5))
+    return cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR)

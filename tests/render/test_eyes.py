@@ -1,0 +1,127 @@
+"""The eye memory: the person's own eyes, lids and brows replayed from their clip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkface.evaluate.metrics import psnr
+from talkface.face.fit import build_model
+from talkface.face.model import place_vertices
+from talkface.face.tracker import track_video
+from talkface.render.eyes import EYES_FILE, EyeMemory, load_eyes, region_indices
+
+
+@pytest.fixture(scope="module")
+def clip_eyes(clip, clip_frames):
+    track = track_video(clip)
+    model, fit = build_model(track)
+    memory = EyeMemory.build(model, fit.expression, fit.pose, fit.valid, clip_frames)
+    return model, fit, memory
+
+
+def _landmarks(model, fit, index):
+    return place_vertices(model, fit.expression[index], fit.pose[index])[model.landmark_index]
+
+
+def test_memory_holds_every_tracked_frame_upright(clip_eyes, clip_frames):
+    model, fit, memory = clip_eyes
+    assert len(memory) == fit.valid.sum()
+    patch = memory.patch(0)
+    assert patch.shape[1] > patch.shape[0]  # wider than tall: both eyes and brows
+    points = memory.points[0]
+    inside = (points >= 0).all(1) & (points[:, 0] < patch.shape[1]) & (points[:, 1] < patch.shape[0])
+    assert inside.all()  # every eye and brow point is in its patch
+    # upright: the two eyes' centres (between their corners) lie on one row
+    where = {int(landmark): row for row, landmark in enumerate(region_indices())}
+    right = points[[where[33], where[133]]].mean(0)
+    left = points[[where[362], where[263]]].mean(0)
+    assert abs(right[1] - left[1]) < 0.5 and left[0] > right[0]
+
+
+def test_selection_plays_runs_of_consecutive_frames(clip_eyes):
+    model, fit, memory = clip_eyes
+    keys = memory.keys_for(model, fit.expression, fit.pose)
+    picks = memory.select(keys)
+    path = np.array([frame_picks[0][0] for frame_picks in picks])
+    # the clip's own motion: the clip itself, played through, is the cheapest choice
+    assert (memory.frames[path] == np.flatnonzero(fit.valid)).all()
+
+
+def test_selection_never_uses_excluded_frames(clip_eyes):
+    model, fit, memory = clip_eyes
+    keys = memory.keys_for(model, fit.expression, fit.pose)
+    picks = memory.select(keys, exclude_frames=np.arange(len(keys)), window=5)
+    for t, frame_picks in enumerate(picks):
+        main = frame_picks[0][0]
+        assert abs(int(memory.frames[main]) - t) > 5
+        assert sum(weight for _, weight in frame_picks) == pytest.approx(1.0)
+    path = np.array([frame_picks[0][0] for frame_picks in picks])
+    runs = 1 + (path[1:] != memory.next_entry[path[:-1]]).sum()
+    assert runs < len(path) / 3  # mostly runs, not a new frame every frame
+
+
+def test_shut_lids_choose_the_clip_frames_with_the_most_shut_eyes(clip_eyes):
+    model, fit, memory = clip_eyes
+    from talkface.face.topology import eye_openness
+
+    openness = eye_openness(model.vertices(fit.expression.astype(np.float64))[:, model.landmark_index])
+    closed, opened = int(np.argmin(openness)), int(np.argmax(openness))
+    keys = memory.keys_for(model, fit.expression[[opened] * 10 + [closed] * 3 + [opened] * 10], fit.pose[[opened] * 23])
+    path = np.array([p[0][0] for p in memory.select(keys)])
+    chosen = openness[memory.frames[path[10:13]]]
+    assert chosen.max() < np.median(openness)  # the blink plays shut eyes
+    assert (openness[memory.frames[path[:10]]] > chosen.max()).all()
+
+
+def test_pasting_the_frames_own_patch_restores_its_eyes(clip_eyes, clip_frames):
+    model, fit, memory = clip_eyes
+    index = int(np.flatnonzero(fit.valid)[10])
+    entry = int(np.flatnonzero(memory.frames == index)[0])
+    frame = clip_frames[index]
+    landmarks = _landmarks(model, fit, index)
+    grey = np.full_like(frame, 128)
+    pasted = memory.paste(grey, landmarks, [(entry, 1.0)])
+    changed = np.abs(pasted.astype(int) - grey).sum(2) > 0
+    ys, xs = np.nonzero(changed)
+    eyes = landmarks[region_indices(), :2]
+    # only around the eyes and brows
+    assert xs.min() >= eyes[:, 0].min() - 40 and xs.max() <= eyes[:, 0].max() + 40
+    assert ys.min() >= eyes[:, 1].min() - 40 and ys.max() <= eyes[:, 1].max() + 40
+    # where the mask is whole, the frame's own eyes come back (JPEG and resampling aside);
+    # the light match scales the patch to the grey frame's light, so paste onto the real frame
+    restored = memory.paste(frame, landmarks, [(entry, 1.0)])
+    box = (slice(int(eyes[:, 1].min()), int(eyes[:, 1].max())), slice(int(eyes[:, 0].min()), int(eyes[:, 0].max())))
+    assert psnr(restored[box], frame[box]) > 30
+
+
+def test_untracked_frames_and_faces_outside_the_frame_are_left_alone(clip_eyes, clip_frames):
+    model, fit, memory = clip_eyes
+    frame = clip_frames[0]
+    nan = np.full((478, 3), np.nan)
+    assert memory.paste(frame, nan, [(0, 1.0)]) is frame
+    far = _landmarks(model, fit, int(np.flatnonzero(fit.valid)[0])) + [5000, 5000, 0]
+    assert np.array_equal(memory.paste(frame, far, [(0, 1.0)]), frame)
+    keys = memory.keys_for(model, fit.expression[:4], fit.pose[:4])
+    keys[1] = np.nan
+    assert len(memory.select(keys)) == 4  # a frame with no face takes any patch, the others still chosen
+
+
+def test_save_load_round_trip_and_damage(clip_eyes, tmp_path):
+    model, fit, memory = clip_eyes
+    memory.save(tmp_path / EYES_FILE)
+    loaded = load_eyes(tmp_path)
+    assert np.array_equal(loaded.keys, memory.keys) and np.array_equal(loaded.patch(3), memory.patch(3))
+    assert load_eyes(tmp_path / "nowhere") is None  # a profile from before the eye memory
+    (tmp_path / EYES_FILE).write_bytes((tmp_path / EYES_FILE).read_bytes()[:200])  # truncated
+    assert load_eyes(tmp_path) is None  # damaged: the eyes come from the texture, with a note
+
+
+def test_too_few_frames_is_a_clear_error(clip_eyes, clip_frames):
+    from talkface.errors import CacheError
+
+    model, fit, _ = clip_eyes
+    usable = np.zeros(len(fit.valid), bool)
+    usable[0] = True
+    with pytest.raises(CacheError, match="too few"):
+        EyeMemory.build(model, fit.expression, fit.pose, usable, clip_frames)
