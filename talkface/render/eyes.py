@@ -27,13 +27,13 @@ from talkface.face.model import MorphableModel, place_vertices
 from talkface.render.frames import decode_jpeg, encode_jpegs
 from talkface.storage import load_npz, save_npz
 
-EYES_FORMAT = 1
+EYES_FORMAT = 2
 EYES_FILE = "eyes.npz"
 RIGHT_CORNERS, LEFT_CORNERS = (33, 133), (362, 263)
 PATCH_SIZE = (2.6, 1.5)  # (width, height) of a stored patch, in eye distances
 PATCH_RAISE = 0.3  # a patch is centred this far above the eyes' midpoint, in eye distances
 MAX_EYE_DISTANCE = 160.0  # px: patches of larger faces are stored at this scale
-POSE_WEIGHT = 0.7  # head yaw and pitch against eye and brow shape in the keys
+PART_WEIGHTS = (1.0, 1.0, 0.7)  # eyes, brows and head angle in the keys, each part of unit spread
 SWITCH_COST = 1.0  # a change of run costs this much key distance (keys: unit total variance)
 FADE_FRAMES = 2  # frames over which a change of run fades in
 FADE_LIMIT = 1.0  # a change between keys farther apart than this (a blink) does not fade
@@ -49,12 +49,16 @@ def region_indices() -> np.ndarray:
     return np.concatenate([topology.eye_indices(), topology.brow_indices()])
 
 
-def raw_keys(model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(T, K) expressions and (T, 6) poses -> (T, 2P) frontal eye and brow shapes (centred) and
+def raw_keys(model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(T, K) expressions and (T, 6) poses -> the parts of a key, unscaled: (T, 64) the eyes'
+    contours in the frontal face (centred), (T, 40) the brows relative to the eyes' centre, and
     (T, 2) head pitch and yaw."""
     points = model.vertices(np.asarray(expression, np.float64))[:, model.landmark_index[region_indices()], :2]
-    shape = (points - points.mean(1, keepdims=True)).reshape(len(points), -1)
-    return shape, np.asarray(pose, np.float64)[:, :2]
+    n_eye = len(topology.eye_indices())
+    centre = points[:, :n_eye].mean(1, keepdims=True)
+    eyes = (points[:, :n_eye] - centre).reshape(len(points), -1)
+    brows = (points[:, n_eye:] - centre).reshape(len(points), -1)
+    return eyes, brows, np.asarray(pose, np.float64)[:, :2]
 
 
 def _eye_distance(points: np.ndarray) -> float:
@@ -87,7 +91,7 @@ class EyeMemory:
         points: (N, P, 2) the eye and brow landmarks in each patch.
         frames: (N,) the clip frame of each patch, increasing.
         keys: (N, D) scaled keys (see `keys`).
-        scales: (2,) the divisors of the shape and the pose parts of a key.
+        scales: (3,) the divisors of the eye, brow and head-angle parts of a key.
     """
 
     jpeg: np.ndarray
@@ -125,16 +129,16 @@ class EyeMemory:
             patches.append(cv2.warpAffine(frame, matrix, size, flags=cv2.INTER_AREA if distance < _eye_distance(landmarks[index]) else cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE))
             points.append(landmarks[index][region, :2] @ matrix[:, :2].T + matrix[:, 2])
         rows = rows[: len(patches)]
-        shape, angles = raw_keys(model, expression[rows], pose[rows])
-        scales = np.array([np.sqrt(shape.var(0).sum()), np.sqrt(angles.var(0).sum())])
-        scales = np.maximum(scales, [1e-6, np.radians(2.0)])  # a still head: angles count by degrees
+        parts = raw_keys(model, expression[rows], pose[rows])
+        scales = np.array([np.sqrt(part.var(0).sum()) for part in parts])
+        scales = np.maximum(scales, [1e-6, 1e-6, np.radians(2.0)])  # a still head: angles count by degrees
         jpeg, offsets = encode_jpegs(patches)
-        keys = _scaled(shape, angles, scales)
+        keys = _scaled(parts, scales)
         return cls(jpeg, offsets, np.asarray(points, np.float32), rows.astype(np.int64), keys, scales.astype(np.float64))
 
     # -- choosing ----------------------------------------------------------------------------
     def keys_for(self, model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        return _scaled(*raw_keys(model, expression, pose), self.scales)
+        return _scaled(raw_keys(model, expression, pose), self.scales)
 
     def select(self, keys: np.ndarray, exclude_frames: np.ndarray | None = None, window: int = 0) -> list[list[tuple[int, float]]]:
         """For each of T frames with `keys`, the patches to mix: [(entry, weight), ...].
@@ -213,10 +217,10 @@ class EyeMemory:
         box = (int(x1 - x0), int(y1 - y0))
         mask = _mask(target - [x0, y0], box, distance)
         mixed = np.zeros((box[1], box[0], 3), np.float32)
+        grid = np.mgrid[0 : box[1], 0 : box[0]].astype(np.float32)[::-1]  # (x, y) of each box pixel
         for entry, weight in picks:
-            matrix = similarity_matrix(self.points[entry].astype(np.float64), target - [x0, y0])
-            patch = self.patch(entry)
-            mixed += weight * cv2.warpAffine(patch, matrix, box, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            map_x, map_y = _patch_maps(self.points[entry].astype(np.float64), target - [x0, y0], grid)
+            mixed += weight * cv2.remap(self.patch(entry), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         inside = frame[y0:y1, x0:x1]
         if face_weight is not None:
             mask *= face_weight[y0:y1, x0:x1]
@@ -261,8 +265,31 @@ def load_eyes(folder: Path) -> EyeMemory | None:
         return None
 
 
-def _scaled(shape: np.ndarray, angles: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    return np.concatenate([shape / scales[0], POSE_WEIGHT * angles / scales[1]], 1).astype(np.float32)
+def _scaled(parts: tuple[np.ndarray, ...], scales: np.ndarray) -> np.ndarray:
+    """Each part of a key divided by its spread in the clip (so lids, brows and head angle each
+    count, however much more a blink moves than a brow), then weighted."""
+    return np.concatenate([weight * part / scale for part, scale, weight in zip(parts, scales, PART_WEIGHTS)], 1).astype(np.float32)
+
+
+def _patch_maps(source: np.ndarray, target: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where in an upright patch with eye and brow points `source` each box pixel (`grid`, (2, H, W))
+    reads from, so the patch's eyes land on the `target` eyes (a similarity fitted on the eyes) and
+    its brows on the target brows (each brow moved up or down, fading to nothing at the eye line)."""
+    n_eye = len(topology.eye_indices())
+    inverse = cv2.invertAffineTransform(similarity_matrix(source[:n_eye], target[:n_eye]))  # box -> patch
+    map_x = inverse[0, 0] * grid[0] + inverse[0, 1] * grid[1] + np.float32(inverse[0, 2])
+    map_y = inverse[1, 0] * grid[0] + inverse[1, 1] * grid[1] + np.float32(inverse[1, 2])
+    wanted = target[n_eye:] @ inverse[:, :2].T + inverse[:, 2]  # the target brows, in the patch
+    eyes, brows = source[:n_eye], source[n_eye:]
+    middle, eye_line = eyes[:, 0].mean(), eyes[:, 1].mean()
+    right = brows[:, 0] < middle
+    shifts = [float((wanted[side, 1] - brows[side, 1]).mean()) if side.any() else 0.0 for side in (right, ~right)]
+    rise = max(eye_line - brows[:, 1].mean(), 1.0)
+    width = max(np.ptp(eyes[:, 0]) * 0.15, 1.0)  # the two brows' shifts blend across the nose
+    towards_brow = np.clip((eye_line - map_y) / rise, 0, 1)
+    left_share = np.clip((map_x - middle) / width * 0.5 + 0.5, 0, 1)
+    map_y -= towards_brow * (shifts[0] + left_share * (shifts[1] - shifts[0]))
+    return map_x, map_y
 
 
 def _mask(points: np.ndarray, size: tuple[int, int], distance: float) -> np.ndarray:

@@ -105,6 +105,7 @@ def test_untracked_frames_and_faces_outside_the_frame_are_left_alone(clip_eyes, 
     keys = memory.keys_for(model, fit.expression[:4], fit.pose[:4])
     keys[1] = np.nan
     assert len(memory.select(keys)) == 4  # a frame with no face takes any patch, the others still chosen
+    assert memory.select(keys[:0]) == []  # an empty motion
 
 
 def test_save_load_round_trip_and_damage(clip_eyes, tmp_path):
