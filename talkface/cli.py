@@ -452,7 +452,12 @@ def _terminated(signum, frame) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)
-    app()
+    try:
+        app()
+    finally:
+        # the run is over (output written, or temporaries removed): a SIGTERM that arrives while
+        # Python shuts down (atexit callbacks) must not turn into a traceback or a false failure
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

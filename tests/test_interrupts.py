@@ -120,3 +120,18 @@ def test_speak_killed_at_random_points_then_rerun(quick_profile, clip_audio, tmp
     assert _run(command, None, 0) == 0, f"seed {seed}"
     assert out.exists() and _temporaries(out.parent) == [], f"seed {seed}"
     assert probe(out).duration == pytest.approx(clip_audio.duration, abs=0.2)
+
+
+def test_sigterm_while_python_shuts_down_is_no_traceback():
+    """A SIGTERM that lands after the command's work is done (in atexit callbacks, where torch
+    cleans up) must neither print a traceback nor turn a finished run into a failure."""
+    code = (
+        "import atexit, os, signal, sys, time\n"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(0.3)))\n"
+        "sys.argv = ['talkface', '--version']\n"
+        "from talkface.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "terminated" not in done.stderr
