@@ -114,7 +114,9 @@ def test_speak_killed_at_random_points_then_rerun(quick_profile, clip_audio, tmp
             out.unlink()
             continue
         assert code in (143, -signal.SIGTERM, -signal.SIGKILL), context  # -SIGTERM: before the handler (Python still starting)
-        assert not out.exists(), context
+        if out.exists():  # killed after the video was published, while the process was exiting: it must be whole
+            assert probe(out).duration == pytest.approx(clip_audio.duration, abs=0.2), context
+            out.unlink()
         if how == signal.SIGTERM:
             assert _temporaries(out.parent) == [], context
     assert _run(command, None, 0) == 0, f"seed {seed}"
