@@ -130,6 +130,12 @@ def mouth_openness(landmarks: np.ndarray) -> np.ndarray:
     return gap_ratio(landmarks, UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)
 
 
+def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The right and the left eye's centre (between its corners): (..., 478, >=2) -> two (..., 2)."""
+    right, left = (landmarks[..., list(corners), :2].mean(-2) for corners in EYE_CORNERS)
+    return right, left
+
+
 def eye_openness(landmarks: np.ndarray) -> np.ndarray:
     """Mean over both eyes of lid gap / eye width: (T, 478, >=2) -> (T,)."""
     ratios = [gap_ratio(landmarks, upper, lower, inner, outer) for (upper, lower), (inner, outer) in zip(EYE_LIDS, EYE_CORNERS)]

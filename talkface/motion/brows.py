@@ -17,14 +17,12 @@ from talkface.face.model import MorphableModel
 
 BROW_GAINS = np.round(np.geomspace(0.25, 4.0, 25), 3)  # scales tried: brows widened to the person's spread, or narrowed
 SMOOTH_FRAMES = 2.0  # Gaussian sigma of the widened part: brows move in gestures, not per frame
-EYE_CORNERS = ((33, 133), (362, 263))
 
 
 def brow_height(model: MorphableModel, expression: np.ndarray) -> np.ndarray:
     """(T, K) expressions -> (T,) brows above the eyes in the frontal face, over the eye distance."""
     points = model.vertices(np.asarray(expression, np.float64))[:, model.landmark_index]
-    right = points[:, list(EYE_CORNERS[0]), :2].mean(1)
-    left = points[:, list(EYE_CORNERS[1]), :2].mean(1)
+    right, left = topology.eye_centres(points)
     distance = np.linalg.norm(left - right, axis=1)
     brows = points[:, topology.brow_indices(), 1].mean(1)
     return ((right[:, 1] + left[:, 1]) / 2 - brows) / np.maximum(distance, 1e-9)  # image y grows downwards

@@ -29,7 +29,6 @@ from talkface.storage import load_npz, save_npz
 
 EYES_FORMAT = 2
 EYES_FILE = "eyes.npz"
-RIGHT_CORNERS, LEFT_CORNERS = (33, 133), (362, 263)
 PATCH_SIZE = (2.6, 1.5)  # (width, height) of a stored patch, in eye distances
 PATCH_RAISE = 0.3  # a patch is centred this far above the eyes' midpoint, in eye distances
 MAX_EYE_DISTANCE = 160.0  # px: patches of larger faces are stored at this scale
@@ -63,15 +62,13 @@ def raw_keys(model: MorphableModel, expression: np.ndarray, pose: np.ndarray) ->
 
 def _eye_distance(points: np.ndarray) -> float:
     """Distance between the eyes' centres from placed landmarks (478, >=2)."""
-    right = points[list(RIGHT_CORNERS), :2].mean(0)
-    left = points[list(LEFT_CORNERS), :2].mean(0)
+    right, left = topology.eye_centres(points)
     return float(np.linalg.norm(left - right))
 
 
 def _patch_matrix(landmarks: np.ndarray, distance: float, size: tuple[int, int]) -> np.ndarray:
     """(2, 3) upright similarity from the image to a patch in which the eyes are `distance` apart."""
-    right = landmarks[list(RIGHT_CORNERS), :2].mean(0)
-    left = landmarks[list(LEFT_CORNERS), :2].mean(0)
+    right, left = topology.eye_centres(landmarks)
     line = left - right
     scale = distance / max(np.linalg.norm(line), 1e-6)
     cos, sin = line / max(np.linalg.norm(line), 1e-6)
@@ -90,7 +87,7 @@ class EyeMemory:
         jpeg, offsets: the patches as concatenated JPEG bytes (see `encode_jpegs`).
         points: (N, P, 2) the eye and brow landmarks in each patch.
         frames: (N,) the clip frame of each patch, increasing.
-        keys: (N, D) scaled keys (see `keys`).
+        keys: (N, D) scaled keys (see `keys_for`).
         scales: (3,) the divisors of the eye, brow and head-angle parts of a key.
     """
 
