@@ -9,7 +9,7 @@ from talkface.evaluate.metrics import psnr
 from talkface.face.fit import build_model
 from talkface.face.model import place_vertices
 from talkface.face.tracker import track_video
-from talkface.render.eyes import EYES_FILE, EyeMemory, load_eyes, region_indices
+from talkface.render.eyes import EYES_FILE, EYES_FORMAT, EyeMemory, load_eyes, region_indices
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,14 @@ def test_save_load_round_trip_and_damage(clip_eyes, tmp_path):
     assert load_eyes(tmp_path / "nowhere") is None  # a profile from before the eye memory
     (tmp_path / EYES_FILE).write_bytes((tmp_path / EYES_FILE).read_bytes()[:200])  # truncated
     assert load_eyes(tmp_path) is None  # damaged: the eyes come from the texture, with a note
+    from talkface.storage import save_npz
+
+    save_npz(tmp_path / EYES_FILE, format=np.array(1), keys=memory.keys)  # an older format
+    assert load_eyes(tmp_path) is None
+    save_npz(tmp_path / EYES_FILE, format=np.array(EYES_FORMAT), keys=memory.keys)  # arrays missing
+    assert load_eyes(tmp_path) is None
+    (tmp_path / EYES_FILE).write_text("not an npz")  # the wrong kind of file
+    assert load_eyes(tmp_path) is None
 
 
 def test_too_few_frames_is_a_clear_error(clip_eyes, clip_frames):
