@@ -41,7 +41,7 @@ from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder
 from talkface.media import check_destination, load_audio, probe, require_video, write_video
 from talkface.media.destination import is_stdout
 from talkface.media.video import FrameSource, concat_videos, read_frames, write_excerpt
-from talkface.pipeline import pipeline_threads
+from talkface.pipeline import pipeline_threads, prefetched
 from talkface.profile import Profile, load_profile, talkface_home
 from talkface.signals import best_window
 from talkface.storage import load_npz, remove_stale_partials_in, save_npz, write_json
@@ -360,34 +360,49 @@ class _LowerFaceRenderer:
             self.refiner = Refiner.load(profile.folder, device)
 
     def frames(self, source: FrameSource, start: int, stop: int):
+        """Output frames [start, stop). The coarse lower faces are drawn in a second thread
+        while this one refines and blends (on 2 cores, 720p refined dub: 11.5 -> see dub.md)."""
         from talkface.refine.model import BATCH
 
-        batch, previous = [], None
+        stream = prefetched(self._coarse(source, start, stop), depth=2 * BATCH)
+        try:
+            batch, previous = [], None
+            for frame, drawn in stream:
+                if drawn is None:  # not the person's face: the frame as it is
+                    yield from self._finish(batch)
+                    batch, previous = [], None
+                    yield frame
+                    continue
+                coarse, coverage, placed, mouth, mask, jump = drawn
+                if self.refiner is None:
+                    yield _blend(frame, coarse, mask)
+                    continue
+                if jump:  # a cut or a jump in the source: no previous frame to follow
+                    previous = None
+                batch.append((frame, coarse, coarse if previous is None else previous, coverage, placed, mouth, mask))
+                previous = coarse
+                if len(batch) == BATCH:
+                    yield from self._finish(batch)
+                    batch = []
+            yield from self._finish(batch)
+        finally:
+            stream.close()
+
+    def _coarse(self, source: FrameSource, start: int, stop: int):
+        """(frame, None) for a frame passed on as it is; else (frame, (coarse, coverage,
+        placed vertices, mouth, mask, jump))."""
         for i in range(start, stop):
-            frame = source[int(self.sources[i])]
-            if self.jumps[i]:
-                previous = None
-            if not self.dubbed[i]:
-                yield from self._finish(batch)
-                batch, previous = [], None
-                yield frame
-                continue
             s = int(self.sources[i])
+            frame = source[s]
+            if not self.dubbed[i]:
+                yield frame, None
+                continue
             own, new = self.profile.face.vertices(np.stack([self.fit.expression[s], self.mouth[i]]).astype(np.float64))
             shape = own + self.ramp[:, None] * (new - own)
             pose = self.fit.pose[s][None].astype(np.float64)
             placed, placed_own = apply_pose(np.stack([shape, own]), np.repeat(pose, 2, axis=0))
             coarse, coverage = self.compositor.composite(frame, placed)
-            mask = self._mask(frame.shape, placed, placed_own)
-            if self.refiner is None:
-                yield _blend(frame, coarse, mask)
-                continue
-            batch.append((frame, coarse, coarse if previous is None else previous, coverage, placed, self.mouth[i], mask))
-            previous = coarse
-            if len(batch) == BATCH:
-                yield from self._finish(batch)
-                batch = []
-        yield from self._finish(batch)
+            yield frame, (coarse, coverage, placed, self.mouth[i], self._mask(frame.shape, placed, placed_own), bool(self.jumps[i]))
 
     def _finish(self, batch: list[tuple]):
         if not batch:
