@@ -18,6 +18,7 @@ Stages, each cached so a rerun resumes:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import time
@@ -37,7 +38,8 @@ from talkface.device import resolve_device
 from talkface.errors import ClipTooShortError, DependencyError, InputError, NoFaceError
 from talkface.face.fit import fit_clip
 from talkface.face.model import FaceFit, apply_pose
-from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder
+from talkface.face.topology import N_LANDMARKS
+from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder, face_box
 from talkface.media import check_destination, load_audio, probe, require_video, write_video
 from talkface.media.destination import is_stdout
 from talkface.media.video import FrameSource, concat_videos, read_frames, write_excerpt
@@ -46,41 +48,74 @@ from talkface.profile import Profile, load_profile, talkface_home
 from talkface.signals import best_window
 from talkface.storage import load_npz, remove_stale_partials_in, save_npz, write_json
 
-FOOTAGE_FORMAT = 1
+FOOTAGE_FORMAT = 2  # 2: up to two faces per frame, each followed in its own slot
 CUT_THRESHOLD = 27.0  # mean HSV change (0-255) between consecutive thumbnails that is always a cut
 CUT_FLOOR = 8.0  # a smaller change is never a cut (within a shot: 0.3-3.5 on talking footage)
 CUT_RATIO = 4.0  # between the two, a cut is a change this many times the shot's recent median
 MIN_SHOT_FRAMES = 5  # a change sooner than this after a cut is a flash, not a shot
 EMBEDDING_EVERY = 25  # frames between identity samples within a shot
+SLOTS = 2  # faces followed per frame (the tracker finds at most two)
+NEW_FACE_COST = 1.0  # face widths: a face farther than this from a slot's last place starts a free slot
 SAME_PERSON = 0.6  # dlib's distance for "same person"
 MUX_RATE = 48000  # Hz of the audio muxed into the output (features use 16 kHz)
 
 
 @dataclass(frozen=True)
 class Footage:
-    """Every frame of a video, tracked: the largest face, shots and identity samples.
+    """Every frame of a video, tracked: up to two faces, shots and identity samples.
+
+    Each face is followed in its own slot: within a shot, slot k is one face from frame to frame
+    (matched by where it was last), whichever of the two is larger.
 
     Attributes:
-        track: the face track (landmarks smoothed within shots; NaN where no face).
+        tracks: one face track per slot (landmarks smoothed within shots; NaN where no face).
         cuts: (T,) bool, True at the first frame of each shot (frame 0 included).
         embedding_frames: (E,) frame indices of the identity samples.
-        embeddings: (E, 128) dlib embeddings of the tracked face at those frames.
+        embedding_slots: (E,) the slot each sample is of.
+        embeddings: (E, 128) dlib embeddings of those faces.
     """
 
-    track: FaceTrack
+    tracks: tuple[FaceTrack, ...]
     cuts: np.ndarray
     embedding_frames: np.ndarray
+    embedding_slots: np.ndarray
     embeddings: np.ndarray
 
     @property
     def n_frames(self) -> int:
-        return self.track.n_frames
+        return self.tracks[0].n_frames
 
     @property
     def shots(self) -> list[tuple[int, int]]:
         """[first, stop) frame ranges of the shots."""
         starts = [*np.flatnonzero(self.cuts)]
         return list(zip(starts, [*starts[1:], self.n_frames]))
+
+    @property
+    def main_slots(self) -> list[int]:
+        """Per shot, the slot whose face is largest over the shot."""
+        choice = []
+        for first, stop in self.shots:
+            areas = [np.nansum((t.boxes[first:stop, 2] - t.boxes[first:stop, 0]) * (t.boxes[first:stop, 3] - t.boxes[first:stop, 1])) for t in self.tracks]
+            choice.append(int(np.argmax(areas)))
+        return choice
+
+    @property
+    def track(self) -> FaceTrack:
+        """The main face: in each shot, the one largest over the shot."""
+        return self.combined(self.main_slots)
+
+    def combined(self, choice: list[int | None]) -> FaceTrack:
+        """One track from slot choice[k] in shot k (None: no face in that shot)."""
+        first_track = self.tracks[0]
+        landmarks = np.full_like(first_track.landmarks, np.nan)
+        raw = np.full_like(first_track.raw_landmarks, np.nan)
+        boxes = np.full_like(first_track.boxes, np.nan)
+        for (first, stop), slot in zip(self.shots, choice):
+            if slot is not None:
+                chosen = self.tracks[slot]
+                landmarks[first:stop], raw[first:stop], boxes[first:stop] = chosen.landmarks[first:stop], chosen.raw_landmarks[first:stop], chosen.boxes[first:stop]
+        return FaceTrack(landmarks, raw, boxes, first_track.fps, first_track.width, first_track.height)
 
 
 @dataclass(frozen=True)
@@ -155,9 +190,9 @@ def dub(
     mouth = profile.motion.predict_expression(features)
     if config.mouth_scale != 1.0:
         mouth = mouth @ mouth_scaling(profile.face, config.mouth_scale, profile.clip_fit.expression).T
-    fit = fit_clip(profile.face, footage.track)
+    track, person_frames = person_track(footage, profile)
+    fit = fit_clip(profile.face, track)
     sources, jumps = source_frames(footage.n_frames, n_out, config.fit, footage.cuts)
-    person_frames = frames_of_person(footage, profile)
     dubbed = person_frames[sources]
     # 4. render in segments, join, mux
     progress.log(f"[4/4] dubbing {n_out} frames ({dubbed.sum()} with the person's face redrawn)")
@@ -179,17 +214,22 @@ def load_footage(video: Path, work: Path, track_config: TrackConfig, digest: str
         arrays = _track_footage(video, track_config)
         save_npz(work / "footage.npz", **arrays)
         cache.mark_done("footage", key)
-    track = FaceTrack(arrays["landmarks"], arrays["raw_landmarks"], arrays["boxes"], float(arrays["fps"]), int(arrays["width"]), int(arrays["height"]))
-    return Footage(track, arrays["cuts"].astype(bool), arrays["embedding_frames"], arrays["embeddings"])
+    tracks = tuple(
+        FaceTrack(arrays["landmarks"][k], arrays["raw_landmarks"][k], arrays["boxes"][k], float(arrays["fps"]), int(arrays["width"]), int(arrays["height"]))
+        for k in range(len(arrays["landmarks"]))
+    )
+    return Footage(tracks, arrays["cuts"].astype(bool), arrays["embedding_frames"], arrays["embedding_slots"], arrays["embeddings"])
 
 
 def _track_footage(video: Path, track_config: TrackConfig) -> dict[str, np.ndarray]:
     from talkface.evaluate.identity import face_embedding
 
     info = probe(video)
-    builder = TrackBuilder(track_config)
-    cuts, sample_frames, embeddings = [], [], []
+    builders = [TrackBuilder(track_config) for _ in range(SLOTS)]
+    cuts, sample_frames, sample_slots, embeddings = [], [], [], []
     previous_thumb, shot_start, recent = None, 0, []
+    places: list[np.ndarray | None] = [None] * SLOTS  # (centre x, centre y, width) of each slot's face when last seen
+    can_embed = True
     tracker = FaceMeshTracker(track_config).__enter__()
     try:
         with progress.bar("tracking faces and shots", int(info.duration * FPS)) as advance:
@@ -202,29 +242,72 @@ def _track_footage(video: Path, track_config: TrackConfig) -> dict[str, np.ndarr
                     tracker.__exit__(None, None, None)
                     tracker = FaceMeshTracker(track_config).__enter__()
                 if cut:
-                    shot_start = index
+                    shot_start, places = index, [None] * SLOTS
                 cuts.append(cut)
                 previous_thumb = thumb
-                face = builder.add(tracker.process(frame))
-                if face is not None and (index - shot_start) % EMBEDDING_EVERY == 0:
-                    try:
-                        embeddings.append(face_embedding(frame, face))
-                        sample_frames.append(index)
-                    except DependencyError:
-                        pass
+                slotted = assign_slots(tracker.process(frame)[:SLOTS], places)
+                for slot, builder in enumerate(builders):
+                    face = slotted[slot]
+                    builder.add([] if face is None else [face])
+                    if face is None:
+                        continue
+                    places[slot] = _place(face)
+                    if can_embed and (index - shot_start) % EMBEDDING_EVERY == 0:
+                        try:
+                            embeddings.append(face_embedding(frame, face))
+                            sample_frames.append(index)
+                            sample_slots.append(slot)
+                        except DependencyError:
+                            can_embed = False
                 advance(1)
     finally:
         tracker.__exit__(None, None, None)
     cuts_array = np.array(cuts, bool)
-    try:
-        track = builder.finish(video, FPS, info.width, info.height, single_face=False, cuts=cuts_array)
-    except NoFaceError as error:
-        raise NoFaceError(f"{error}; dubbing needs the person's face in the video") from None
+    tracks = []
+    for builder in builders:
+        try:
+            tracks.append(builder.finish(video, FPS, info.width, info.height, single_face=False, cuts=cuts_array))
+        except NoFaceError:
+            tracks.append(None)
+    if all(track is None for track in tracks):
+        raise NoFaceError(f"no face found in any of the {len(cuts)} frames of {video}; dubbing needs the person's face in the video")
+    empty = np.full((len(cuts), N_LANDMARKS, 3), np.nan, np.float32)
     return {
-        "landmarks": track.landmarks, "raw_landmarks": track.raw_landmarks, "boxes": track.boxes,
+        "landmarks": np.stack([empty if t is None else t.landmarks for t in tracks]),
+        "raw_landmarks": np.stack([empty if t is None else t.raw_landmarks for t in tracks]),
+        "boxes": np.stack([np.full((len(cuts), 4), np.nan, np.float32) if t is None else t.boxes for t in tracks]),
         "fps": np.float32(FPS), "width": np.int32(info.width), "height": np.int32(info.height), "cuts": cuts_array,
-        "embedding_frames": np.array(sample_frames, np.int64), "embeddings": np.array(embeddings, np.float64).reshape(-1, 128),
+        "embedding_frames": np.array(sample_frames, np.int64), "embedding_slots": np.array(sample_slots, np.int64),
+        "embeddings": np.array(embeddings, np.float64).reshape(-1, 128),
     }
+
+
+def assign_slots(faces: list[np.ndarray], places: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """Put each of a frame's faces (at most len(places)) in a slot: the assignment that moves the
+    faces least from where their slots last saw a face, in face widths; a free slot costs
+    NEW_FACE_COST. Returns each slot's face or None."""
+    best, best_cost = None, np.inf
+    for order in itertools.permutations(range(len(places)), len(faces)):
+        cost = 0.0
+        for face, slot in zip(faces, order):
+            place = places[slot]
+            if place is None:
+                cost += NEW_FACE_COST
+            else:
+                here = _place(face)
+                cost += float(np.hypot(*(here[:2] - place[:2])) / max(place[2], 1.0))
+        if cost < best_cost:
+            best, best_cost = order, cost
+    slotted: list[np.ndarray | None] = [None] * len(places)
+    for face, slot in zip(faces, best or ()):
+        slotted[slot] = face
+    return slotted
+
+
+def _place(face: np.ndarray) -> np.ndarray:
+    """(centre x, centre y, width) of a face's landmarks."""
+    box = face_box(face)
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0]])
 
 
 def is_cut(change: float, recent: list[float]) -> bool:
@@ -284,18 +367,31 @@ def best_stretch(footage: Footage, length: int) -> int:
     return best_window(footage.track.tracked, length, footage.cuts)
 
 
-def frames_of_person(footage: Footage, profile: Profile) -> np.ndarray:
-    """(T,) bool: the tracked face is the profile's person (judged shot by shot by identity)."""
-    person = footage.track.tracked.copy()
+def person_track(footage: Footage, profile: Profile) -> tuple[FaceTrack, np.ndarray]:
+    """The profile's person through the footage, judged shot by shot by identity: their face's
+    track, and (T,) bool, the frames in which it is tracked (the frames to dub).
+
+    In each shot the face slot nearest the person (median embedding distance within dlib's
+    same-person distance) is theirs; a shot where neither face is them is not dubbed. Without
+    identity samples (no dlib, or none in a shot) the shot's main face is taken.
+    """
+    main_slots = footage.main_slots
+    main = footage.combined(main_slots)
     reference = _reference_embedding(profile)
     if reference is None or not len(footage.embeddings):
-        return person
+        return main, main.tracked.copy()
     distance = np.linalg.norm(footage.embeddings - reference, axis=1)
-    for first, stop in footage.shots:
+    choice = []
+    for (first, stop), main_slot in zip(footage.shots, main_slots):
         inside = (footage.embedding_frames >= first) & (footage.embedding_frames < stop)
-        if inside.any() and np.median(distance[inside]) > SAME_PERSON:
-            person[first:stop] = False
-    return person
+        if not inside.any():
+            choice.append(main_slot)
+            continue
+        medians = {int(k): float(np.median(distance[inside & (footage.embedding_slots == k)])) for k in np.unique(footage.embedding_slots[inside])}
+        slot = min(medians, key=medians.get)
+        choice.append(slot if medians[slot] <= SAME_PERSON else None)
+    track = footage.combined(choice)
+    return track, track.tracked.copy()
 
 
 def _reference_embedding(profile: Profile) -> np.ndarray | None:
@@ -361,7 +457,8 @@ class _LowerFaceRenderer:
 
     def frames(self, source: FrameSource, start: int, stop: int):
         """Output frames [start, stop). The coarse lower faces are drawn in a second thread
-        while this one refines and blends (on 2 cores, 720p refined dub: 11.5 -> see dub.md)."""
+        while this one refines and blends the batch before (with the encoder's thread, three
+        stages overlap, as in speak)."""
         from talkface.refine.model import BATCH
 
         stream = prefetched(self._coarse(source, start, stop), depth=2 * BATCH)

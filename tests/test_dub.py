@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from talkface.config import DubConfig, FinetuneConfig
-from talkface.dub import dub, source_frames
+from talkface.dub import assign_slots, dub, source_frames
 from talkface.errors import InputError, NoAudioStreamError
 from talkface.media import Audio, probe, read_frames, write_audio, write_video
 
@@ -112,6 +112,52 @@ def test_another_persons_shot_passes_through_and_cuts_are_found(clip_frames, per
     frames, source = list(read_frames(out)), list(read_frames(video))
     assert min(psnr(frames[i], source[i]) for i in range(50, 90)) > 45  # the other person: untouched
     assert np.mean([psnr(frames[i][MOUTH], source[i][MOUTH]) for i in range(0, 50)]) < 36  # Obama: dubbed
+
+
+def _face_at(x: float, y: float, width: float) -> np.ndarray:
+    """A stand-in landmark set: a square face of `width` centred at (x, y)."""
+    corners = np.array([[-1, -1, 0], [1, 1, 0]], np.float32) * width / 2
+    return np.repeat(corners + [x, y, 0], [239, 239], axis=0).astype(np.float32)
+
+
+def test_slots_follow_each_face_when_their_sizes_swap_or_one_leaves():
+    left, right = _face_at(100, 200, 80), _face_at(400, 200, 60)
+    places = [None, None]
+    first = assign_slots([left, right], places)  # largest first, as the tracker gives them
+    places = [np.array([100, 200, 80.0]), np.array([400, 200, 60.0])]
+    assert first[0] is left and first[1] is right
+    # the right face grows past the left one: the tracker now lists it first; the slots stay
+    grown = _face_at(405, 200, 100)
+    swapped = assign_slots([grown, _face_at(102, 201, 80)], places)
+    assert swapped[1] is grown and swapped[0] is not None and swapped[0][0, 0] == pytest.approx(62)
+    # only the right face is in view: it keeps its slot, the other slot is empty
+    alone = assign_slots([_face_at(398, 202, 60)], places)
+    assert alone[0] is None and alone[1] is not None
+    # a face far from a free slot's last place... with one slot never used, a newcomer takes it
+    newcomer = assign_slots([_face_at(700, 200, 60)], [np.array([100, 200, 80.0]), None])
+    assert newcomer[0] is None and newcomer[1] is not None
+
+
+def test_the_persons_face_is_dubbed_when_another_larger_face_is_in_view(clip_frames, person, speech, tmp_path):
+    """Two people side by side: a stranger (larger, left) and the profile's person (smaller,
+    right). The person's mouth is redrawn; the stranger's half is left as it is."""
+    other = [cv2.resize(f, (450, 450)) for f in read_frames(DATA / "other_person_2s.mp4")]
+    frames = []
+    for stranger, own in zip(other, clip_frames):
+        canvas = np.zeros((450, 800, 3), np.uint8)
+        canvas[:, :450] = stranger
+        canvas[60:390, 470:800] = cv2.resize(own, (330, 330), interpolation=cv2.INTER_AREA)
+        frames.append(canvas)
+    video = write_video(tmp_path / "two_people.mp4", frames)
+    out = tmp_path / "two_people_dubbed.mp4"
+    result = dub(video, speech, out, person, DubConfig(refine=False, fit="hold", crf=0), device="cpu")
+    made, source = list(read_frames(out)), list(read_frames(video))
+    assert result.dubbed_frames > 0.9 * len(made)
+    stranger_psnr = min(psnr(m[:, :450], s[:, :450]) for m, s in zip(made, source))
+    assert stranger_psnr > 45, f"the stranger's face was changed: {stranger_psnr:.1f} dB"
+    mouth = (slice(60 + 280 * 330 // 450, 60 + 360 * 330 // 450), slice(470 + 170 * 330 // 450, 470 + 290 * 330 // 450))
+    person_psnr = np.mean([psnr(m[mouth], s[mouth]) for m, s in zip(made, source)])
+    assert person_psnr < 38, f"the person's mouth was not redrawn: {person_psnr:.1f} dB"
 
 
 def test_a_profile_is_built_from_the_video_and_reused(clip, speech, tmp_path):
