@@ -7,13 +7,15 @@
    region larger than dub's mask), identity distance, dub frames/s.
 2. obama_weekly_20s.mp4 dubbed (profile from the video itself) with German speech and with 45 s
    of English (longer than the video: ping-pong); frames saved side by side.
-3. A long test video (default 2 minutes; --long-minutes 10 for the issue's case) made at 1280x720
+3. Two people in one shot (Obama, the smaller face, beside a larger stranger) dubbed by Obama's
+   profile: the stranger's half unchanged, Obama's mouth redrawn.
+4. A long test video (default 2 minutes; --long-minutes 10 for the issue's case) made at 1280x720
    from shots of five clips, with a 10 s stretch of no face, dubbed by the CLI with the Obama
-   profile: peak RSS (sampled from outside), frames/s, shots found against the true cuts, the
-   faceless stretch and the other people's shots unchanged.
+   profile (refined): tracking and dubbing each timed with its peak RSS (sampled from outside),
+   shots found against the true cuts, the faceless stretch and the other people's shots unchanged.
 Writes benchmarks/results/dub.md, dub.json and dub_frames.jpg.
 
-Usage: python benchmarks/dub.py [--preset draft] [--long-minutes 2]
+Usage: python benchmarks/dub.py [--preset draft] [--long-minutes 2] [--parts self,obama,long]
 """
 
 from __future__ import annotations
@@ -139,6 +141,53 @@ def obama_dubs(folder: Path, preset: str) -> tuple[list[dict], Path]:
     return rows, sheet
 
 
+def two_people(folder: Path, preset: str) -> tuple[dict, Path]:
+    """Obama (right, the smaller face) beside a stranger (left, larger) in one 1280x720 shot,
+    dubbed with German by Obama's profile (made from obama_weekly_20s.mp4): the stranger's half
+    must stay as it was and Obama's mouth be redrawn."""
+    from talkface.dub import prepare_person
+
+    person = prepare_person(DATA / "video" / "obama_weekly_20s.mp4", preset, "cpu")
+    obama = read_frames(DATA / "video" / "obama_weekly_20s.mp4")
+    frames = []
+    for stranger, own in zip(read_frames(DATA / "video" / "senator_a_8s.mp4"), obama):
+        canvas = np.full((720, 1280, 3), 30, np.uint8)
+        h, w = stranger.shape[:2]
+        scale = 640 / h
+        stranger = cv2.resize(stranger, (int(w * scale) // 2 * 2, 640), interpolation=cv2.INTER_AREA)[:, :640]
+        canvas[40:680, : stranger.shape[1]] = stranger
+        canvas[160:560, 800:1200] = cv2.resize(own, (400, 400), interpolation=cv2.INTER_AREA)
+        frames.append(canvas)
+    video = write_video(folder / "two_people.mp4", frames, 25, None, crf=12)
+    out = folder / "two_people_dubbed.mp4"
+    result = dub(video, DATA / "audio" / "german_9s.wav", out, person, DubConfig(crf=0), "cpu")
+    made = list(read_frames(out))
+    source = list(read_frames(video))
+    period = 2 * (len(source) - 1)
+    left, right, picks = [], [], []
+    for k, frame in enumerate(made):
+        s = k % period
+        s = s if s < len(source) else period - s
+        left.append(psnr(frame[:, :700], source[s][:, :700]))
+        right.append(psnr(frame[360:560, 900:1100], source[s][360:560, 900:1100]))
+        picks.append((source[s], frame))
+    row = {
+        "video": f"{len(source) / 25:.0f} s, 1280x720, Obama (400 px frame) beside a larger stranger",
+        "output frames": result.n_frames, "frames redrawn": result.dubbed_frames,
+        "stranger's half PSNR, min dB (lossless output)": round(float(min(left)), 1),
+        "Obama's lower face PSNR, mean dB": round(float(np.mean(right)), 1),
+    }
+    chosen = [picks[k] for k in np.linspace(30, len(picks) - 30, 3).astype(int)]
+    sheet = RESULTS / "dub_two_people.jpg"
+    cv2.imwrite(str(sheet), np.vstack([np.hstack([cv2.resize(a, (640, 360)), cv2.resize(b, (640, 360))]) for a, b in chosen])[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return row, sheet
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255**2 / max(error, 1e-12)))
+
+
 def long_video(folder: Path, minutes: float) -> tuple[Path, list[int], list[str]]:
     """Shots of five clips at 1280x720 (letterboxed), one 10 s faceless stretch, repeated to
     `minutes`; with the first frame of each shot and each frame's label (obama, other, faceless)."""
@@ -179,10 +228,10 @@ def long_video(folder: Path, minutes: float) -> tuple[Path, list[int], list[str]
     return path, sorted(set(c for c in cuts if c < target)), labels
 
 
-def measure_cli(args: list[str]) -> tuple[float, float]:
-    """Peak RSS (MB, sampled every 0.5 s) and seconds of `python -m talkface ARGS`."""
+def measure(command: list[str]) -> tuple[float, float]:
+    """Peak RSS (MB, sampled every 0.5 s) and seconds of a command."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "talkface", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0.0
     while process.poll() is None:
         try:
@@ -193,11 +242,13 @@ def measure_cli(args: list[str]) -> tuple[float, float]:
             pass
         time.sleep(0.5)
     if process.returncode != 0:
-        raise SystemExit(f"talkface {' '.join(args)} failed: {process.stderr.read()[-600:]}")
+        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read()[-600:]}")
     return peak, time.perf_counter() - started
 
 
 def long_dub(folder: Path, minutes: float) -> dict:
+    """The long video: tracked (its own process, as dub's first stage, cached), then dubbed
+    refined by the CLI with the Obama profile, each measured for time and peak memory."""
     from talkface.cache import file_digest
     from talkface.media import write_audio
 
@@ -206,23 +257,27 @@ def long_dub(folder: Path, minutes: float) -> dict:
     audio = write_audio(folder / "long_speech.flac", Audio(np.resize(speech.samples, len(labels) * speech.sample_rate // 25), speech.sample_rate))
     obama = next((talkface_home() / "profiles").glob("obama_weekly_20s-*"))
     out = folder / "long_dubbed.mp4"
-    peak, seconds = measure_cli(["dub", "--video", str(video), "--audio", str(audio), "--person", str(obama), "--out", str(out), "--no-refine"])
-    footage = load_footage(video, talkface_home() / "dubs" / file_digest(video)[:16], TrackConfig())
+    work = talkface_home() / "dubs" / file_digest(video)[:16]
+    track_code = f"from pathlib import Path; from talkface.dub import load_footage; from talkface.config import TrackConfig; load_footage(Path({str(video)!r}), Path({str(work)!r}), TrackConfig())"
+    track_peak, track_seconds = measure([sys.executable, "-c", track_code])
+    peak, seconds = measure([sys.executable, "-m", "talkface", "dub", "--video", str(video), "--audio", str(audio), "--person", str(obama), "--out", str(out)])
+    footage = load_footage(video, work, TrackConfig())
     found = list(np.flatnonzero(footage.cuts))
-    psnr = {"faceless": [], "other": [], "obama": []}
+    scores = {"faceless": [], "other": [], "obama": []}
     for label, real, made in zip(labels, read_frames(video), read_frames(out)):
-        error = np.mean((real.astype(np.float64) - made.astype(np.float64)) ** 2)
-        psnr[label].append(10 * np.log10(255**2 / max(error, 1e-12)))
+        scores[label].append(psnr(real, made))
     return {
         "video": f"{minutes:g} min, 1280x720, {len(true_cuts)} shots from 5 clips and a 10 s faceless stretch",
         "shots found / true": f"{len(found)} / {len(true_cuts)}",
         "true cuts found (±1 frame)": sum(any(abs(f - t) <= 1 for f in found) for t in true_cuts),
-        "PSNR faceless stretch, min dB": round(float(min(psnr["faceless"])), 1),
-        "PSNR other people's shots, min dB": round(float(min(psnr["other"])), 1),
-        "PSNR Obama shots (dubbed), mean dB": round(float(np.mean(psnr["obama"])), 1),
-        "peak RSS MB": round(peak),
-        "wall s (tracking included)": round(seconds),
-        "frames/s (all stages)": round(len(labels) / seconds, 1),
+        "PSNR faceless stretch, min dB": round(float(min(scores["faceless"])), 1),
+        "PSNR other people's shots, min dB": round(float(min(scores["other"])), 1),
+        "PSNR Obama shots (dubbed), mean dB": round(float(np.mean(scores["obama"])), 1),
+        "frames redrawn": len(scores["obama"]),
+        "tracking s": round(track_seconds), "tracking peak RSS MB": round(track_peak),
+        "dub s (refined)": round(seconds), "dub peak RSS MB": round(peak),
+        "dub frames/s": round(len(labels) / seconds, 1),
+        "frames/s, tracking included": round(len(labels) / (seconds + track_seconds), 1),
     }
 
 
@@ -230,7 +285,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="draft", help="refiner preset of the profiles (draft: ~3 min each on 2 cores)")
     parser.add_argument("--long-minutes", type=float, default=2.0)
-    parser.add_argument("--parts", default="self,obama,long", help="which parts to run; the others keep their committed results")
+    parser.add_argument("--parts", default="self,obama,two,long", help="which parts to run; the others keep their committed results")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     earlier = json.loads((RESULTS / "dub.json").read_text()) if (RESULTS / "dub.json").exists() else {}
@@ -240,12 +295,16 @@ def main() -> None:
         os.environ["TALKFACE_HOME"] = str(folder / "home")
         self_rows = self_dub(folder, args.preset) if "self" in parts else earlier["self_dub"]
         obama_rows, sheet = obama_dubs(folder, args.preset) if "obama" in parts or "long" in parts else (earlier["obama"], earlier["frames"])
+        two_row = two_people(folder, args.preset)[0] if "two" in parts else earlier.get("two")
         long_row = long_dub(folder, args.long_minutes) if "long" in parts else earlier["long"]
         print(long_row, flush=True)
+    presets = earlier.get("presets", {"self": "draft", "obama": "draft"})
+    presets.update({part: args.preset for part in ("self", "obama", "two") if part in parts or (part == "obama" and "long" in parts)})
     text = f"""# Dub benchmark
 
 talkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, no GPU, {time.perf_counter() - started:.0f} s in all.
 Command: `python benchmarks/dub.py --preset {args.preset} --long-minutes {args.long_minutes:g}` (parts run this time: {args.parts}).
+Refiner preset of the profiles: self-dub {presets['self']}, Obama (sections 2 and 4) {presets['obama']}, two people {presets.get('two', '-')}.
 
 ## 1. Self-dub: the second half of congressman_d_60s.mp4 with its own sound
 
@@ -267,11 +326,20 @@ Top of each pair: the video's own frame; below: the dub at the same moment (Germ
 then 45 s of English, ping-ponged past the video's 20 s). The German dub's time includes building the
 profile from the video (tracking, finetune with the draft refiner); the English one reuses it.
 
-## 3. A long video with cuts and a faceless stretch (CLI, coarse render)
+## 3. Two people in view: the profile's person is the smaller face
+
+{markdown_table([two_row]) if two_row else "(not run yet)"}
+
+![two people](dub_two_people.jpg)
+
+Left: the video; right: the dub (lossless), at three moments. Both faces are followed; the one that is
+the profile's person by identity is dubbed, the stranger's half is left as it is.
+
+## 4. A long video with cuts and a faceless stretch (CLI, refined)
 
 {markdown_table([long_row])}
 """
-    save_results("dub", text, {"self_dub": self_rows, "obama": obama_rows, "long": long_row, "frames": str(sheet)})
+    save_results("dub", text, {"self_dub": self_rows, "obama": obama_rows, "two": two_row, "long": long_row, "frames": str(sheet), "presets": presets})
 
 
 if __name__ == "__main__":
