@@ -11,7 +11,11 @@ last 5 s drawn in place (`render --onto`: the refine benchmark's `refined` row, 
 before), and a refined `speak` of 30 s of English, stage by stage. Then, for `after`, the
 latency of `speak --out -` from the command's start to the first video fragment on stdout.
 
-Usage: python benchmarks/speed.py [--before REV] [--modes before,after] [--device auto]
+`heldout` (in --modes) measures this checkout on a clip no setting was tuned on: the first
+20 s of congressman_d_60s.mp4 (256x256) finetuned, its next 10 s drawn in place for face
+PSNR, and the same 30 s of speech spoken; plus the whole `speak` command's wall time there.
+
+Usage: python benchmarks/speed.py [--before REV] [--modes before,after,heldout] [--device auto]
 Writes benchmarks/results/speed.md and speed.json.
 """
 
@@ -168,9 +172,10 @@ def measure(mode: str, code: Path, scratch: Path, device: str) -> dict:
 
     assert Path(talkface.__file__).resolve().is_relative_to(code.resolve()), talkface.__file__
     folder = scratch / f"profile_{mode}"
-    finetune_stages, profile = run_finetune(scratch / "train.mp4", folder, device)
+    prefix = "heldout_" if mode == "heldout" else ""
+    finetune_stages, profile = run_finetune(scratch / f"{prefix}train.mp4", folder, device)
     refiner = profile.info.refiner if hasattr(profile, "info") else {}
-    quality = face_psnr(profile, scratch / "test.mp4", folder, device)
+    quality = face_psnr(profile, scratch / f"{prefix}test.mp4", folder, device)
     speak_stages, wall, n_frames = run_speak(profile, scratch / "speech30.wav", folder, device)
     return {
         "finetune": {"mode": mode, **finetune_stages, "refiner_steps": refiner.get("steps")},
@@ -178,6 +183,17 @@ def measure(mode: str, code: Path, scratch: Path, device: str) -> dict:
         "speak": {"mode": mode, **speak_stages, "frames": n_frames, "frames_per_s": round(n_frames / wall, 1), "wall_over_audio": round(wall / SPEECH_SECONDS, 2)},
         "profile": str(profile.folder),
     }
+
+
+def split_heldout(folder: Path) -> None:
+    """heldout_train.mp4 (congressman_d_60s.mp4's first 20 s) and heldout_test.mp4 (the next 10 s)."""
+    from talkface.media import Audio, load_audio, read_frames, write_video
+
+    clip = DATA / "video" / "congressman_d_60s.mp4"
+    frames, audio = list(read_frames(clip))[:750], load_audio(clip)
+    rate = audio.sample_rate
+    write_video(folder / "heldout_train.mp4", frames[:500], 25, Audio(audio.samples[: 20 * rate], rate))
+    write_video(folder / "heldout_test.mp4", frames[500:750], 25, Audio(audio.samples[20 * rate : 30 * rate], rate))
 
 
 def command_wall(profile_folder: Path, speech: Path, folder: Path, repeats: int = 2) -> list[float]:
@@ -222,6 +238,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         split_clip(scratch)
+        split_heldout(scratch)
         audio = load_audio(SPEECH)
         write_audio(scratch / "speech30.wav", Audio(audio.samples[: SPEECH_SECONDS * audio.sample_rate], audio.sample_rate))
         baseline = scratch / "before_code"
@@ -239,10 +256,15 @@ def main() -> None:
             profile_folder = Path(results["after"]["profile"])
             latency = stream_latency(profile_folder, scratch / "speech30.wav")
             latency["whole_command_to_a_file_s"] = command_wall(profile_folder, scratch / "speech30.wav", scratch)
-    if "before" not in results and (RESULTS / "speed.json").exists():  # keep the last measured `before`
-        saved = json.loads((RESULTS / "speed.json").read_text())
-        earlier = {part: [dict(row, mode=f"{row['mode']} (earlier run)") for row in saved[part] if row["mode"].startswith("before")] for part in ("finetune", "quality", "speak")}
-        results = {"before": {part: earlier[part][0] for part in earlier}, **results} if all(earlier.values()) else results
+        if "heldout" in results:
+            results["heldout"]["speak"]["whole_command_s"] = command_wall(Path(results["heldout"]["profile"]), scratch / "speech30.wav", scratch)
+    saved = json.loads((RESULTS / "speed.json").read_text()) if (RESULTS / "speed.json").exists() else {}
+    for kept in ("before", "heldout"):  # keep the last measured `before` and `heldout` rows
+        earlier = {part: [dict(row, mode=f"{row['mode']} (earlier run)") for row in saved.get(part, []) if row["mode"].startswith(kept)] for part in ("finetune", "quality", "speak")}
+        if kept not in results and all(earlier.values()):
+            results[kept] = {part: earlier[part][0] for part in earlier}
+    order = {"before": 0, "after": 1, "heldout": 2}
+    results = dict(sorted(results.items(), key=lambda item: order.get(item[0], 3)))
     rows = {part: [results[mode][part] for mode in results] for part in ("finetune", "quality", "speak")}
     report(rows, latency, device, args)
 
@@ -263,6 +285,8 @@ def report(rows: dict, latency: dict, device: str, args) -> None:
         "Each runs in its own process, one after the other; a row marked `(earlier run)` is kept from the previous "
         "run of this script on this machine.\n\n"
         "## finetune (standard preset), first 15 s of obama_weekly_20s.mp4 (450x450), seconds\n\n"
+        "`heldout`: the first 20 s of congressman_d_60s.mp4 (256x256) instead, with this checkout; its quality row is "
+        "the face PSNR of its next 10 s drawn in place.\n\n"
         + markdown_table(rows["finetune"])
         + "\n\n## Quality: face PSNR of the refined render on the clip's unseen last 5 s (the refine benchmark's `refined` row)\n\n"
         + markdown_table(rows["quality"])

@@ -113,7 +113,7 @@ class RefinerConfig:
 
     crop_size: int = 192
     channels: tuple[int, int, int, int] = (16, 32, 64, 128)
-    steps: int = 1200
+    steps: int = 800
     batch: int = 8
     learning_rate: float = 2e-4
     memory_neighbours: int = 3
