@@ -22,6 +22,7 @@ from talkface.render.background import background_indices, seat_head
 from talkface.render.composite import FaceCompositor
 from talkface.render.eyes import load_eyes
 from talkface.render.frames import FrameStore
+from talkface.render.headwarp import warp_head
 
 
 def render_frames(
@@ -44,7 +45,8 @@ def render_frames(
         indices = background_indices(motion.pose.astype(np.float64), clip_pose, profile.clip_fit.valid)
         poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
         store = FrameStore(profile.folder / "frames.npz")
-        backgrounds = (store[int(i)] for i in indices)
+        # the clip frame's head turned to the output's angle where they differ (hair, ears, outline)
+        backgrounds = (warp_head(store[int(i)], clip_pose[i], poses[t]) for t, i in enumerate(indices))
     else:
         poses, backgrounds = motion.pose.astype(np.float64), iter(onto)
     compositor = FaceCompositor(profile.face, device)

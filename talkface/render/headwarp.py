@@ -1,0 +1,111 @@
+"""Whole-head warping: turn the head a background frame shows to the pose the face is drawn at.
+
+Keyframe matching (background.py) can only pick clip frames whose head angles the clip had.
+When the output asks for another angle (`--yaw 15`, `--frontal`, or head motion wider than the
+clip's), the face is drawn at the new angle but the hair, ears and the head's outline are the
+background frame's. This module bends the background frame so they turn too.
+
+The head is modelled as an ellipsoid around the face mesh (the skull behind it, hair and ears
+on its outline). Each output pixel inside the ellipsoid's outline at the new pose is cast onto
+its front surface (the projection is scaled orthographic, so that is one quadratic per pixel),
+and reads the frame where that surface point is at the frame's own pose. Outside the outline
+the move of the nearest outline point carries on, fading to nothing over RING head radii, so
+the shoulders and the room bend a little near the head and not at all beyond. The face itself
+is drawn over all this by the compositor, exactly at the new pose. One cv2.remap applies it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from talkface.face.geometry import apply_pose, euler_to_rotation
+
+MIN_DEGREES = 3.0  # pitch/yaw differences below this leave the frame as it is (keyframe matching's usual error)
+GRID_STEP = 4  # px between the points the warp is computed at (then resized to every pixel)
+RING = 1.6  # the warp has faded out at this many head radii (along each ray from the head's centre)
+SOFTEN = 0.08  # the moves are blurred over this share of the head's radius: a rigid ellipsoid squeezes
+# its rim hard, while a real head's outline (hair) is softer; blurring spreads that squeeze
+# the head in model units (the face mesh spans about x +-1.3, y +-1.6, z -0.7..1.2 around its
+# centroid; y down, z away from the camera): the skull's centre behind the face, a head's radii
+HEAD_CENTRE = np.array([0.0, -0.3, 1.0])
+HEAD_RADII = np.array([1.45, 2.1, 1.9])
+
+
+def needs_warp(source_pose: np.ndarray, target_pose: np.ndarray) -> bool:
+    """The head's pitch or yaw differs enough between the frame and the output to be seen."""
+    difference = np.degrees(np.abs(np.asarray(target_pose[:2], np.float64) - np.asarray(source_pose[:2], np.float64)))
+    return bool(np.isfinite(difference).all() and difference.max() >= MIN_DEGREES)
+
+
+def warp_head(frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
+    """The frame with its head turned from `source_pose` to `target_pose`.
+
+    Args:
+        frame: RGB uint8 (H, W, 3), showing the head at `source_pose`.
+        source_pose, target_pose: (6,) poses (pitch, yaw, roll, x, y, scale) of the face model;
+            the output seats its head where the frame's head is, so mostly the angles differ.
+
+    Returns:
+        A new frame (the input is not changed), or the frame itself where the poses barely differ.
+    """
+    source_pose, target_pose = np.asarray(source_pose, np.float64), np.asarray(target_pose, np.float64)
+    if not needs_warp(source_pose, target_pose):
+        return frame
+    height, width = frame.shape[:2]
+    centre = _project(HEAD_CENTRE[None], target_pose)[0]
+    reach = RING * target_pose[5] * HEAD_RADII.max()
+    x0, y0 = np.maximum(np.floor(centre - reach).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(centre + reach).astype(int) + 1, [width, height])
+    if x1 - x0 < 2 * GRID_STEP or y1 - y0 < 2 * GRID_STEP:  # the head is outside the frame
+        return frame
+    gx = np.arange(x0, x1 + GRID_STEP, GRID_STEP, dtype=np.float64)
+    gy = np.arange(y0, y1 + GRID_STEP, GRID_STEP, dtype=np.float64)
+    grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
+    coarse = head_moves(grid, source_pose, target_pose).reshape(len(gy), len(gx), 2).astype(np.float32)
+    sigma = SOFTEN * target_pose[5] * HEAD_RADII.max() / GRID_STEP
+    coarse = cv2.GaussianBlur(coarse, (0, 0), max(sigma, 0.5), borderType=cv2.BORDER_REPLICATE)
+    span_x, span_y = (len(gx) - 1) * GRID_STEP, (len(gy) - 1) * GRID_STEP
+    dense = cv2.resize(coarse, (span_x + 1, span_y + 1), interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
+    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    out = frame.copy()
+    out[y0:y1, x0:x1] = cv2.remap(frame, xs + dense[..., 0], ys + dense[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def head_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
+    """(N, 2) image points at the target pose -> (N, 2) where to read them in the source frame,
+    as offsets (backward moves)."""
+    rotation_t = euler_to_rotation(target_pose[None, :3])[0]
+    scale, shift = target_pose[5], target_pose[3:5]
+    # model-space ray of each pixel: p(d) = a + d * b (d: depth in model units, toward the back)
+    planar = np.column_stack([(points - shift) / scale, np.zeros(len(points))])
+    a = planar @ rotation_t  # R^T q for each row q
+    b = rotation_t[2]  # R^T e_z
+    offset = (a - HEAD_CENTRE) / HEAD_RADII
+    direction = b / HEAD_RADII
+    qa = float(direction @ direction)
+    qb = 2 * offset @ direction
+    qc = (offset * offset).sum(1) - 1
+    discriminant = qb * qb - 4 * qa * qc
+    # how far out each point is, in outline radii along its ray from the head's centre (<= 1: on the head)
+    spread = np.sqrt(np.maximum(1 - discriminant / (4 * qa), 1e-12))
+    outside = spread > 1
+    centre = _project(HEAD_CENTRE[None], target_pose)[0]
+    on_head = points.copy()
+    on_head[outside] = centre + (points[outside] - centre) / spread[outside, None]  # the outline point on the same ray
+    planar = np.column_stack([(on_head - shift) / scale, np.zeros(len(points))])
+    a = planar @ rotation_t
+    offset = (a - HEAD_CENTRE) / HEAD_RADII
+    qb = 2 * offset @ direction
+    qc = (offset * offset).sum(1) - 1
+    depth = (-qb - np.sqrt(np.maximum(qb * qb - 4 * qa * qc, 0))) / (2 * qa)  # the front surface
+    surface = a + depth[:, None] * b
+    moves = _project(surface, source_pose) - on_head
+    fade = np.clip((RING - spread) / (RING - 1), 0, 1)
+    return moves * (fade * fade * (3 - 2 * fade))[:, None]  # smoothstep: no crease where the warp ends
+
+
+def _project(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """(N, 3) model points -> (N, 2) pixels at `pose`."""
+    return apply_pose(points[None], pose[None])[0, :, :2]

@@ -1,0 +1,76 @@
+"""Whole-head warping: the geometry of the moves, and a real head turned in a real frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkface.render.headwarp import MIN_DEGREES, RING, head_moves, needs_warp, warp_head
+
+from ..conftest import CLIP
+
+POSE = np.array([0.0, 0.0, 0.0, 200.0, 220.0, 70.0])  # pitch, yaw, roll (rad), x, y (px), scale (px per unit)
+
+
+def turned(pose: np.ndarray, yaw_degrees: float = 0.0, pitch_degrees: float = 0.0) -> np.ndarray:
+    out = pose.astype(np.float64).copy()
+    out[:2] += np.radians([pitch_degrees, yaw_degrees])
+    return out
+
+
+def test_only_a_visible_turn_warps():
+    assert not needs_warp(POSE, turned(POSE, 0.5 * MIN_DEGREES))
+    assert needs_warp(POSE, turned(POSE, 2 * MIN_DEGREES)) and needs_warp(POSE, turned(POSE, 0, -2 * MIN_DEGREES))
+    assert not needs_warp(POSE, turned(POSE) * np.nan)  # no pose: nothing to turn
+    frame = np.zeros((64, 64, 3), np.uint8)
+    assert warp_head(frame, POSE, turned(POSE, 0.5 * MIN_DEGREES)) is frame
+
+
+def test_moves_are_a_rigid_turn_on_the_head_and_nothing_far_away():
+    target = turned(POSE, 15)
+    far = np.array([[200 + 3 * RING * 70 * 2.1, 220.0], [-500.0, -500.0]])
+    np.testing.assert_allclose(head_moves(far, POSE, target), 0, atol=1e-9)
+    np.testing.assert_allclose(head_moves(np.array([[200.0, 220.0], [230.0, 150.0]]), POSE, POSE), 0, atol=1e-9)
+    # the head's middle: turning it right (+yaw) means the point seen there came from the left
+    # of it in the frame before (or the right: the sign follows the model's yaw), by about
+    # depth * sin(15 deg) * scale, and never vertically
+    move = head_moves(np.array([[200.0, 200.0]]), POSE, target)[0]
+    assert 5 < abs(move[0]) < 70 and abs(move[1]) < 2
+    # continuous across the head's outline, where the moves switch from the surface to the fade:
+    # steep at the rim (a rigid ellipsoid squeezes it) but no tear, so finer steps shrink the jumps
+    def largest_jump(n):
+        xs = np.linspace(60, 340, n)
+        return np.abs(np.diff(head_moves(np.column_stack([xs, np.full_like(xs, 200.0)]), POSE, target)[:, 0])).max()
+
+    assert largest_jump(4000) < 0.5 * largest_jump(400)
+
+
+def test_a_real_head_turns_the_way_the_model_says():
+    """The shipped clip's first frame, its head turned 12 degrees by the warp: Face Mesh, run
+    on the result, finds the face's outline moved as the warp's own moves predict."""
+    from talkface.face.tracker import FaceMeshTracker
+    from talkface.media import read_frames
+
+    frame = next(iter(read_frames(CLIP)))
+    with FaceMeshTracker() as tracker:
+        before = tracker.process(frame)[0][:, :2]
+    width = before[:, 0].max() - before[:, 0].min()
+    pose = np.array([0.0, 0.0, 0.0, *before.mean(0), width / 2.6])
+    target = turned(pose, 12)
+    warped = warp_head(frame, pose, target)
+    assert warped is not frame and warped.shape == frame.shape
+    with FaceMeshTracker() as tracker:
+        after = tracker.process(warped)[0][:, :2]
+    # where each landmark should be now: x_after + move(x_after) = x_before, solved by iterating
+    predicted = before.copy()
+    for _ in range(5):
+        predicted = before - head_moves(predicted, pose, target)
+    shift_seen = (after - before)[:, 0].mean()
+    shift_predicted = (predicted - before)[:, 0].mean()
+    assert abs(shift_predicted) > 4  # a visible turn
+    assert shift_seen == pytest.approx(shift_predicted, rel=0.5)
+    # outside the warp's reach the frame is untouched
+    reach = int(RING * pose[5] * 2.1) + 2
+    left = int(pose[3]) - reach
+    if left > 0:
+        np.testing.assert_array_equal(warped[:, :left], frame[:, :left])
