@@ -22,7 +22,7 @@ from talkface.render.background import background_indices, seat_head
 from talkface.render.composite import FaceCompositor
 from talkface.render.eyes import load_eyes
 from talkface.render.frames import FrameStore
-from talkface.render.headwarp import warp_head
+from talkface.render.headwarp import HeadWarper
 
 
 def render_frames(
@@ -46,9 +46,10 @@ def render_frames(
         poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
         store = FrameStore(profile.folder / "frames.npz")
         # the clip frame's head turned to the output's angle where they differ (hair, ears, outline)
-        backgrounds = (warp_head(store[int(i)], clip_pose[i], poses[t]) for t, i in enumerate(indices))
+        warper = HeadWarper()
+        backgrounds = (warper(store[int(i)], int(i), clip_pose[i], poses[t]) for t, i in enumerate(indices))
     else:
-        poses, backgrounds = motion.pose.astype(np.float64), iter(onto)
+        poses, backgrounds, warper = motion.pose.astype(np.float64), iter(onto), contextlib.nullcontext()
     compositor = FaceCompositor(profile.face, device)
     eyes = load_eyes(profile.folder)
     eye_picks = eyes.select(eyes.keys_for(profile.face, motion.expression, motion.pose)) if eyes is not None else None
@@ -56,6 +57,10 @@ def render_frames(
 
     def coarse() -> Iterator[tuple]:
         """(index, frame, coverage, vertices) per motion frame; coverage None: a frame to pass on as it is."""
+        with warper:  # closed in the thread that made it, when the frames end or stop
+            yield from _coarse_frames()
+
+    def _coarse_frames() -> Iterator[tuple]:
         for index, background in zip(range(motion.n_frames), backgrounds):
             if not np.isfinite(poses[index]).all():  # a frame of `onto` where no face was tracked: left as it is
                 yield index, background, None, None

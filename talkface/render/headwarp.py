@@ -10,8 +10,12 @@ on its outline). Each output pixel inside the ellipsoid's outline at the new pos
 its front surface (the projection is scaled orthographic, so that is one quadratic per pixel),
 and reads the frame where that surface point is at the frame's own pose. Outside the outline
 the move of the nearest outline point carries on, fading to nothing over RING head radii, so
-the shoulders and the room bend a little near the head and not at all beyond. The face itself
-is drawn over all this by the compositor, exactly at the new pose. One cv2.remap applies it.
+the shoulders bend a little near the head and not at all beyond. The face itself is drawn
+over all this by the compositor, exactly at the new pose. One cv2.remap applies it.
+
+With a person matte (MediaPipe selfie segmentation, `HeadWarper`), only the person moves: the
+room stays straight, and where the turned head no longer covers what the frame's head did, the
+room is filled in by inpainting (OpenCV's Telea method) from around the gap.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ GRID_STEP = 4  # px between the points the warp is computed at (then resized to 
 RING = 1.6  # the warp has faded out at this many head radii (along each ray from the head's centre)
 SOFTEN = 0.08  # the moves are blurred over this share of the head's radius: a rigid ellipsoid squeezes
 # its rim hard, while a real head's outline (hair) is softer; blurring spreads that squeeze
+GAP_MARGIN = 2  # px the inpainted gap reaches past what the head uncovered
+INPAINT_RADIUS = 5  # px, OpenCV's inpainting neighbourhood
+MATTES_KEPT = 64  # clip frames whose person matte HeadWarper keeps (backgrounds repeat as the clip plays)
 # the head in model units (the face mesh spans about x +-1.3, y +-1.6, z -0.7..1.2 around its
 # centroid; y down, z away from the camera): the skull's centre behind the face, a head's radii
 HEAD_CENTRE = np.array([0.0, -0.3, 1.0])
@@ -38,13 +45,15 @@ def needs_warp(source_pose: np.ndarray, target_pose: np.ndarray) -> bool:
     return bool(np.isfinite(difference).all() and difference.max() >= MIN_DEGREES)
 
 
-def warp_head(frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
+def warp_head(frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray, person: np.ndarray | None = None) -> np.ndarray:
     """The frame with its head turned from `source_pose` to `target_pose`.
 
     Args:
         frame: RGB uint8 (H, W, 3), showing the head at `source_pose`.
         source_pose, target_pose: (6,) poses (pitch, yaw, roll, x, y, scale) of the face model;
             the output seats its head where the frame's head is, so mostly the angles differ.
+        person: optional (H, W) float matte of the person in `frame` (1: person): with it only the
+            person is moved, and the room the head uncovers is inpainted.
 
     Returns:
         A new frame (the input is not changed), or the frame itself where the poses barely differ.
@@ -68,9 +77,62 @@ def warp_head(frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarra
     span_x, span_y = (len(gx) - 1) * GRID_STEP, (len(gy) - 1) * GRID_STEP
     dense = cv2.resize(coarse, (span_x + 1, span_y + 1), interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    map_x, map_y = xs + dense[..., 0], ys + dense[..., 1]
     out = frame.copy()
-    out[y0:y1, x0:x1] = cv2.remap(frame, xs + dense[..., 0], ys + dense[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    moved = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if person is None:
+        out[y0:y1, x0:x1] = moved
+        return out
+    matte = person[y0:y1, x0:x1].astype(np.float32)
+    moved_matte = cv2.remap(person.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    room = frame[y0:y1, x0:x1]
+    uncovered = ((matte > 0.5) & (moved_matte < 0.5)).astype(np.uint8)
+    if uncovered.any():  # the room the head showed no longer hides: filled from around it
+        gap = cv2.dilate(uncovered, np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8)) & (moved_matte < 0.95).astype(np.uint8)
+        room = cv2.inpaint(room, gap, INPAINT_RADIUS, cv2.INPAINT_TELEA)
+    weight = moved_matte[..., None]
+    out[y0:y1, x0:x1] = np.clip(moved * weight + room * (1 - weight) + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+class HeadWarper:
+    """`warp_head` for a stream of clip frames, with each frame's person matte (computed once per
+    clip frame, kept for the last MATTES_KEPT). Use as a context manager."""
+
+    def __init__(self):
+        self._segmenter = None
+        self._mattes: dict[int, np.ndarray] = {}
+
+    def __enter__(self) -> "HeadWarper":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
+
+    def __call__(self, frame: np.ndarray, index: int, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
+        if not needs_warp(source_pose, target_pose):
+            return frame
+        return warp_head(frame, source_pose, target_pose, self._matte(frame, index))
+
+    def _matte(self, frame: np.ndarray, index: int) -> np.ndarray:
+        if index not in self._mattes:
+            if len(self._mattes) >= MATTES_KEPT:
+                self._mattes.pop(next(iter(self._mattes)))
+            if self._segmenter is None:  # its start-up notices (TFLite, absl) do not reach the user
+                from mediapipe.python.solutions.selfie_segmentation import SelfieSegmentation
+
+                from talkface.face.tracker import native_stderr_silenced
+
+                with native_stderr_silenced():
+                    self._segmenter = SelfieSegmentation(model_selection=0)
+                    raw = self._segmenter.process(frame).segmentation_mask.astype(np.float32)
+            else:
+                raw = self._segmenter.process(frame).segmentation_mask.astype(np.float32)
+            guide = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+            self._mattes[index] = np.clip(cv2.ximgproc.guidedFilter(guide, raw, 4, 1e-3), 0, 1)
+        return self._mattes[index]
 
 
 def head_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:

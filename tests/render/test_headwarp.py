@@ -74,3 +74,27 @@ def test_a_real_head_turns_the_way_the_model_says():
     left = int(pose[3]) - reach
     if left > 0:
         np.testing.assert_array_equal(warped[:, :left], frame[:, :left])
+
+
+def test_with_the_persons_matte_the_room_stays_still(tmp_path):
+    """A person (a bright disc for the head, over a striped room) turned with their matte: the
+    room's stripes away from the person are exactly the frame's, the head moved, and where the
+    head no longer covers the room the gap is filled from the room around it."""
+    from talkface.render.headwarp import warp_head
+
+    frame = np.zeros((200, 200, 3), np.uint8)
+    frame[:, ::10] = 255  # stripes: any bend of the room would show
+    yy, xx = np.mgrid[0:200, 0:200]
+    head = (xx - 100) ** 2 + (yy - 90) ** 2 < 45**2
+    frame[head] = (200, 150, 120)
+    matte = head.astype(np.float32)
+    pose = np.array([0.0, 0.0, 0.0, 100.0, 95.0, 22.0])
+    target = turned(pose, 20)
+    plain = warp_head(frame, pose, target)
+    protected = warp_head(frame, pose, target, matte)
+    room = np.hypot(xx - 100, yy - 90) > 60  # clear of where the turned head can reach
+    assert (plain[room] != frame[room]).any()  # without the matte the room bends near the head
+    np.testing.assert_array_equal(protected[room], frame[room])
+    moved = np.abs(protected[head].astype(float) - frame[head]).max(-1)
+    assert (moved > 40).sum() > 30  # the head's edge moved: a strip of where it was now shows the (filled-in) room
+    assert np.isfinite(protected.astype(float)).all() and protected.dtype == np.uint8
