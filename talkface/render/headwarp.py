@@ -89,9 +89,13 @@ def warp_head(frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarra
     uncovered = ((matte > 0.5) & (moved_matte < 0.5)).astype(np.uint8)
     if uncovered.any():  # the room the head showed no longer hides: filled from around it
         gap = cv2.dilate(uncovered, np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8)) & (moved_matte < 0.95).astype(np.uint8)
-        room = cv2.inpaint(room, gap, INPAINT_RADIUS, cv2.INPAINT_TELEA)
-    weight = moved_matte[..., None]
-    out[y0:y1, x0:x1] = np.clip(moved * weight + room * (1 - weight) + 0.5, 0, 255).astype(np.uint8)
+        gx0, gy0, gw, gh = cv2.boundingRect(gap)
+        margin = 2 * INPAINT_RADIUS  # inpainting reads this far around the gap: work in that box only
+        ax0, ay0 = max(gx0 - margin, 0), max(gy0 - margin, 0)
+        ax1, ay1 = min(gx0 + gw + margin, gap.shape[1]), min(gy0 + gh + margin, gap.shape[0])
+        room = room.copy()
+        room[ay0:ay1, ax0:ax1] = cv2.inpaint(room[ay0:ay1, ax0:ax1], gap[ay0:ay1, ax0:ax1], INPAINT_RADIUS, cv2.INPAINT_TELEA)
+    out[y0:y1, x0:x1] = cv2.blendLinear(moved, room, moved_matte, 1 - moved_matte)
     return out
 
 
