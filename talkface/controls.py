@@ -75,6 +75,12 @@ def apply_controls(motion: Motion, profile: Profile, controls: Controls) -> tupl
     return Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), motion.fps), range_notes(pose, profile.clip_fit.pose)
 
 
+def view_change(before: Motion, after: Motion) -> np.ndarray | None:
+    """(T, 3) radians: the head angles `apply_controls` added (None: none)."""
+    change = after.pose[:, :3].astype(np.float64) - before.pose[:, :3].astype(np.float64)
+    return change if np.abs(change).max(initial=0.0) > 0 else None
+
+
 def lower_face_ramp(face: MeshFaceModel) -> np.ndarray:
     """(V,) weight of each vertex in the lower face: 0 at and above the nose tip, 1 from the
     middle of the lips down, a smoothstep between (the part `dub` redraws and `mouth_scale` scales)."""

@@ -26,7 +26,8 @@ from talkface.render.headwarp import HeadWarper
 
 
 def render_frames(
-    profile: Profile, motion: Motion, device: str = "cpu", refine: bool = True, onto: Iterable[np.ndarray] | None = None
+    profile: Profile, motion: Motion, device: str = "cpu", refine: bool = True, onto: Iterable[np.ndarray] | None = None,
+    view: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
     """Full frames at the clip's resolution, one per motion frame (RGB uint8).
 
@@ -34,6 +35,11 @@ def render_frames(
     seated on them; or, with `onto`, the given frames (a video the motion was tracked from)
     with the head exactly at the motion's pose, which redraws the face in place.
     With `refine` and a profile that has a refiner, the coarse frames go through it in batches.
+
+    `view`: (T, 3) radians (pitch, yaw, roll) that controls added to the motion's head angles
+    (`--yaw`, `--frontal`, ...). The backgrounds are then matched to the motion without them (the
+    clip plays as it naturally would) and each one's whole head (hair, ears, outline) is turned
+    by them (render/headwarp.py), since the clip has no frames at those angles.
     """
     if motion.expression.shape[1] != profile.face.n_expression:
         raise InputError(
@@ -42,12 +48,19 @@ def render_frames(
         )
     if onto is None:
         clip_pose = profile.clip_fit.pose.astype(np.float64)
-        indices = background_indices(motion.pose.astype(np.float64), clip_pose, profile.clip_fit.valid)
+        natural = motion.pose.astype(np.float64).copy()
+        if view is not None:
+            natural[:, :3] -= view
+        indices = background_indices(natural, clip_pose, profile.clip_fit.valid)
         poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
         store = FrameStore(profile.folder / "frames.npz")
-        # the clip frame's head turned to the output's angle where they differ (hair, ears, outline)
         warper = HeadWarper()
-        backgrounds = (warper(store[int(i)], int(i), clip_pose[i], poses[t]) for t, i in enumerate(indices))
+        if view is None:
+            backgrounds = (store[int(i)] for i in indices)
+        else:  # each clip frame's head turned by the view asked for
+            turned = clip_pose[indices].copy()
+            turned[:, :3] += view
+            backgrounds = (warper(store[int(i)], int(i), clip_pose[i], turned[t]) for t, i in enumerate(indices))
     else:
         poses, backgrounds, warper = motion.pose.astype(np.float64), iter(onto), contextlib.nullcontext()
     compositor = FaceCompositor(profile.face, device)
@@ -113,17 +126,19 @@ def render_video(
     refine: bool = True,
     background: str | None = None,
     onto: str | Path | None = None,
+    view: np.ndarray | None = None,
 ) -> Path:
     """Render a motion of this profile's person to an mp4 (with `audio` muxed if given).
 
     `background`: an image, a video or a colour to put behind the person instead of their room.
     `onto`: redraw the face in place on this video's frames (see `render_frames`).
+    `view`: the head angles controls added to the motion (see `render_frames`).
     """
     replacer = BackgroundReplacer(background, profile.size) if background else contextlib.nullcontext()
     with replacer, pipeline_threads(), progress.bar("rendering" + (" and refining" if refine and profile.has_refiner else ""), motion.n_frames) as advance:
 
         def frames():
-            for frame in render_frames(profile, motion, device, refine, read_frames(onto) if onto else None):
+            for frame in render_frames(profile, motion, device, refine, read_frames(onto) if onto else None, view):
                 yield replacer(frame) if background else frame
                 advance(1)
 

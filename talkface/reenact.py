@@ -18,7 +18,7 @@ import numpy as np
 
 from talkface import progress
 from talkface.config import ReconstructConfig, TrackConfig
-from talkface.controls import Controls, apply_controls
+from talkface.controls import Controls, apply_controls, view_change
 from talkface.device import resolve_device
 from talkface.errors import NoFaceError
 from talkface.face import topology
@@ -115,10 +115,11 @@ def reenact(
     if blink_rate is not None:
         motion = with_blinks(motion, profile, blink_rate, seed)
     driver_mouth = topology.mouth_openness(driver_track.landmarks)  # for evaluation by the caller
+    natural = motion
     motion, notes = apply_controls(motion, profile, controls)
     for note in notes:
         progress.log(f"note: {note}")
     if motion_path:
         save_motion(motion_path, motion)
-    render_video(profile, motion, out, sound, resolve_device(device), refine, background)
+    render_video(profile, motion, out, sound, resolve_device(device), refine, background, view=view_change(natural, motion))
     return ReenactResult(Path(out), motion, driver_mouth, notes, motion.n_frames, time.perf_counter() - started)

@@ -9,7 +9,7 @@ from pathlib import Path
 from talkface import progress
 from talkface.audio import check_speech, extract, n_video_frames
 from talkface.config import SpeakConfig
-from talkface.controls import Controls, apply_controls
+from talkface.controls import Controls, apply_controls, view_change
 from talkface.device import resolve_device
 from talkface.face.model import place_vertices
 from talkface.media import check_destination, load_audio, write_video
@@ -86,6 +86,7 @@ def speak(
     motion = generate_motion(
         profile.motion, profile.face, features, profile.fps, config.seed, clip_pose, config.blink_rate
     )
+    natural = motion
     motion, notes = apply_controls(motion, profile, controls)
     for note in notes:
         progress.log(f"note: {note}")
@@ -97,7 +98,7 @@ def speak(
     else:
         if config.refine and not profile.has_refiner:
             progress.log("this profile has no refiner (finetune it again with the refiner on); writing the coarse render")
-        render_video(profile, motion, out, speech, resolve_device(device), config.refine, background)
+        render_video(profile, motion, out, speech, resolve_device(device), config.refine, background, view=view_change(natural, motion))
     return SpeakResult(Path(out), motion, profile.folder, n_frames, time.perf_counter() - started)
 
 

@@ -1,9 +1,10 @@
 """Whole-head warping: turn the head a background frame shows to the pose the face is drawn at.
 
 Keyframe matching (background.py) can only pick clip frames whose head angles the clip had.
-When the output asks for another angle (`--yaw 15`, `--frontal`, or head motion wider than the
-clip's), the face is drawn at the new angle but the hair, ears and the head's outline are the
-background frame's. This module bends the background frame so they turn too.
+When controls ask for another view (`--yaw 15`, `--pitch -10`, `--frontal`), the face is drawn
+at the new angle but the hair, ears and the head's outline would be the background frame's.
+So the backgrounds are matched to the motion as it was before the controls, and this module
+turns each one's head by the angles the controls added.
 
 The head is modelled as an ellipsoid around the face mesh (the skull behind it, hair and ears
 on its outline). Each output pixel inside the ellipsoid's outline at the new pose is cast onto
@@ -25,7 +26,7 @@ import numpy as np
 
 from talkface.face.geometry import apply_pose, euler_to_rotation
 
-MIN_DEGREES = 3.0  # pitch/yaw differences below this leave the frame as it is (keyframe matching's usual error)
+MIN_DEGREES = 1.0  # head turns below this leave the frame as it is
 GRID_STEP = 4  # px between the points the warp is computed at (then resized to every pixel)
 RING = 1.6  # the warp has faded out at this many head radii (along each ray from the head's centre)
 SOFTEN = 0.08  # the moves are blurred over this share of the head's radius: a rigid ellipsoid squeezes
@@ -40,8 +41,8 @@ HEAD_RADII = np.array([1.45, 2.1, 1.9])
 
 
 def needs_warp(source_pose: np.ndarray, target_pose: np.ndarray) -> bool:
-    """The head's pitch or yaw differs enough between the frame and the output to be seen."""
-    difference = np.degrees(np.abs(np.asarray(target_pose[:2], np.float64) - np.asarray(source_pose[:2], np.float64)))
+    """The head's angles differ enough between the frame and the output to be seen."""
+    difference = np.degrees(np.abs(np.asarray(target_pose[:3], np.float64) - np.asarray(source_pose[:3], np.float64)))
     return bool(np.isfinite(difference).all() and difference.max() >= MIN_DEGREES)
 
 
