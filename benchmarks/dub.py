@@ -273,7 +273,7 @@ def long_dub(folder: Path, minutes: float) -> dict:
         "PSNR faceless stretch, min dB": round(float(min(scores["faceless"])), 1),
         "PSNR other people's shots, min dB": round(float(min(scores["other"])), 1),
         "PSNR Obama shots (dubbed), mean dB": round(float(np.mean(scores["obama"])), 1),
-        "frames redrawn": len(scores["obama"]),
+        "Obama frames (dubbed if found)": len(scores["obama"]),
         "tracking s": round(track_seconds), "tracking peak RSS MB": round(track_peak),
         "dub s (refined)": round(seconds), "dub peak RSS MB": round(peak),
         "dub frames/s": round(len(labels) / seconds, 1),
@@ -285,9 +285,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="draft", help="refiner preset of the profiles (draft: ~3 min each on 2 cores)")
     parser.add_argument("--long-minutes", type=float, default=2.0)
-    parser.add_argument("--parts", default="self,obama,two,long", help="which parts to run; the others keep their committed results")
+    parser.add_argument("--parts", default="self,obama,two,long", help="which parts to run (none: only rewrite dub.md); the others keep their committed results")
     args = parser.parse_args()
-    parts = set(args.parts.split(","))
+    parts = set(args.parts.split(",")) - {"none"}  # --parts none: rewrite dub.md from dub.json
     earlier = json.loads((RESULTS / "dub.json").read_text()) if (RESULTS / "dub.json").exists() else {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
@@ -299,11 +299,15 @@ def main() -> None:
         long_row = long_dub(folder, args.long_minutes) if "long" in parts else earlier["long"]
         print(long_row, flush=True)
     presets = earlier.get("presets", {"self": "draft", "obama": "draft"})
+    seconds = time.perf_counter() - started if parts else earlier.get("seconds", 0)
+    command = f"python benchmarks/dub.py --preset {args.preset} --long-minutes {args.long_minutes:g} --parts {args.parts}"
+    commands = earlier.get("commands", {})
+    commands.update({part: command for part in ("self", "obama", "two", "long") if part in parts or (part == "obama" and "long" in parts)})
     presets.update({part: args.preset for part in ("self", "obama", "two") if part in parts or (part == "obama" and "long" in parts)})
     text = f"""# Dub benchmark
 
-talkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, no GPU, {time.perf_counter() - started:.0f} s in all.
-Command: `python benchmarks/dub.py --preset {args.preset} --long-minutes {args.long_minutes:g}` (parts run this time: {args.parts}).
+talkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, no GPU; the last run took {seconds:.0f} s.
+Commands that made each part (a part not run keeps its last results): {'; '.join(f"{part}: `{command}`" for part, command in commands.items())}.
 Refiner preset of the profiles: self-dub {presets['self']}, Obama (sections 2 and 4) {presets['obama']}, two people {presets.get('two', '-')}.
 
 ## 1. Self-dub: the second half of congressman_d_60s.mp4 with its own sound
@@ -339,7 +343,7 @@ the profile's person by identity is dubbed, the stranger's half is left as it is
 
 {markdown_table([long_row])}
 """
-    save_results("dub", text, {"self_dub": self_rows, "obama": obama_rows, "two": two_row, "long": long_row, "frames": str(sheet), "presets": presets})
+    save_results("dub", text, {"self_dub": self_rows, "obama": obama_rows, "two": two_row, "long": long_row, "frames": str(sheet), "presets": presets, "commands": commands, "seconds": round(seconds)})
 
 
 if __name__ == "__main__":
