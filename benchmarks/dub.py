@@ -328,7 +328,7 @@ Outside the lower face only re-encoding changes pixels (x264 CRF 18 of a CRF-12 
 
 Top of each pair: the video's own frame; below: the dub at the same moment (German row first,
 then 45 s of English, ping-ponged past the video's 20 s). The German dub's time includes building the
-profile from the video (tracking, finetune with the draft refiner); the English one reuses it.
+profile from the video (tracking, finetune with the preset above); the English one reuses it.
 
 ## 3. Two people in view: the profile's person is the smaller face
 
