@@ -56,7 +56,7 @@ SPEAK_STAGES = [
     ("talkface.render.frames", "FrameStore.__getitem__", "background frames (JPEG)"),
     ("talkface.render.composite", "FaceCompositor.composite", "coarse render (rasterize, texture, blend)"),
     ("talkface.refine.model", "Refiner.refine", "refiner, all of it (crops, memory, network, paste)"),
-    ("talkface.refine.model", "Refiner._inputs", "refiner: crops + memory read"),
+    ("talkface.refine.model", "Refiner.prepare", "refiner: crops + memory read"),
     ("talkface.refine.model", "Refiner._correction", "refiner: network"),
     ("talkface.refine.crop", "FaceCrop.paste_difference", "refiner: paste back"),
     ("talkface.media.video", "_encode_frame", "encode video (x264)"),
@@ -260,7 +260,7 @@ def main() -> None:
             results["heldout"]["speak"]["whole_command_s"] = command_wall(Path(results["heldout"]["profile"]), scratch / "speech30.wav", scratch)
     saved = json.loads((RESULTS / "speed.json").read_text()) if (RESULTS / "speed.json").exists() else {}
     for kept in ("before", "heldout"):  # keep the last measured `before` and `heldout` rows
-        earlier = {part: [dict(row, mode=f"{row['mode']} (earlier run)") for row in saved.get(part, []) if row["mode"].startswith(kept)] for part in ("finetune", "quality", "speak")}
+        earlier = {part: [dict(row, mode=row["mode"] if row["mode"].endswith("(earlier run)") else f"{row['mode']} (earlier run)") for row in saved.get(part, []) if row["mode"].startswith(kept)] for part in ("finetune", "quality", "speak")}
         if kept not in results and all(earlier.values()):
             results[kept] = {part: earlier[part][0] for part in earlier}
     order = {"before": 0, "after": 1, "heldout": 2}

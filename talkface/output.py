@@ -69,52 +69,49 @@ def render_frames(
     refiner = Refiner.load(profile.folder, device) if refine and profile.has_refiner else None
 
     def coarse() -> Iterator[tuple]:
-        """(index, frame, coverage, vertices) per motion frame; coverage None: a frame to pass on as it is."""
+        """(frame, prepared) per motion frame: a coarse frame and, with a refiner, its crops and
+        memory read (made here, off the refining thread); prepared None: a frame to pass on as it is."""
         with warper:  # closed in the thread that made it, when the frames end or stop
             yield from _coarse_frames()
 
     def _coarse_frames() -> Iterator[tuple]:
+        previous = None  # the coarse frame before, which the refiner sees too (none after a gap)
         for index, background in zip(range(motion.n_frames), backgrounds):
             if not np.isfinite(poses[index]).all():  # a frame of `onto` where no face was tracked: left as it is
-                yield index, background, None, None
+                previous = None
+                yield background, None
                 continue
             vertices = place_vertices(profile.face, motion.expression[index], poses[index])
             frame, coverage = compositor.composite(background, vertices)
             if eyes is not None:  # the person's own eyes, lids and brows
                 frame = eyes.paste(frame, vertices[profile.face.landmark_index], eye_picks[index], coverage)
-            yield index, frame, coverage, vertices
+            before = frame if previous is None else previous
+            previous = frame
+            yield frame, (refiner.prepare(profile.face, frame, before, coverage, vertices, motion.expression[index]) if refiner else True)
 
     if refiner is None:
-        for _, frame, _, _ in coarse():
+        for frame, _ in coarse():
             yield frame
         return
     stream = prefetched(coarse(), depth=2 * REFINE_BATCH)  # frames are composited in another thread while these are refined
     try:
-        batch: list[tuple] = []
-        previous = None
-        for index, frame, coverage, vertices in stream:
-            if coverage is None:
-                if batch:
-                    yield from _refined(refiner, profile, motion, batch, index)
-                    batch = []
-                previous = None
+        frames: list[np.ndarray] = []
+        prepared: list = []
+        for frame, ready in stream:
+            if ready is None:
+                yield from refiner.refine_prepared(frames, prepared) if frames else []
+                frames, prepared = [], []
                 yield frame
                 continue
-            batch.append((frame, frame if previous is None else previous, coverage, vertices))
-            previous = frame
-            if len(batch) == REFINE_BATCH:
-                yield from _refined(refiner, profile, motion, batch, index + 1)
-                batch = []
-        if batch:
-            yield from _refined(refiner, profile, motion, batch, index + 1)
+            frames.append(frame)
+            prepared.append(ready)
+            if len(frames) == REFINE_BATCH:
+                yield from refiner.refine_prepared(frames, prepared)
+                frames, prepared = [], []
+        if frames:
+            yield from refiner.refine_prepared(frames, prepared)
     finally:
         stream.close()
-
-
-def _refined(refiner: Refiner, profile: Profile, motion: Motion, batch: list[tuple], end: int) -> list[np.ndarray]:
-    """Refine a batch of (frame, previous frame, coverage, vertices) ending at motion frame `end`."""
-    frames, before, coverages, placed = (list(column) for column in zip(*batch))
-    return refiner.refine(profile.face, frames, before, coverages, placed, motion.expression[end - len(batch) : end])
 
 
 def render_video(

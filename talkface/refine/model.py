@@ -28,6 +28,14 @@ def mouth_patch_size(crop_size: int) -> int:
     return max(32, int(round(crop_size * 0.4 / 8)) * 8)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One frame's refiner inputs: its crops, and the mouth memory's read for it."""
+
+    inputs: CropInputs
+    memory: np.ndarray
+
+
 @dataclass
 class Refiner:
     """A person's trained generator and mouth memory."""
@@ -74,25 +82,30 @@ class Refiner:
     def refine(self, model: MeshFaceModel, frames: list[np.ndarray], previous: list[np.ndarray], coverage: list[np.ndarray], vertices: list[np.ndarray], expressions: np.ndarray) -> list[np.ndarray]:
         """Refine coarse full frames (RGB uint8); each comes with its predecessor, face coverage,
         placed vertices and expression. Returns full frames."""
-        inputs, tensor = self._inputs(model, frames, previous, coverage, vertices, expressions)
-        difference = self._correction(tensor)
-        return [item.crop.paste_difference(frame, delta) for item, frame, delta in zip(inputs, frames, difference)]
+        prepared = [self.prepare(model, *item) for item in zip(frames, previous, coverage, vertices, expressions)]
+        return self.refine_prepared(frames, prepared)
 
-    def _inputs(self, model, frames, previous, coverage, vertices, expressions) -> tuple[list[CropInputs], torch.Tensor]:
-        """The batch's crops and memory reads, as the generator's input tensor."""
-        inputs = [crop_inputs(f, p, c, v, self.crop_size) for f, p, c, v in zip(frames, previous, coverage, vertices)]
-        keys = mouth_keys(model, expressions)
-        lips = np.stack([item.lips for item in inputs])
-        memory = self.memory.read(keys, lips, self.summary["config"]["memory_neighbours"])
+    def prepare(self, model: MeshFaceModel, frame: np.ndarray, previous: np.ndarray, coverage: np.ndarray, vertices: np.ndarray, expression: np.ndarray) -> Prepared:
+        """One frame's crops and memory read: the per-frame half of `refine`, which a pipeline can
+        run in another thread than the batched network (`refine_prepared`)."""
+        inputs = crop_inputs(frame, previous, coverage, vertices, self.crop_size)
+        keys = mouth_keys(model, np.asarray(expression)[None])
+        memory = self.memory.read(keys, inputs.lips[None], self.summary["config"]["memory_neighbours"])[0]
+        return Prepared(inputs, memory)
+
+    def refine_prepared(self, frames: list[np.ndarray], prepared: list[Prepared]) -> list[np.ndarray]:
+        """Refine a batch of coarse full frames whose crops and memory reads are `prepared`."""
+        inputs = [item.inputs for item in prepared]
         tensor = generator_input(
             np.stack([item.rendered for item in inputs]),
             np.stack([item.previous for item in inputs]),
-            memory,
+            np.stack([item.memory for item in prepared]),
             np.stack([item.coverage for item in inputs]),
             np.stack([item.opening for item in inputs]),
             np.stack([item.region for item in inputs]),
         )
-        return inputs, tensor
+        difference = self._correction(tensor)
+        return [item.crop.paste_difference(frame, delta) for item, frame, delta in zip(inputs, frames, difference)]
 
     def _correction(self, tensor: torch.Tensor) -> np.ndarray:
         """(B, S, S, 3) float pixel differences the generator adds to the rendered crops."""
