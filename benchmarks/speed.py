@@ -247,7 +247,7 @@ def main() -> None:
 
     if args.report_only:
         saved = json.loads((RESULTS / "speed.json").read_text())
-        report({part: saved[part] for part in ("finetune", "quality", "speak")}, saved["stream"], saved.get("device", "cpu"), args)
+        report({part: saved[part] for part in ("finetune", "quality", "speak")}, saved.get("stream", {}), saved.get("device", "cpu"), args)
         return
 
     device = resolve_device(args.device)
@@ -278,7 +278,8 @@ def main() -> None:
         if "heldout" in results:
             results["heldout"]["speak"]["whole_command_s"] = command_wall(Path(results["heldout"]["profile"]), scratch / "speech30.wav", scratch)
     saved = json.loads((RESULTS / "speed.json").read_text()) if (RESULTS / "speed.json").exists() else {}
-    for kept in ("before", "heldout", "clip512"):  # keep the last measured rows of the modes not run
+    latency = latency or saved.get("stream", {})  # `after` not run: its streaming figures are kept too
+    for kept in ("before", "after", "heldout", "clip512"):  # keep the last measured rows of the modes not run
         earlier = {part: [dict(row, mode=row["mode"] if row["mode"].endswith("(earlier run)") else f"{row['mode']} (earlier run)") for row in saved.get(part, []) if row["mode"].startswith(kept)] for part in ("finetune", "quality", "speak")}
         if kept not in results and all(earlier.values()):
             results[kept] = {part: earlier[part][0] for part in earlier}
@@ -299,7 +300,7 @@ def report(rows: dict, latency: dict, device: str, args) -> None:
     markdown = (
         f"# Speed: finetune and speak, stage by stage\n\ntalkface {__version__}, {time.strftime('%Y-%m-%d')}, "
         f"{os.cpu_count()} CPU cores, device {device} (bfloat16 convolutions available: {bf16}). "
-        f"Command: `python benchmarks/speed.py --before {args.before} --modes {args.modes}`.\n\n"
+        f"Command of the last run: `python benchmarks/speed.py --before {args.before} --modes {args.modes}`.\n\n"
         f"before: talkface at commit {args.before} (before the speed work); after: this checkout with its defaults. "
         "Each runs in its own process, one after the other; a row marked `(earlier run)` is kept from the previous "
         "run of this script on this machine.\n\n"
