@@ -54,12 +54,12 @@ def render_frames(
         indices = background_indices(natural, clip_pose, profile.clip_fit.valid)
         poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
         store = FrameStore(profile.folder / "frames.npz")
-        warper = HeadWarper()
         if view is None:
-            backgrounds = (store[int(i)] for i in indices)
+            backgrounds, warper = (store[int(i)] for i in indices), contextlib.nullcontext()
         else:  # each clip frame's head turned by the view asked for
             turned = clip_pose[indices].copy()
             turned[:, :3] += view
+            warper = HeadWarper()
             backgrounds = (warper(store[int(i)], int(i), clip_pose[i], turned[t]) for t, i in enumerate(indices))
     else:
         poses, backgrounds, warper = motion.pose.astype(np.float64), iter(onto), contextlib.nullcontext()

@@ -145,27 +145,25 @@ def head_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndar
     as offsets (backward moves)."""
     rotation_t = euler_to_rotation(target_pose[None, :3])[0]
     scale, shift = target_pose[5], target_pose[3:5]
-    # model-space ray of each pixel: p(d) = a + d * b (d: depth in model units, toward the back)
-    planar = np.column_stack([(points - shift) / scale, np.zeros(len(points))])
-    a = planar @ rotation_t  # R^T q for each row q
-    b = rotation_t[2]  # R^T e_z
-    offset = (a - HEAD_CENTRE) / HEAD_RADII
+    b = rotation_t[2]  # R^T e_z: the rays' direction in model space
     direction = b / HEAD_RADII
     qa = float(direction @ direction)
-    qb = 2 * offset @ direction
-    qc = (offset * offset).sum(1) - 1
-    discriminant = qb * qb - 4 * qa * qc
+
+    def ray(image_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each point's model-space ray p(d) = a + d * b (d: depth in model units, toward the
+        back) and the ellipsoid's quadratic along it, qa d^2 + qb d + qc = 0: (a, qb, qc)."""
+        a = np.column_stack([(image_points - shift) / scale, np.zeros(len(image_points))]) @ rotation_t  # R^T q per row
+        offset = (a - HEAD_CENTRE) / HEAD_RADII
+        return a, 2 * offset @ direction, (offset * offset).sum(1) - 1
+
+    _, qb, qc = ray(points)
     # how far out each point is, in outline radii along its ray from the head's centre (<= 1: on the head)
-    spread = np.sqrt(np.maximum(1 - discriminant / (4 * qa), 1e-12))
+    spread = np.sqrt(np.maximum(1 - (qb * qb - 4 * qa * qc) / (4 * qa), 1e-12))
     outside = spread > 1
     centre = _project(HEAD_CENTRE[None], target_pose)[0]
     on_head = points.copy()
     on_head[outside] = centre + (points[outside] - centre) / spread[outside, None]  # the outline point on the same ray
-    planar = np.column_stack([(on_head - shift) / scale, np.zeros(len(points))])
-    a = planar @ rotation_t
-    offset = (a - HEAD_CENTRE) / HEAD_RADII
-    qb = 2 * offset @ direction
-    qc = (offset * offset).sum(1) - 1
+    a, qb, qc = ray(on_head)
     depth = (-qb - np.sqrt(np.maximum(qb * qb - 4 * qa * qc, 0))) / (2 * qa)  # the front surface
     surface = a + depth[:, None] * b
     moves = _project(surface, source_pose) - on_head
