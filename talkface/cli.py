@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 # markup off: user paths and messages are printed as they are ("[x]" in a name is no style)
 stdout = Console(markup=False)
 stderr = Console(stderr=True, markup=False)
+_terminating = threading.Event()  # set by SIGTERM's handler
 
 
 def _report(out: Path) -> Console:
@@ -64,7 +66,7 @@ def reports_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            return _unless_terminated(command, *args, **kwargs)
         except TalkfaceError as exc:
             stderr.print(Text.assemble(("error:", "bold red"), f" {type(exc).__name__}: {exc}"), highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
@@ -84,6 +86,21 @@ def reports_errors(command):
             _fail(f"internal error {type(exc).__name__}: {exc}; this is a bug in talkface: rerun with TALKFACE_DEBUG=1 for the traceback and report it")
 
     return wrapper
+
+
+def _unless_terminated(command, *args, **kwargs):
+    """Run the command; an error raised after SIGTERM arrived is the termination itself.
+
+    The handler's SystemExit can be turned into another error by the code it interrupts: in the
+    middle of an import, importlib's lock bookkeeping raises KeyError instead. That run was
+    terminated, not broken, so it ends as a termination (143), not as a bug report.
+    """
+    try:
+        return command(*args, **kwargs)
+    except Exception:
+        if _terminating.is_set():
+            raise SystemExit(143) from None
+        raise
 
 
 def _fail(message: str) -> None:
@@ -446,6 +463,7 @@ def _options(
 
 def _terminated(signum, frame) -> None:
     """SIGTERM ends the run like Ctrl-C does: `finally` blocks remove temporaries, caches stay."""
+    _terminating.set()
     stderr.print("terminated; finished stages are cached and a rerun resumes from them")
     raise SystemExit(143)
 

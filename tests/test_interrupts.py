@@ -137,3 +137,34 @@ def test_sigterm_while_python_shuts_down_is_no_traceback():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "terminated" not in done.stderr
+
+
+def test_an_error_that_sigterm_turned_into_still_ends_as_a_termination(monkeypatch):
+    """SIGTERM in the middle of an import: importlib's lock bookkeeping turned the handler's
+    SystemExit into a KeyError (seen in CI's random-kill test, exit 1 and 'internal error'). After
+    SIGTERM any error ends the run as a termination (143); without it, the same error is a bug."""
+    import threading
+
+    import typer
+
+    from talkface import cli
+
+    monkeypatch.setattr(cli, "_terminating", threading.Event())
+
+    def interrupted_import():
+        try:
+            cli._terminated(signal.SIGTERM, None)
+        except SystemExit:
+            raise KeyError(140705463229312) from None  # what importlib raised
+
+    with pytest.raises(SystemExit) as ended:
+        cli.reports_errors(interrupted_import)()
+    assert ended.value.code == 143
+
+    def broken():
+        raise KeyError(1)
+
+    cli._terminating.clear()
+    with pytest.raises(typer.Exit) as failed:
+        cli.reports_errors(broken)()
+    assert failed.value.exit_code == 1
