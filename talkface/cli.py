@@ -70,6 +70,8 @@ def reports_errors(command):
         except TalkfaceError as exc:
             stderr.print(Text.assemble(("error:", "bold red"), f" {type(exc).__name__}: {exc}"), highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except typer.Exit:  # a command's own exit status (batch with failed rows, doctor with a missing part)
+            raise
         except KeyboardInterrupt:
             stderr.print("interrupted; finished stages are cached and a rerun resumes from them")
             raise typer.Exit(130) from None

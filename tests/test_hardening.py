@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -300,6 +301,17 @@ def test_bad_manifests_are_one_clear_error(tmp_path, name, content, message):
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):
         read_manifest(path)
+
+
+def test_batch_with_a_failed_row_reports_it_and_exits_1(tmp_path, clip):
+    """The row's problem is in the table; the exit status says a row failed; no 'internal error'."""
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(f"person,audio,out\n{tmp_path / 'nobody'},{clip},{tmp_path / 'o.mp4'}\n")
+    result = run("batch", str(manifest))
+    assert result.returncode == 1, result.stderr
+    job = json.loads((tmp_path / "jobs.csv.report.json").read_text())["jobs"][0]
+    assert job["status"] == "failed" and "no such person" in job["error"]
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_pipe_as_manifest_is_refused(tmp_path):
