@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from talkface.config import DubConfig, FinetuneConfig, ReconstructConfig, SpeakConfig, TrackConfig
-from talkface.errors import TalkfaceError
+from talkface.errors import InputError, TalkfaceError
 
 app = typer.Typer(
     help="Talking-face video from a short clip of a person and any speech. Offline, CPU or GPU.",
@@ -170,8 +170,12 @@ def _ranges(ranges) -> str:
 @app.command()
 @reports_errors
 def finetune(
-    video: Path = typer.Option(..., "--video", "-v", help="10-30 s of one person talking, with sound."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Profile folder (default: $TALKFACE_HOME/profiles/VIDEO-NAME)."),
+    video: Optional[Path] = typer.Option(None, "--video", "-v", help="10-30 s of one person talking, with sound."),
+    image: Optional[Path] = typer.Option(
+        None, "--image", "-i", help="Or one photo (a portrait, painting, statue): a profile in seconds, with motion learned from many people."
+    ),
+    size: int = typer.Option(720, "--size", help="With --image: the longer side of the working frame and of its videos (px)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Profile folder (default: $TALKFACE_HOME/profiles/VIDEO-OR-PHOTO-NAME)."),
     features: str = typer.Option(_FINETUNE.features, help="Audio features: mfcc, whisper or mfcc+whisper."),
     generic: bool = typer.Option(
         _FINETUNE.use_generic, "--generic/--no-generic", help="Start from the generic multi-speaker audio->lip model (needs --features mfcc+whisper)."
@@ -185,11 +189,24 @@ def finetune(
     as_json: bool = typer.Option(False, "--json", help="Print the profile summary as JSON."),
 ) -> None:
     """Learn a person profile from a clip: face model, audio->motion model, head-motion style, blinks, GAN refiner.
+    Or from one photo (--image): the face from the photo, its motion from the generic models.
 
     Interrupted? Run the same command again: finished stages are reused and refiner training resumes from its checkpoint.
     """
     from talkface.finetune import finetune as run_finetune
 
+    if (video is None) == (image is None):
+        raise InputError("give either --video CLIP (10-30 s of the person talking) or --image PHOTO (one photo of them)")
+    if image is not None:
+        from talkface.oneshot import finetune_image
+
+        profile = finetune_image(image, out, size)
+        if as_json:
+            print(json.dumps({**profile.info.to_json(), "folder": str(profile.folder)}))
+            return
+        stdout.print(f"photo profile {profile.folder} ready in {profile.info.finetune_seconds} s ({profile.size[0]}x{profile.size[1]})", highlight=False)
+        stdout.print(f"next: talkface speak --audio SPEECH.wav --person {profile.folder} --out out.mp4", highlight=False)
+        return
     config = FinetuneConfig(features=features, use_generic=generic, preset=preset, refiner=refiner)
     profile = run_finetune(video, out, config, device=device, force=force)
     if as_json:

@@ -70,7 +70,9 @@ def apply_controls(motion: Motion, profile: Profile, controls: Controls) -> tupl
     pose[:, :3] += np.radians([controls.pitch, controls.yaw, controls.roll])
     expression = motion.expression.astype(np.float64)
     if controls.mouth_scale != 1.0:
-        expression = expression @ mouth_scaling(profile.face, controls.mouth_scale, profile.clip_fit.expression).T
+        # a photo profile's one frame does not move: the motion itself calibrates the scaling
+        reference = motion.expression if profile.is_photo else profile.clip_fit.expression
+        expression = expression @ mouth_scaling(profile.face, controls.mouth_scale, reference).T
     fit = FaceFit(pose.astype(np.float32), expression.astype(np.float32))
     return Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), motion.fps), range_notes(pose, profile.clip_fit.pose)
 

@@ -19,10 +19,11 @@ from talkface.refine.model import BATCH as REFINE_BATCH
 from talkface.refine.model import Refiner
 from talkface.render.backdrop import BackgroundReplacer
 from talkface.render.background import background_indices, seat_head
-from talkface.render.composite import FaceCompositor
+from talkface.render.composite import INNER_LIPS, FaceCompositor
 from talkface.render.eyes import load_eyes
 from talkface.render.frames import FrameStore
 from talkface.render.headwarp import HeadWarper
+from talkface.render.mouth import PhotoMouth
 
 
 def render_frames(
@@ -39,7 +40,8 @@ def render_frames(
     `view`: (T, 3) radians (pitch, yaw, roll) that controls added to the motion's head angles
     (`--yaw`, `--frontal`, ...). The backgrounds are then matched to the motion without them (the
     clip plays as it naturally would) and each one's whole head (hair, ears, outline) is turned
-    by them (render/headwarp.py), since the clip has no frames at those angles.
+    by them (render/headwarp.py), since the clip has no frames at those angles. A photo profile
+    has one frame: its head is turned to every frame's angles.
     """
     if motion.expression.shape[1] != profile.face.n_expression:
         raise InputError(
@@ -54,16 +56,20 @@ def render_frames(
         indices = background_indices(natural, clip_pose, profile.clip_fit.valid)
         poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
         store = FrameStore(profile.folder / "frames.npz")
-        if view is None:
+        if view is None and not profile.is_photo:
             backgrounds, warper = (store[int(i)] for i in indices), contextlib.nullcontext()
-        else:  # each clip frame's head turned by the view asked for
+        else:  # each clip frame's head turned by the view asked for; a photo's by every turn of the motion
             turned = clip_pose[indices].copy()
-            turned[:, :3] += view
+            turned[:, :3] = motion.pose[:, :3] if profile.is_photo else turned[:, :3] + view
             warper = HeadWarper()
             backgrounds = (warper(store[int(i)], int(i), clip_pose[i], turned[t]) for t, i in enumerate(indices))
     else:
         poses, backgrounds, warper = motion.pose.astype(np.float64), iter(onto), contextlib.nullcontext()
     compositor = FaceCompositor(profile.face, device)
+    if profile.is_photo:  # the photo's own teeth, carried by the lips
+        photo = FrameStore(profile.folder / "frames.npz")[0]
+        placed = place_vertices(profile.face, profile.clip_fit.expression[0], profile.clip_fit.pose[0])
+        compositor.teeth = PhotoMouth(photo, placed[profile.face.landmark_index], INNER_LIPS)
     eyes = load_eyes(profile.folder)
     eye_picks = eyes.select(eyes.keys_for(profile.face, motion.expression, motion.pose)) if eyes is not None else None
     refiner = Refiner.load(profile.folder, device) if refine and profile.has_refiner else None

@@ -32,6 +32,7 @@ from talkface.face.model import FaceFit, MeshFaceModel
 from talkface.motion.model import MotionModel
 from talkface.storage import atomic_write_bytes, load_npz, save_npz, write_json
 
+PROFILE_KINDS = ("clip", "photo")
 PROFILE_FORMAT = 3  # bump when the folder layout changes; older profiles must be re-finetuned
 
 
@@ -72,6 +73,7 @@ class ProfileInfo:
     validation: dict  # held-out scores of the motion model: name -> number
     generic: dict | None = None  # the generic lip model used: its training date, command and cross-validation
     refiner: dict | None = None  # the refiner's summary, when one was trained
+    kind: str = "clip"  # 'clip' (finetune --video) or 'photo' (finetune --image: one frame, generic motion)
     format: int = PROFILE_FORMAT
 
     @classmethod
@@ -99,6 +101,7 @@ class ProfileInfo:
             validation=validation,
             generic=_optional(data, "generic", dict),
             refiner=_optional(data, "refiner", dict),
+            kind=_kind(data),
             format=_field(data, "format", int, "format"),
         )
 
@@ -116,6 +119,13 @@ def _field(data: dict, name: str, kind: type, label: str):
     if not isinstance(value, kind) or isinstance(value, bool) or (kind is float and not math.isfinite(value)):
         raise ValueError(f"field {label!r} is {'missing' if value is None else f'not a {kind.__name__}: {value!r:.40}'}")
     return value
+
+
+def _kind(data: dict) -> str:
+    kind = data.get("kind", "clip")  # profiles made before photo profiles existed are clips
+    if kind not in PROFILE_KINDS:
+        raise ValueError(f"field 'kind' is {kind!r:.40}, not one of {', '.join(PROFILE_KINDS)}")
+    return kind
 
 
 def _optional(data: dict, name: str, kind: type):
@@ -141,6 +151,11 @@ class Profile:
     def size(self) -> tuple[int, int]:
         """(width, height) of the clip, the output size of `speak`."""
         return self.info.source.width, self.info.source.height
+
+    @property
+    def is_photo(self) -> bool:
+        """Made from one photo (`finetune --image`): one frame, so every head turn is a warp of it."""
+        return self.info.kind == "photo"
 
     @property
     def feature_set(self) -> str:

@@ -96,7 +96,7 @@ def speak(
     if config.preview:
         write_video(out, _preview_frames(profile, motion), profile.fps, speech)
     else:
-        if config.refine and not profile.has_refiner:
+        if config.refine and not profile.has_refiner and not profile.is_photo:
             progress.log("this profile has no refiner (finetune it again with the refiner on); writing the coarse render")
         render_video(profile, motion, out, speech, resolve_device(device), config.refine, background, view=view_change(natural, motion))
     return SpeakResult(Path(out), motion, profile.folder, n_frames, time.perf_counter() - started)

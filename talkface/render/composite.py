@@ -30,6 +30,7 @@ class FaceCompositor:
         self.uv = torch.as_tensor(model.uv, dtype=torch.float32, device=self.device)
         self.texture = torch.as_tensor(model.texture, dtype=torch.float32, device=self.device)
         self.drawn = np.unique(model.triangles)  # the vertices the triangles use
+        self.teeth = None  # a PhotoMouth (render/mouth.py) pasted into the mouth's opening, for photo profiles
 
     def render(self, vertices: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Textured face: (H, W, 3) float colours and (H, W) bool coverage."""
@@ -73,6 +74,8 @@ class FaceCompositor:
         mouth &= 1 - covered_u8
         if mouth.any() and covered.any():
             colours[mouth.view(bool)] = np.array(cv2.mean(colours, covered_u8)[:3], np.float32) * MOUTH_SHADE
+            if self.teeth is not None:
+                self.teeth.paste(colours, mouth, vertices)
         face = covered_u8 | mouth
         weight = _feather(face)
         # the feather reaches a pixel or two past the face's edge: there the face has no colour

@@ -1,0 +1,66 @@
+"""A photo's own teeth inside a rendered mouth, carried by the lips instead of stretched.
+
+A photo profile has no mouth memory and no refiner: the mouth the face model opens is a dark
+hole. When the photo shows teeth, they are cut out once (upper half of the opening with the
+upper lip, lower half with the lower lip) and pasted into every rendered opening, each half
+moving, turning and scaling with its lip, and clipped by the opening, so a closing mouth hides
+them behind the lips as a real one does.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from talkface.face.topology import LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT, UPPER_INNER_LIP
+
+MIN_GAP_PX = 3.0  # a photo whose lips are closer than this shows no teeth worth pasting
+MARGIN_PX = 2
+
+
+class PhotoMouth:
+    """The inside of a photo's open mouth, split at the middle of the opening into two patches."""
+
+    def __init__(self, photo: np.ndarray, landmarks: np.ndarray, ring: tuple[int, ...]):
+        """Args: photo RGB uint8; landmarks (>=478, 2+) pixels of the face in it; ring: the inner
+        lip contour's landmark indices in order."""
+        points = landmarks[:, :2].astype(np.float64)
+        top, bottom = points[UPPER_INNER_LIP], points[LOWER_INNER_LIP]
+        self.width = float(np.linalg.norm(points[MOUTH_RIGHT] - points[MOUTH_LEFT]))
+        self.angle = _angle(points)
+        polygon = np.round(points[list(ring)]).astype(np.int32)
+        x0, y0 = np.maximum(polygon.min(0) - MARGIN_PX, 0)
+        x1, y1 = np.minimum(polygon.max(0) + MARGIN_PX + 1, [photo.shape[1], photo.shape[0]])
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [polygon - [x0, y0]], 1)
+        ys, xs = np.mgrid[y0:y1, x0:x1]
+        down = (bottom - top) / max(np.linalg.norm(bottom - top), 1e-6)
+        depth = ((xs - top[0]) * down[0] + (ys - top[1]) * down[1]) / max(np.linalg.norm(bottom - top), 1e-6)
+        self.patches = []
+        for half, anchor in ((depth < 0.5, top), (depth >= 0.5, bottom)):
+            alpha = (mask & half).astype(np.float32)
+            rgba = np.dstack([photo[y0:y1, x0:x1].astype(np.float32), alpha])
+            self.patches.append((rgba, anchor - [x0, y0]))
+        self.usable = bool(np.linalg.norm(bottom - top) >= MIN_GAP_PX and mask.any())
+
+    def paste(self, colours: np.ndarray, opening: np.ndarray, vertices: np.ndarray) -> None:
+        """Draw the teeth into `colours` (H, W, 3 float32, changed in place) where `opening`
+        (H, W uint8: the rendered mouth's hole) is set; `vertices` (V, 2+) pixels in the same box."""
+        if not self.usable or not opening.any():
+            return
+        points = vertices[:, :2].astype(np.float64)
+        scale = float(np.linalg.norm(points[MOUTH_RIGHT] - points[MOUTH_LEFT])) / max(self.width, 1e-6)
+        turn = np.degrees(_angle(points) - self.angle)
+        height, width = opening.shape
+        for (rgba, anchor), target in zip(self.patches, (points[UPPER_INNER_LIP], points[LOWER_INNER_LIP])):
+            matrix = cv2.getRotationMatrix2D((float(anchor[0]), float(anchor[1])), -turn, scale)
+            matrix[:, 2] += target - anchor
+            moved = cv2.warpAffine(rgba, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            alpha = moved[..., 3] * opening
+            colours += alpha[..., None] * (moved[..., :3] - colours)
+
+
+def _angle(points: np.ndarray) -> float:
+    """Radians of the line from the left to the right mouth corner."""
+    dx, dy = points[MOUTH_RIGHT] - points[MOUTH_LEFT]
+    return float(np.arctan2(dy, dx))

@@ -1,0 +1,149 @@
+"""`finetune --image`: a profile from one photo, speaking; and every bad photo refused clearly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from talkface.errors import CacheError, InputError, NoFaceError
+from talkface.face.tracker import FaceMeshTracker
+from talkface.face.topology import gap_ratio, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT, UPPER_INNER_LIP
+from talkface.media import read_frames, write_audio
+from talkface.motion.genericface import GENERIC_FACE_PATH, GenericFace
+from talkface.motion.lips import frontal_mouth_opening
+from talkface.oneshot import finetune_image, read_photo
+from talkface.profile import load_profile
+from talkface.signals import pearson
+
+PHOTO = Path(__file__).parent / "data" / "biden_portrait_320.jpg"
+
+
+@pytest.fixture(scope="module")
+def photo_profile(tmp_path_factory):
+    return finetune_image(PHOTO, tmp_path_factory.mktemp("photo") / "biden")
+
+
+def test_the_shipped_kit_loads_and_is_a_basis():
+    kit = GenericFace.load()
+    flat = kit.basis.reshape(len(kit.basis), -1).astype(np.float64)
+    assert np.allclose(flat @ flat.T, np.eye(len(flat)), atol=1e-4)
+    assert kit.blinks_per_minute > 5 and kit.blink_profile.any()
+    assert np.degrees(kit.pose_spread[1]) > 0.5  # the head turns
+    assert kit.meta["clips"], "the kit records the clips it was made from"
+
+
+def test_a_photo_profile_speaks_with_the_mouth_following_the_motion(photo_profile, clip_audio, tmp_path):
+    from talkface.speak import speak
+
+    profile = load_profile(photo_profile.folder)
+    assert profile.is_photo and profile.info.source.n_frames == 1 and not profile.has_refiner
+    assert profile.size == (320, 320)
+    audio = write_audio(tmp_path / "line.wav", clip_audio)
+    result = speak(audio, tmp_path / "out.mp4", profile)
+    frames = list(read_frames(result.video))
+    assert len(frames) == result.n_frames == result.motion.n_frames
+    openings, found = [], 0
+    with FaceMeshTracker() as tracker:
+        for frame in frames:
+            faces = tracker.process(frame)
+            found += bool(faces)
+            openings.append(gap_ratio(faces[0][None], UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)[0] if faces else np.nan)
+    assert found == len(frames), "a face in every frame"
+    wanted = frontal_mouth_opening(profile.face, result.motion.expression)
+    seen = np.array(openings)
+    assert wanted.std() > 0.02, "the mouth moves"
+    assert pearson(wanted, seen) > 0.7, "the video's mouth opens when the motion's does"
+    # the head turns: the photo's frame is warped, not pasted still
+    changes = [np.abs(frames[i].astype(int) - frames[0].astype(int))[:60].mean() for i in range(1, len(frames), 10)]
+    assert max(changes) > 0.5, "the hair above the face moves with the head"
+
+
+def test_a_large_photo_is_worked_on_at_the_chosen_size(tmp_path):
+    big = cv2.resize(cv2.imread(str(PHOTO)), (3000, 3000), interpolation=cv2.INTER_CUBIC)
+    path = tmp_path / "big.png"
+    cv2.imwrite(str(path), big)
+    profile = finetune_image(path, tmp_path / "big", size=400)
+    assert profile.size == (400, 400)
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda p: p.write_bytes(b""), InputError, "empty"),
+        (lambda p: p.write_bytes(PHOTO.read_bytes()[:2000]), (InputError, NoFaceError), "not a readable image|no face"),
+        (lambda p: p.write_text("hello, I am not a picture\n"), InputError, "not a readable image"),
+        (lambda p: cv2.imwrite(str(p), np.full((300, 300, 3), 128, np.uint8)), NoFaceError, "no face"),
+        (lambda p: cv2.imwrite(str(p), cv2.resize(cv2.imread(str(PHOTO)), (40, 40))), InputError, "at least 64 px"),
+        (lambda p: cv2.imwrite(str(p), cv2.resize(cv2.imread(str(PHOTO)), (1600, 1600))[:80, :80]), NoFaceError, "no face|px wide"),
+    ],
+    ids=["empty", "truncated", "text", "no-face", "tiny", "face-cut-off"],
+)
+def test_bad_photos_are_one_clear_error(tmp_path, make, error, message):
+    path = tmp_path / "photo.png" if "imwrite" in repr(make) else tmp_path / "photo.jpg"
+    make(path)
+    with pytest.raises(error, match=message):
+        finetune_image(path, tmp_path / "profile")
+    assert not (tmp_path / "profile" / "profile.json").exists()
+
+
+def test_a_float_image_with_nan_is_read_or_refused_clearly(tmp_path):
+    values = cv2.imread(str(PHOTO)).astype(np.float32) / 255
+    values[:40] = np.nan
+    path = tmp_path / "photo.tiff"
+    cv2.imwrite(str(path), values)
+    try:
+        frame = read_photo(path)
+    except InputError:
+        return
+    assert frame.dtype == np.uint8 and frame.shape[2] == 3
+
+
+def test_a_video_given_as_photo_says_so(clip, tmp_path):
+    with pytest.raises(InputError, match="looks like a video: use --video"):
+        finetune_image(clip, tmp_path / "profile")
+
+
+def test_a_missing_or_damaged_kit_is_a_clear_error(tmp_path):
+    with pytest.raises(CacheError, match="no generic face kit"):
+        GenericFace.load(tmp_path / "none.safetensors")
+    damaged = tmp_path / "kit.safetensors"
+    damaged.write_bytes(GENERIC_FACE_PATH.read_bytes()[:5000])
+    with pytest.raises(CacheError, match="damaged"):
+        GenericFace.load(damaged)
+    kit = GenericFace.load()
+    from dataclasses import replace
+
+    replace(kit, basis=kit.basis[:, :10]).save(tmp_path / "wrong.safetensors")
+    with pytest.raises(CacheError, match="not \\(K, 478, 3\\)"):
+        GenericFace.load(tmp_path / "wrong.safetensors")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "talkface", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_needs_exactly_one_of_video_and_image(tmp_path):
+    for args in ([], ["--video", "a.mp4", "--image", "b.jpg"]):
+        result = _cli("finetune", *args)
+        assert result.returncode == 2 and "either --video" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_builds_a_photo_profile_and_a_kill_leaves_none(tmp_path):
+    out = tmp_path / "p"
+    process = subprocess.Popen([sys.executable, "-m", "talkface", "finetune", "--image", str(PHOTO), "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        process.wait(2.5)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert not (out / "profile.json").exists()
+    result = _cli("finetune", "--image", str(PHOTO), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "photo profile" in result.stdout and load_profile(out).is_photo
