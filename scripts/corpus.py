@@ -66,6 +66,15 @@ def clips() -> list[dict]:
     return rows
 
 
+def sources() -> dict[str, str]:
+    """Clip name (no suffix) -> 'repo @ commit : path (licence)' from SOURCES.tsv."""
+    found = {}
+    with open(CORPUS / "SOURCES.tsv", newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            found[Path(row["file"]).stem] = f"{row['repo']} @ {row['commit'][:10]} : {row['path']} ({row['repo_licence']})"
+    return found
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

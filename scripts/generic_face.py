@@ -37,7 +37,7 @@ os.environ.setdefault("TALKFACE_QUIET", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus import clips as corpus_clips, digest  # noqa: E402
+from corpus import clips as corpus_clips, digest, sources  # noqa: E402
 
 from talkface.config import FPS  # noqa: E402
 from talkface.face.fit import build_model  # noqa: E402
@@ -136,13 +136,36 @@ def closed_lips(lips_folder: Path, names: list[str]) -> np.ndarray:
     return np.mean(closed, axis=0).astype(np.float32)
 
 
+def write_record(kit: GenericFace, path: Path) -> None:
+    """The human-readable record beside the weights: command, numbers, clips, sources, licences."""
+    meta, found = kit.meta, sources()
+    spread = np.concatenate([np.degrees(kit.pose_spread[:3]), kit.pose_spread[3:]])
+    lines = [
+        "# generic_face.safetensors", "",
+        "The generic face kit of photo profiles (`talkface/motion/genericface.py`, used by `finetune --image`). Made with:", "",
+        f"    {meta['command']}", "",
+        f"Made {meta['trained']} from {len(meta['clips'])} clips; people left out: {', '.join(meta['excluded_people'])}. "
+        f"{len(kit.basis)} shared expression components; blinks {kit.blinks_per_minute:.1f} per minute (median; shape from "
+        f"{meta['clips_with_blinks']} clips); head spread pitch/yaw/roll {spread[0]:.1f}/{spread[1]:.1f}/{spread[2]:.1f} degrees (median).", "",
+        "| clip | person | sha256 | source (licence) |", "|---|---|---|---|",
+    ]
+    for clip in meta["clips"]:
+        source = found.get(Path(clip["file"]).stem, "../shared/data/video (see shared/data/SOURCES.md)")
+        lines.append(f"| {Path(clip['file']).stem} | {clip['person']} | {clip['sha256'][:16]}... | {source} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "corpus_faces")
     parser.add_argument("--lips", type=Path, default=ROOT / "out" / "corpus", help="scripts/corpus.py's output")
     parser.add_argument("--exclude", nargs="*", default=["barack_obama"], help="people left out (the one-shot benchmark's)")
     parser.add_argument("--no-ship", action="store_true", help="print the summary, do not write the weights file")
+    parser.add_argument("--record", action="store_true", help="only rewrite generic_face.md from the shipped file")
     args = parser.parse_args()
+    if args.record:
+        write_record(GenericFace.load(), GENERIC_FACE_PATH.with_suffix(".md"))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     faces, used = [], []
@@ -178,6 +201,7 @@ def main() -> None:
     kit = GenericFace(basis, spread, rate, profile, pose, pose_spread, closed, meta)
     if not args.no_ship:
         kit.save(GENERIC_FACE_PATH)
+        write_record(kit, GENERIC_FACE_PATH.with_suffix(".md"))
         print(f"wrote {GENERIC_FACE_PATH} ({GENERIC_FACE_PATH.stat().st_size / 1e3:.0f} kB)")
     print(json.dumps({k: v for k, v in meta.items() if k != "clips"}), f"({time.perf_counter() - started:.0f} s)")
 

@@ -283,12 +283,10 @@ def with_gain(model: GenericLipModel, gain: float, meta: dict) -> GenericLipMode
 
 def write_record(path: Path, meta: dict) -> None:
     """The human-readable training record beside the weights: command, clips, sources, licences."""
-    import csv
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from corpus import sources as corpus_sources
 
-    sources = {}
-    with open(ROOT.parent / "shared" / "data" / "corpus" / "SOURCES.tsv", newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            sources[Path(row["file"]).stem] = f"{row['repo']} @ {row['commit'][:10]} : {row['path']} ({row['repo_licence']})"
+    sources = corpus_sources()
     lines = [
         "# generic_lips.safetensors", "",
         "The generic audio->lip network (`talkface/motion/generic.py`). Made with:", "",

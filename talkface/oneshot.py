@@ -22,7 +22,7 @@ from talkface.cache import file_digest
 from talkface.config import FPS, TrackConfig
 from talkface.errors import InputError, NoFaceError
 from talkface.controls import lower_face_ramp
-from talkface.face.fit import _canonical_frame, _frontal_uv, _orient_triangles, fit_clip, head_motion_directions, landmark_basis
+from talkface.face.fit import canonical_frame, frontal_uv, orient_triangles, fit_clip, head_motion_directions, landmark_basis
 from talkface.face import topology
 from talkface.face.model import FaceFit, MeshFaceModel, place_vertices
 from talkface.face.texture import bake_texture
@@ -32,8 +32,8 @@ from talkface.motion.blinks import BlinkModel
 from talkface.motion.brows import brow_axes
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.motion.genericface import GENERIC_FACE_PATH, GenericFace
-from talkface.motion.lips import _opening_points, neutral_lips
-from talkface.motion.model import GAIN_RANGE, MotionModel, _inputs
+from talkface.motion.lips import opening_points, neutral_lips
+from talkface.motion.model import MotionModel, ridge_inputs
 from talkface.motion.ridge import Ridge
 from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_dir, load_profile, publish_profile, save_profile_parts, withdraw_profile
 from talkface.render.frames import save_frames
@@ -41,11 +41,9 @@ from talkface.render.frames import save_frames
 DEFAULT_SIZE = 720  # px: the longer side of a photo profile's frame (and of its videos)
 MIN_SIZE = 64  # px: the smallest photo side accepted
 MIN_FACE_PX = 48  # px: the narrowest face the tracker's landmarks are good enough on
-MAX_PIXELS = 2**28  # the largest photo decoded (16384 x 16384)
-TEXTURE_SIZE = 256
+TEXTURE_SIZE = 512  # texels: a portrait's face is often 300 px wide or more (256 measured softer)
 CLOSED_MOUTH = 0.02  # inner-lip gap / mouth width of a closed mouth (the corpus clips' 10% quantile, median 0.018)
 UPPER_STILLNESS = 100.0  # weight keeping eyes, brows and forehead still while the lips move
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def read_photo(path: Path, size: int = DEFAULT_SIZE) -> np.ndarray:
@@ -94,9 +92,8 @@ def find_face(frame: np.ndarray, source: str) -> np.ndarray:
 
 def photo_face_model(landmarks: np.ndarray, kit: GenericFace) -> MeshFaceModel:
     """The photo's shape as the mean face, with the kit's expression basis made free of this
-    shape's own head motions (so pose and expression never trade off) and re-orthonormalised.
-"""
-    mean = _canonical_frame(landmarks.astype(np.float64))
+    shape's own head motions (so pose and expression never trade off) and re-orthonormalised."""
+    mean = canonical_frame(landmarks.astype(np.float64))
     flat = kit.basis.reshape(len(kit.basis), -1).astype(np.float64)
     span = head_motion_directions(mean)
     flat = flat - (flat @ span) @ span.T
@@ -106,24 +103,22 @@ def photo_face_model(landmarks: np.ndarray, kit: GenericFace) -> MeshFaceModel:
         mean_shape=mean.astype(np.float32),
         expression_basis=basis.astype(np.float32),
         expression_std=kit.spread.astype(np.float32),
-        triangles=_orient_triangles(topology.triangles(), mean),
-        uv=_frontal_uv(mean),
+        triangles=orient_triangles(topology.triangles(), mean),
+        uv=frontal_uv(mean),
         texture=np.zeros((TEXTURE_SIZE, TEXTURE_SIZE, 3), np.uint8),
     )
 
 
 def photo_motion_model(model: MeshFaceModel, pose: np.ndarray, kit: GenericFace, generic: GenericLipModel) -> MotionModel:
-    """Lips from the generic model alone (its closed mouth moved onto the photo's mouth closed,
-    widened around it by the model's cross-validated amplitude shortfall); head motion and
-    blinks from the kit."""
+    """Lips from the generic model alone (its closed mouth moved onto the photo's mouth closed);
+    head motion and blinks from the kit."""
     shut = closing_offset(neutral_lips(model), generic)
     closed = replace(generic, lip_mean=(generic.lip_mean - kit.closed_lips + shut).astype(np.float32))
     lip_map = lips_with_upper_face_still(model)
-    width = _inputs(np.zeros((1, len(generic.feature_mean))), np.zeros((1, len(generic.scale)))).shape[1]
+    width = ridge_inputs(np.zeros((1, len(generic.feature_mean))), np.zeros((1, len(generic.scale)))).shape[1]
     k = model.n_expression
     silent = Ridge(np.zeros(width, np.float32), np.ones(width, np.float32), np.zeros((width, k), np.float32), np.zeros(k, np.float32), 0.0)
-    amplitude = float((generic.meta.get("cross_validation") or {}).get("network", {}).get("mean_amplitude") or 1.0)
-    gain = float(np.clip(1.0 / max(amplitude, 1e-3), *GAIN_RANGE))
+    gain = 1.0  # the shipped generic model's output is already widened to the corpus's real amplitude (its meta 'gain')
     scale = float(pose[5])
     spread = np.concatenate([kit.pose_spread[:3], kit.pose_spread[3:] * scale]).astype(np.float32)
     head = replace(kit.pose, mean=pose.astype(np.float32), std=spread)
@@ -171,7 +166,7 @@ def closing_offset(neutral: np.ndarray, generic: GenericLipModel) -> np.ndarray:
 def signed_opening(neutral: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """(T,) inner-lip gap / mouth width, negative when the lips have passed each other (frontal, y down)."""
     points = neutral[None] + offsets.reshape(len(offsets), -1, 3)
-    top, bottom, left, right = _opening_points()
+    top, bottom, left, right = opening_points()
     return (points[:, bottom, 1] - points[:, top, 1]) / np.linalg.norm(points[:, right] - points[:, left], axis=-1)
 
 

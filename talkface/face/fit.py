@@ -39,7 +39,7 @@ def _procrustes_mean(shapes: np.ndarray, subset: np.ndarray, iterations: int = 4
     return reference, aligned
 
 
-def _canonical_frame(shape: np.ndarray) -> np.ndarray:
+def canonical_frame(shape: np.ndarray) -> np.ndarray:
     """Rotate, centre and scale a mean shape so it faces the camera upright with RMS radius 1."""
     left = np.array([shape[b] - shape[a] for a, b in topology.MIRROR_PAIRS]).mean(0)
     x_axis = left / np.linalg.norm(left)
@@ -51,7 +51,7 @@ def _canonical_frame(shape: np.ndarray) -> np.ndarray:
     return frontal / np.sqrt((frontal**2).sum(1).mean())
 
 
-def _orient_triangles(triangles: np.ndarray, shape: np.ndarray) -> np.ndarray:
+def orient_triangles(triangles: np.ndarray, shape: np.ndarray) -> np.ndarray:
     """Order each triangle's vertices counter-clockwise as seen from the camera (y down, z away)."""
     a, b, c = (shape[triangles[:, i], :2] for i in range(3))
     cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
@@ -94,11 +94,11 @@ def build_model(track: FaceTrack, config: ReconstructConfig = ReconstructConfig(
     spread = ((aligned - mean) ** 2).sum(2).mean(0) / np.sqrt((mean - mean.mean(0)) ** 2).sum(1).mean()
     rigid = np.argsort(spread)[: max(8, int(config.rigid_fraction * len(spread)))]
     mean, _ = _procrustes_mean(shapes, rigid)
-    mean = _canonical_frame(mean)
+    mean = canonical_frame(mean)
     # 2. expression basis from the pose-normalised residuals, refined by refitting the poses
     in_model = _align_to(mean, shapes, rigid)
     n_expression = min(config.n_expression, len(shapes) - 1)
-    triangles = _orient_triangles(topology.triangles(), mean)
+    triangles = orient_triangles(topology.triangles(), mean)
     for _ in range(BASIS_REFINEMENTS + 1):
         residual = (in_model - mean).reshape(len(shapes), -1)
         offset = residual.mean(0)
@@ -112,7 +112,7 @@ def build_model(track: FaceTrack, config: ReconstructConfig = ReconstructConfig(
             expression_basis=components[:n_expression].reshape(n_expression, -1, 3).astype(np.float32),
             expression_std=np.ones(n_expression, np.float32),
             triangles=triangles,
-            uv=_frontal_uv(mean),
+            uv=frontal_uv(mean),
             texture=np.zeros((config.texture_size, config.texture_size, 3), np.uint8),
         )
         fit = fit_clip(model, track)
@@ -147,7 +147,7 @@ def to_model_space(landmarks: np.ndarray, pose: np.ndarray) -> np.ndarray:
     return np.einsum("tji,tnj->tni", rotation, centred) / pose[:, 5, None, None]
 
 
-def _frontal_uv(shape: np.ndarray, margin: float = 0.02) -> np.ndarray:
+def frontal_uv(shape: np.ndarray, margin: float = 0.02) -> np.ndarray:
     """Texture coordinates from the frontal orthographic view of the mean shape."""
     xy = shape[:, :2]
     low, high = xy.min(0), xy.max(0)

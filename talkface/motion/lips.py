@@ -16,7 +16,7 @@ from talkface.face import topology
 from talkface.face.model import MorphableModel
 
 @functools.lru_cache(maxsize=1)
-def _opening_points() -> tuple[int, int, int, int]:
+def opening_points() -> tuple[int, int, int, int]:
     """Positions of the inner-lip top/bottom and the mouth corners within `lip_indices()`."""
     lips = list(topology.lip_indices())
     points = (topology.UPPER_INNER_LIP, topology.LOWER_INNER_LIP, topology.MOUTH_LEFT, topology.MOUTH_RIGHT)
@@ -46,7 +46,7 @@ def opening_from_offsets(neutral: np.ndarray, offsets: np.ndarray) -> np.ndarray
         (T,) float32, unitless.
     """
     points = neutral[None] + offsets.reshape(len(offsets), -1, 3)
-    return topology.gap_ratio(points, *_opening_points()).astype(np.float32)
+    return topology.gap_ratio(points, *opening_points()).astype(np.float32)
 
 
 def frontal_mouth_opening(model: MorphableModel, expression: np.ndarray) -> np.ndarray:

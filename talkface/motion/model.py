@@ -35,7 +35,7 @@ class MotionModel:
     `centre + gain * (w * generic + (1 - w) * personal - centre)`.
 
     Attributes:
-        expression: the personal ridge from the inputs (`_inputs`) to (K,) expression coefficients.
+        expression: the personal ridge from the inputs (`ridge_inputs`) to (K,) expression coefficients.
         generic: the person-independent audio->lip model (None: a ridge on audio alone).
         lip_map: (120, K) lip offsets -> the person's expression (`lips_to_expression`).
         generic_weight: w above (0 without a generic model).
@@ -74,9 +74,9 @@ class MotionModel:
 
     def _blend(self, features: np.ndarray) -> np.ndarray:
         if self.generic is None:
-            return self.expression.predict(_inputs(features, None))
+            return self.expression.predict(ridge_inputs(features, None))
         coefficients = self.generic.predict_coefficients(features)  # the network runs once per chunk
-        personal = self.expression.predict(_inputs(features, coefficients))
+        personal = self.expression.predict(ridge_inputs(features, coefficients))
         generic = self.generic.lips_from_coefficients(coefficients) @ self.lip_map
         return self.generic_weight * generic + (1 - self.generic_weight) * personal
 
@@ -103,7 +103,7 @@ class MotionModel:
         )
 
 
-def _inputs(features: np.ndarray, coefficients: np.ndarray | None) -> np.ndarray:
+def ridge_inputs(features: np.ndarray, coefficients: np.ndarray | None) -> np.ndarray:
     """The personal ridge's inputs: the audio features with +-AUDIO_RADIUS frames of context,
     after the generic model's lip coefficients with +-LIP_RADIUS (when there is a generic model)."""
     audio = stack_context(features, AUDIO_RADIUS)
@@ -197,7 +197,7 @@ def train_motion_model(
     offset = clip_offset(generic, face_model, fit, features) if generic is not None else 0
     features = shift_features(features, offset)
     coefficients = generic.predict_coefficients(features) if generic is not None else None
-    inputs = _inputs(features, coefficients)
+    inputs = ridge_inputs(features, coefficients)
     targets = fit.expression.astype(np.float64)
     lip_map = lips_to_expression(face_model)
     generic_expression = generic.lips_from_coefficients(coefficients) @ lip_map if generic is not None else None
