@@ -154,6 +154,8 @@ painting or statue.
 
 {markdown_table(compare)}
 
+Identity of both is measured against the portrait. The clip's sharpness is over the portrait's, a different and sharper picture, so it does not compare with the photo rows.
+
 ![frames](oneshot_frames.jpg)
 
 Rows: {', '.join(r['photo'] for r in rows)}; columns: frames {', '.join(map(str, SHOWN_FRAMES))}.
