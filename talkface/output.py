@@ -23,7 +23,7 @@ from talkface.render.composite import INNER_LIPS, FaceCompositor
 from talkface.render.eyes import load_eyes
 from talkface.render.frames import FrameStore
 from talkface.render.headwarp import HeadWarper
-from talkface.render.mouth import PhotoMouth
+from talkface.render.mouth import GenericMouth, PhotoMouth
 
 
 def render_frames(
@@ -69,7 +69,10 @@ def render_frames(
     if profile.is_photo:  # the photo's own teeth, carried by the lips
         photo = FrameStore(profile.folder / "frames.npz")[0]
         placed = place_vertices(profile.face, profile.clip_fit.expression[0], profile.clip_fit.pose[0])
-        compositor.teeth = PhotoMouth(photo, placed[profile.face.landmark_index], INNER_LIPS)
+        landmarks = placed[profile.face.landmark_index]
+        compositor.teeth = PhotoMouth(photo, landmarks, INNER_LIPS)
+        if not compositor.teeth.usable:  # a closed mouth in the photo: teeth from the corpus, in its light
+            compositor.teeth = GenericMouth.load().for_face(photo, landmarks, INNER_LIPS)
     eyes = load_eyes(profile.folder)
     eye_picks = eyes.select(eyes.keys_for(profile.face, motion.expression, motion.pose)) if eyes is not None else None
     refiner = Refiner.load(profile.folder, device) if refine and profile.has_refiner else None

@@ -147,3 +147,47 @@ def test_cli_builds_a_photo_profile_and_a_kill_leaves_none(tmp_path):
     result = _cli("finetune", "--image", str(PHOTO), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "photo profile" in result.stdout and load_profile(out).is_photo
+
+
+def test_a_closed_mouth_photo_speaks_with_borrowed_teeth(clip, clip_audio, tmp_path):
+    """A frame of the test clip with the mouth shut: the opened mouth shows teeth (the shipped
+    generic mouth), not only the dark hole."""
+    from talkface.face.model import place_vertices
+    from talkface.render.composite import INNER_LIPS
+    from talkface.speak import speak
+
+    frames = list(read_frames(clip))
+    with FaceMeshTracker() as tracker:
+        faces = [tracker.process(frame)[0] for frame in frames]
+    gaps = [gap_ratio(face[None], UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)[0] for face in faces]
+    shut = int(np.argmin(gaps))
+    photo = tmp_path / "shut.png"
+    cv2.imwrite(str(photo), frames[shut][..., ::-1])
+    profile = finetune_image(photo, tmp_path / "shut")
+    result = speak(write_audio(tmp_path / "line.wav", clip_audio), tmp_path / "out.mp4", profile)
+    widest = int(np.argmax(frontal_mouth_opening(profile.face, result.motion.expression)))
+    frame = list(read_frames(result.video))[widest]
+    placed = place_vertices(profile.face, result.motion.expression[widest], result.motion.pose[widest])
+    hole = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(placed[list(INNER_LIPS), :2]).astype(np.int32)], 1)
+    hole = cv2.erode(hole, np.ones((3, 3), np.uint8))
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    x0, y0 = np.floor(placed[:468, :2].min(0)).astype(int)
+    x1, y1 = np.ceil(placed[:468, :2].max(0)).astype(int)
+    skin = np.median(grey[y0:y1, x0:x1])
+    inside = grey[hole > 0]
+    assert inside.size > 30, "the mouth opens"
+    assert np.percentile(inside, 95) > 1.3 * skin, "teeth brighter than skin, not only a dark hole (measured 162 against 85; 85 without)"
+
+
+def test_a_missing_or_damaged_generic_mouth_is_a_clear_error(tmp_path):
+    from talkface.render.mouth import GENERIC_MOUTH_PATH, GenericMouth
+
+    with pytest.raises(CacheError, match="missing or damaged"):
+        GenericMouth.load(tmp_path / "none.safetensors")
+    damaged = tmp_path / "mouth.safetensors"
+    damaged.write_bytes(GENERIC_MOUTH_PATH.read_bytes()[:300])
+    with pytest.raises(CacheError, match="missing or damaged"):
+        GenericMouth.load(damaged)
+    mouth = GenericMouth.load()
+    assert mouth.meta["clip"] and mouth.image.dtype == np.uint8

@@ -68,7 +68,7 @@ def bake_texture(model: MeshFaceModel, projected: dict[int, np.ndarray], frames:
         vertices = projected[index]
         front = front_facing(vertices, model.triangles)[np.maximum(triangle_of, 0)] & covered
         position = np.einsum("yxc,yxcd->yxd", barycentric, vertices[corner_ids][..., :2]).astype(np.float32)
-        colours = cv2.remap(frame, position[..., 0], position[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        colours = cv2.remap(frame, position[..., 0], position[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # bilinear: a render 0.84 as sharp as the frame; bicubic 0.96
         samples.append(np.where(front[..., None], colours.astype(np.float32), np.nan))
     texture = np.zeros((size, size, 3), np.float32)
     with warnings.catch_warnings():

@@ -9,21 +9,29 @@ them behind the lips as a real one does.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import cv2
 import numpy as np
 
+from talkface.errors import CacheError
 from talkface.face.topology import LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT, UPPER_INNER_LIP
 
 MIN_GAP_PX = 3.0  # a photo whose lips are closer than this shows no teeth worth pasting
 MARGIN_PX = 2
+GENERIC_MOUTH_PATH = Path(__file__).resolve().parents[1] / "weights" / "generic_mouth.safetensors"
+LIGHT_LIMITS = (0.6, 1.2)  # the borrowed mouth's brightness follows the photo's within these
 
 
 class PhotoMouth:
     """The inside of a photo's open mouth, split at the middle of the opening into two patches."""
 
-    def __init__(self, photo: np.ndarray, landmarks: np.ndarray, ring: tuple[int, ...]):
+    def __init__(self, photo: np.ndarray, landmarks: np.ndarray, ring: tuple[int, ...], gain: np.ndarray | float = 1.0):
         """Args: photo RGB uint8; landmarks (>=478, 2+) pixels of the face in it; ring: the inner
-        lip contour's landmark indices in order."""
+        lip contour's landmark indices in order; gain: per-channel light applied to the patches
+        (a mouth borrowed from another face, matched to this one)."""
         points = landmarks[:, :2].astype(np.float64)
         top, bottom = points[UPPER_INNER_LIP], points[LOWER_INNER_LIP]
         self.width = float(np.linalg.norm(points[MOUTH_RIGHT] - points[MOUTH_LEFT]))
@@ -39,7 +47,7 @@ class PhotoMouth:
         self.patches = []
         for half, anchor in ((depth < 0.5, top), (depth >= 0.5, bottom)):
             alpha = (mask & half).astype(np.float32)
-            rgba = np.dstack([photo[y0:y1, x0:x1].astype(np.float32), alpha])
+            rgba = np.dstack([np.clip(photo[y0:y1, x0:x1].astype(np.float32) * gain, 0, 255), alpha])
             self.patches.append((rgba, anchor - [x0, y0]))
         self.usable = bool(np.linalg.norm(bottom - top) >= MIN_GAP_PX and mask.any())
 
@@ -64,3 +72,57 @@ def _angle(points: np.ndarray) -> float:
     """Radians of the line from the left to the right mouth corner."""
     dx, dy = points[MOUTH_RIGHT] - points[MOUTH_LEFT]
     return float(np.arctan2(dy, dx))
+
+
+@dataclass(frozen=True)
+class GenericMouth:
+    """An open mouth showing teeth, from a corpus clip (scripts/generic_mouth.py), for photos
+    whose own mouth is closed.
+
+    Attributes:
+        image: RGB uint8 crop around the mouth; landmarks: (478, 3) float32 pixels in the crop;
+        meta: where it came from (clip, checksum, source and licence).
+    """
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    meta: dict
+
+    def for_face(self, photo: np.ndarray, landmarks: np.ndarray, ring: tuple[int, ...]) -> PhotoMouth:
+        """The mouth with its brightness matched to the photo's face (within LIGHT_LIMITS)."""
+        gain = float(np.clip(_highlight(photo, landmarks) / max(_highlight(self.image, self.landmarks), 1.0), *LIGHT_LIMITS))
+        return PhotoMouth(self.image, self.landmarks, ring, gain)
+
+    def save(self, path: Path) -> None:
+        from safetensors.numpy import save_file
+
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({"image": np.ascontiguousarray(self.image), "landmarks": np.ascontiguousarray(self.landmarks, np.float32)},
+                  str(tmp), metadata={"meta": json.dumps(self.meta)})
+        tmp.chmod(0o644)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path = GENERIC_MOUTH_PATH) -> "GenericMouth":
+        """CacheError naming the file and the fix if it is missing or damaged."""
+        from safetensors import SafetensorError, safe_open
+
+        fix = "reinstall talkface, or rebuild it with `python scripts/generic_mouth.py`"
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                image, landmarks = handle.get_tensor("image"), handle.get_tensor("landmarks")
+                meta = json.loads((handle.metadata() or {})["meta"])
+            if image.dtype != np.uint8 or image.ndim != 3 or landmarks.shape != (478, 3):
+                raise ValueError(f"image {image.dtype} {image.shape}, landmarks {landmarks.shape}")
+        except (SafetensorError, OSError, KeyError, ValueError) as exc:
+            raise CacheError(f"the generic mouth {path} is missing or damaged ({exc}); {fix}") from exc
+        return cls(image, landmarks, meta)
+
+
+def _highlight(image: np.ndarray, landmarks: np.ndarray) -> float:
+    """The 95th percentile of brightness in the landmarks' box: the exposure of a face's brightest
+    parts (teeth, eye whites, skin highlights), which depends on the light more than on skin tone."""
+    x0, y0 = np.floor(landmarks[:, :2].min(0)).astype(int).clip(0)
+    x1, y1 = np.ceil(landmarks[:, :2].max(0)).astype(int)
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    return float(np.percentile(grey, 95)) if grey.size else 255.0
