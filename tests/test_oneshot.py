@@ -18,6 +18,7 @@ from talkface.media import read_frames, write_audio
 from talkface.motion.genericface import GENERIC_FACE_PATH, GenericFace
 from talkface.motion.lips import frontal_mouth_opening
 from talkface.oneshot import finetune_image, read_photo
+from talkface.render.mouth import GENERIC_MOUTH_PATH, GenericMouth
 from talkface.profile import load_profile
 from talkface.signals import pearson
 
@@ -109,19 +110,28 @@ def test_a_video_given_as_photo_says_so(clip, tmp_path):
         finetune_image(clip, tmp_path / "profile")
 
 
-def test_a_missing_or_damaged_kit_is_a_clear_error(tmp_path):
-    with pytest.raises(CacheError, match="no generic face kit"):
-        GenericFace.load(tmp_path / "none.safetensors")
-    damaged = tmp_path / "kit.safetensors"
-    damaged.write_bytes(GENERIC_FACE_PATH.read_bytes()[:5000])
+@pytest.mark.parametrize(
+    "load, shipped, missing, cut",
+    [(GenericFace.load, GENERIC_FACE_PATH, "no generic face kit", 5000), (GenericMouth.load, GENERIC_MOUTH_PATH, "missing or damaged", 300)],
+    ids=["face-kit", "mouth"],
+)
+def test_missing_or_damaged_shipped_weights_are_a_clear_error(tmp_path, load, shipped, missing, cut):
+    with pytest.raises(CacheError, match=missing):
+        load(tmp_path / "none.safetensors")
+    damaged = tmp_path / "cut.safetensors"
+    damaged.write_bytes(shipped.read_bytes()[:cut])
     with pytest.raises(CacheError, match="damaged"):
-        GenericFace.load(damaged)
-    kit = GenericFace.load()
+        load(damaged)
+
+
+def test_a_kit_of_the_wrong_shape_is_refused(tmp_path):
     from dataclasses import replace
 
+    kit = GenericFace.load()
     replace(kit, basis=kit.basis[:, :10]).save(tmp_path / "wrong.safetensors")
     with pytest.raises(CacheError, match="not \\(K, 478, 3\\)"):
         GenericFace.load(tmp_path / "wrong.safetensors")
+    assert GenericMouth.load().meta["clip"], "the mouth records the clip it came from"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -178,16 +188,3 @@ def test_a_closed_mouth_photo_speaks_with_borrowed_teeth(clip, clip_audio, tmp_p
     inside = grey[hole > 0]
     assert inside.size > 30, "the mouth opens"
     assert np.percentile(inside, 95) > 1.3 * skin, "teeth brighter than skin, not only a dark hole (measured 162 against 85; 85 without)"
-
-
-def test_a_missing_or_damaged_generic_mouth_is_a_clear_error(tmp_path):
-    from talkface.render.mouth import GENERIC_MOUTH_PATH, GenericMouth
-
-    with pytest.raises(CacheError, match="missing or damaged"):
-        GenericMouth.load(tmp_path / "none.safetensors")
-    damaged = tmp_path / "mouth.safetensors"
-    damaged.write_bytes(GENERIC_MOUTH_PATH.read_bytes()[:300])
-    with pytest.raises(CacheError, match="missing or damaged"):
-        GenericMouth.load(damaged)
-    mouth = GenericMouth.load()
-    assert mouth.meta["clip"] and mouth.image.dtype == np.uint8
