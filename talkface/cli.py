@@ -78,7 +78,10 @@ def reports_errors(command):
         except MemoryError:
             _fail("MemoryError: out of memory; close other programs, or give a shorter input (finished stages are cached)")
         except BrokenPipeError:  # `--out -` and the program reading stdout stopped reading
-            _fail("BrokenPipeError: the program reading the video from stdout (--out -) closed it before the end; keep it running until the video ends, or write to a file")
+            _fail(
+                "BrokenPipeError: the program reading talkface's stdout (a player reading --out -, or a pipe such as | head) "
+                "closed it before the end; keep it reading until talkface finishes, or write to a file"
+            )
         except OSError as exc:
             where = f" {exc.filename}" if exc.filename else ""
             _fail(f"{type(exc).__name__}:{where}: {exc.strerror or exc}; check the disk space and permissions there, then rerun (finished stages are cached)")
