@@ -167,6 +167,12 @@ def dub(
     require_video(probe(video))
     speech = load_audio(audio)
     check_speech(speech, str(audio))
+    given = None if person is None else person if isinstance(person, Profile) else load_profile(person)
+    if given is not None and given.is_photo:
+        raise InputError(
+            f"{given.folder} is a photo profile: its face texture and light come from one photo and do not blend into "
+            "footage; dub without --person (a profile is built from the video itself), or with a profile finetuned on a clip"
+        )
     device = resolve_device(device)
     video_digest = file_digest(video)
     work = talkface_home() / "dubs" / video_digest[:16]
@@ -180,7 +186,7 @@ def dub(
         profile = profile_from_footage(video, footage, config, finetune_config, device, video_digest)
     else:
         progress.log("[2/4] the person")
-        profile = person if isinstance(person, Profile) else load_profile(person)
+        profile = given
     if config.refine and not profile.has_refiner:
         progress.log("note: this profile has no refiner; writing the coarse render of the lower face")
     # 3. the new mouth, from the audio

@@ -188,3 +188,11 @@ def test_a_closed_mouth_photo_speaks_with_borrowed_teeth(clip, clip_audio, tmp_p
     inside = grey[hole > 0]
     assert inside.size > 30, "the mouth opens"
     assert np.percentile(inside, 95) > 1.3 * skin, "teeth brighter than skin, not only a dark hole (measured 162 against 85; 85 without)"
+
+
+def test_dub_refuses_a_photo_profile_before_any_work(photo_profile, clip, clip_audio, tmp_path):
+    from talkface.dub import dub
+
+    with pytest.raises(InputError, match="photo profile.*dub without --person"):
+        dub(clip, write_audio(tmp_path / "line.wav", clip_audio), tmp_path / "dubbed.mp4", person=photo_profile.folder)
+    assert not (tmp_path / "dubbed.mp4").exists()
