@@ -46,7 +46,9 @@ def needs_warp(source_pose: np.ndarray, target_pose: np.ndarray) -> bool:
     return bool(np.isfinite(difference).all() and difference.max() >= MIN_DEGREES)
 
 
-def warp_head(frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray, person: np.ndarray | None = None) -> np.ndarray:
+def warp_head(
+    frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray, person: np.ndarray | None = None, room: np.ndarray | None = None
+) -> np.ndarray:
     """The frame with its head turned from `source_pose` to `target_pose`.
 
     Args:
@@ -55,6 +57,8 @@ def warp_head(frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarra
             the output seats its head where the frame's head is, so mostly the angles differ.
         person: optional (H, W) float matte of the person in `frame` (1: person): with it only the
             person is moved, and the room the head uncovers is inpainted.
+        room: optional (H, W, 3) the frame with the person already inpainted away (`clean_plate`):
+            the uncovered room is read from it instead of being inpainted for this frame.
 
     Returns:
         A new frame (the input is not changed), or the frame itself where the poses barely differ.
@@ -86,6 +90,8 @@ def warp_head(frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarra
         return out
     matte = person[y0:y1, x0:x1].astype(np.float32)
     moved_matte = cv2.remap(person.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if room is not None:
+        return _blend_person(out, moved, room[y0:y1, x0:x1], moved_matte, x0, y0)
     room = frame[y0:y1, x0:x1]
     uncovered = ((matte > 0.5) & (moved_matte < 0.5)).astype(np.uint8)
     if uncovered.any():  # the room the head showed no longer hides: filled from around it
@@ -96,17 +102,32 @@ def warp_head(frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarra
         ax1, ay1 = min(gx0 + gw + margin, gap.shape[1]), min(gy0 + gh + margin, gap.shape[0])
         room = room.copy()
         room[ay0:ay1, ax0:ax1] = cv2.inpaint(room[ay0:ay1, ax0:ax1], gap[ay0:ay1, ax0:ax1], INPAINT_RADIUS, cv2.INPAINT_TELEA)
-    out[y0:y1, x0:x1] = cv2.blendLinear(moved, room, moved_matte, 1 - moved_matte)
+    return _blend_person(out, moved, room, moved_matte, x0, y0)
+
+
+def _blend_person(out: np.ndarray, moved: np.ndarray, room: np.ndarray, matte: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """The moved person over the room, written into `out` at (x0, y0)."""
+    out[y0 : y0 + moved.shape[0], x0 : x0 + moved.shape[1]] = cv2.blendLinear(moved, room, matte, 1 - matte)
     return out
+
+
+def clean_plate(frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """The frame with the person inpainted away (their matte grown by GAP_MARGIN), for a frame warped
+    again and again (a photo profile's one frame): inpainting once instead of in every output frame."""
+    mask = cv2.dilate((person > 0.5).astype(np.uint8), np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8))
+    return cv2.inpaint(frame, mask, INPAINT_RADIUS, cv2.INPAINT_TELEA)
 
 
 class HeadWarper:
     """`warp_head` for a stream of clip frames, with each frame's person matte (computed once per
     clip frame, kept for the last MATTES_KEPT). Use as a context manager."""
 
-    def __init__(self):
+    def __init__(self, recurring: bool = False):
+        """`recurring`: the same few frames are warped again and again (a photo profile): each one's
+        room is inpainted once (`clean_plate`) instead of in every output frame."""
         self._segmenter = None
         self._mattes: dict[int, np.ndarray] = {}
+        self._plates: dict[int, np.ndarray] | None = {} if recurring else None
 
     def __enter__(self) -> "HeadWarper":
         return self
@@ -119,7 +140,15 @@ class HeadWarper:
     def __call__(self, frame: np.ndarray, index: int, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
         if not needs_warp(source_pose, target_pose):
             return frame
-        return warp_head(frame, source_pose, target_pose, self._matte(frame, index))
+        matte = self._matte(frame, index)
+        room = None
+        if self._plates is not None:
+            if index not in self._plates:
+                if len(self._plates) >= MATTES_KEPT:
+                    self._plates.pop(next(iter(self._plates)))
+                self._plates[index] = clean_plate(frame, matte)
+            room = self._plates[index]
+        return warp_head(frame, source_pose, target_pose, matte, room)
 
     def _matte(self, frame: np.ndarray, index: int) -> np.ndarray:
         if index not in self._mattes:

@@ -98,3 +98,25 @@ def test_with_the_persons_matte_the_room_stays_still(tmp_path):
     moved = np.abs(protected[head].astype(float) - frame[head]).max(-1)
     assert (moved > 40).sum() > 30  # the head's edge moved: a strip of where it was now shows the (filled-in) room
     assert np.isfinite(protected.astype(float)).all() and protected.dtype == np.uint8
+
+
+def test_a_clean_plate_gives_the_per_frame_fill():
+    """A frame warped again and again (a photo profile) reads the uncovered room from one clean plate:
+    the result is what inpainting each frame gives, away from the head's edge exactly the frame."""
+    from talkface.render.headwarp import clean_plate
+
+    frame = np.zeros((200, 200, 3), np.uint8)
+    frame[:, ::10] = 255
+    yy, xx = np.mgrid[0:200, 0:200]
+    head = (xx - 100) ** 2 + (yy - 90) ** 2 < 45**2
+    frame[head] = (200, 150, 120)
+    matte = head.astype(np.float32)
+    pose = np.array([0.0, 0.0, 0.0, 100.0, 95.0, 22.0])
+    plate = clean_plate(frame, matte)
+    assert (plate[head] != frame[head]).any() and not (np.abs(plate[head].astype(int) - [200, 150, 120]).sum(-1) < 30).any(), "the head is gone from the plate"
+    for yaw in (-15, 10, 20):
+        each = warp_head(frame, pose, turned(pose, yaw), matte)
+        once = warp_head(frame, pose, turned(pose, yaw), matte, plate)
+        room = np.hypot(xx - 100, yy - 90) > 60
+        np.testing.assert_array_equal(once[room], frame[room])
+        assert np.abs(once.astype(float) - each).mean() < 2.0
