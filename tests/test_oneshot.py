@@ -196,3 +196,15 @@ def test_dub_refuses_a_photo_profile_before_any_work(photo_profile, clip, clip_a
     with pytest.raises(InputError, match="photo profile.*dub without --person"):
         dub(clip, write_audio(tmp_path / "line.wav", clip_audio), tmp_path / "dubbed.mp4", person=photo_profile.folder)
     assert not (tmp_path / "dubbed.mp4").exists()
+
+
+def test_a_phone_photo_stored_sideways_is_read_upright(tmp_path):
+    """Phones store pictures sideways with an EXIF orientation tag; the face must come out upright."""
+    image = pytest.importorskip("PIL.Image")
+    sideways = image.open(PHOTO).transpose(image.Transpose.ROTATE_90)
+    tags = image.Exif()
+    tags[0x0112] = 6  # show rotated 90 degrees clockwise
+    path = tmp_path / "phone.jpg"
+    sideways.save(path, exif=tags.tobytes())
+    upright = read_photo(PHOTO)
+    assert np.abs(read_photo(path).astype(int) - upright).mean() < 5
