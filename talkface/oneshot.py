@@ -97,8 +97,10 @@ def photo_face_model(landmarks: np.ndarray, kit: GenericFace) -> MeshFaceModel:
     flat = kit.basis.reshape(len(kit.basis), -1).astype(np.float64)
     span = head_motion_directions(mean)
     flat = flat - (flat @ span) @ span.T
-    orthonormal, _ = np.linalg.qr(flat.T)  # columns span the same directions, in the same order
-    basis = orthonormal.T.reshape(kit.basis.shape)
+    orthonormal, upper = np.linalg.qr(flat.T)
+    # QR may flip a column's sign; unflipped, each direction is the kit's own, so the kit's
+    # coefficients (the blink profile) mean the same here (a flipped one opened the eyes to blink)
+    basis = (orthonormal * np.sign(np.diag(upper))).T.reshape(kit.basis.shape)
     return MeshFaceModel(
         mean_shape=mean.astype(np.float32),
         expression_basis=basis.astype(np.float32),

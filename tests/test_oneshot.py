@@ -208,3 +208,15 @@ def test_a_phone_photo_stored_sideways_is_read_upright(tmp_path):
     sideways.save(path, exif=tags.tobytes())
     upright = read_photo(PHOTO)
     assert np.abs(read_photo(path).astype(int) - upright).mean() < 5
+
+
+def test_a_photo_profiles_blinks_close_its_eyes(photo_profile):
+    """The kit's blink is in the kit's coefficients: the photo's basis must keep their signs."""
+    from talkface.face.topology import eye_openness
+    from talkface.motion.model import generate_motion
+
+    profile = load_profile(photo_profile.folder)
+    features = np.zeros((250, len(profile.motion.generic.feature_mean)), np.float32)
+    motion = generate_motion(profile.motion, profile.face, features, 25.0, seed=1, blink_rate=30)
+    openness = eye_openness(motion.landmarks)
+    assert openness.min() < 0.5 * np.median(openness)
