@@ -32,14 +32,14 @@ from talkface import __version__  # noqa: E402
 from talkface.config import FinetuneConfig  # noqa: E402
 from talkface.evaluate.identity import face_embedding, identity_distance  # noqa: E402
 from talkface.evaluate.metrics import sharpness  # noqa: E402
-from talkface.face.topology import LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT, UPPER_INNER_LIP, gap_ratio  # noqa: E402
+from talkface.face.topology import LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT, UPPER_INNER_LIP, eye_openness, gap_ratio  # noqa: E402
 from talkface.face.tracker import FaceMeshTracker  # noqa: E402
 from talkface.finetune import finetune  # noqa: E402
 from talkface.media import read_frames  # noqa: E402
 from talkface.motion.lips import frontal_mouth_opening  # noqa: E402
 from talkface.oneshot import finetune_image, read_photo  # noqa: E402
 from talkface.profile import load_profile  # noqa: E402
-from talkface.signals import pearson  # noqa: E402
+from talkface.signals import blink_frames, pearson  # noqa: E402
 from talkface.speak import speak  # noqa: E402
 
 from report import RESULTS, markdown_table, save_results  # noqa: E402
@@ -66,7 +66,7 @@ def held_out_variants(work: Path) -> list[Path]:
 
 def measure(video: Path, motion, profile, photo: np.ndarray) -> tuple[dict, list[np.ndarray]]:
     frames = list(read_frames(video))
-    openings, yaws, embeddings, sharp = [], [], [], []
+    openings, yaws, embeddings, sharp, eyes = [], [], [], [], []
     with FaceMeshTracker() as tracker:
         photo_faces = tracker.process(photo)
     with FaceMeshTracker() as tracker:
@@ -74,8 +74,10 @@ def measure(video: Path, motion, profile, photo: np.ndarray) -> tuple[dict, list
             faces = tracker.process(frame)
             if not faces:
                 openings.append(np.nan)
+                eyes.append(np.nan)
                 continue
             face = faces[0]
+            eyes.append(float(eye_openness(face[None])[0]))
             openings.append(float(gap_ratio(face[None], UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)[0]))
             left, right, nose = face[234, :2], face[454, :2], face[1, :2]
             yaws.append(float(np.degrees(np.arcsin(np.clip(2 * (nose[0] - (left[0] + right[0]) / 2) / max(right[0] - left[0], 1), -1, 1)))))
@@ -100,7 +102,14 @@ def measure(video: Path, motion, profile, photo: np.ndarray) -> tuple[dict, list
         "yaw spread (deg)": round(float(np.std(yaws)), 2),
         "motion yaw spread (deg)": round(float(np.degrees(np.std(motion.pose[:, 1]))), 2),
         "face sharpness / photo's": round(float(np.median(sharp) / photo_sharpness), 2),
+        "blinks seen / in motion": f"{_seen(blink_frames(np.array(eyes)), blink_frames(eye_openness(motion.landmarks)))}",
     }, frames
+
+
+def _seen(found: list[tuple[int, int]], wanted: list[tuple[int, int]], tolerance: int = 2) -> str:
+    """How many of the motion's blinks the output shows (a detected blink within `tolerance` frames)."""
+    hits = sum(any(f0 - tolerance <= w1 and w0 <= f1 + tolerance for f0, f1 in found) for w0, w1 in wanted)
+    return f"{hits}/{len(wanted)}"
 
 
 def main() -> None:
@@ -144,7 +153,8 @@ whole head turned by the generated pose). Measured on the written video with Fac
 identity distance (dlib, output faces against the photo's; below 0.6 is the same person), mouth r (the
 output's inner-lip gap / mouth width against the motion's), the head's yaw spread (from the nose's
 offset between the cheeks) against the motion's, face sharpness (Laplacian variance in the face box,
-median of every 10th frame) over the photo's (at the same working size). `man_portrait_bw.jpg` and `biden_painting.jpg` are held-out variants made from the
+median of every 10th frame) over the photo's (at the same working size), and how many of the motion's blinks
+(the kit's 24 a minute) a lid-gap detector finds in the video. `man_portrait_bw.jpg` and `biden_painting.jpg` are held-out variants made from the
 portraits (black-and-white; OpenCV stylisation as a stand-in for a painting): the shared data holds no
 painting or statue.
 
