@@ -92,6 +92,24 @@ def _generic_lips() -> Check:
     )
 
 
+def _photo_models() -> Check:
+    """The generic face kit and open mouth that `finetune --image` needs (photo profiles only)."""
+    from talkface.errors import CacheError
+    from talkface.motion.genericface import GenericFace
+    from talkface.render.mouth import GenericMouth
+
+    try:
+        kit, mouth = GenericFace.load(), GenericMouth.load()
+    except CacheError as exc:
+        return Check("photo profile models", False, str(exc), required=False)
+    return Check(
+        "photo profile models", True,
+        f"generic face kit from {len(kit.meta.get('clips', []))} clips ({len(kit.basis)} expression components); "
+        f"open mouth from {mouth.meta.get('clip', '?')}",
+        required=False,
+    )
+
+
 def _device() -> Check:
     try:
         import torch
@@ -117,6 +135,7 @@ def run_checks() -> list[Check]:
         _ffmpeg(),
         _tracker_model(),
         _generic_lips(),
+        _photo_models(),
         _identity_models(),
         _device(),
     ]

@@ -62,6 +62,7 @@ def test_doctor_reports_the_installation():
     assert report["ok"]
     assert names["face tracker model"]["ok"]
     assert names["generic lip model"]["ok"] and "61 clips" in names["generic lip model"]["detail"]
+    assert names["photo profile models"]["ok"] and "59 clips" in names["photo profile models"]["detail"]
     assert "libx264" in names["ffmpeg (PyAV)"]["detail"]
     assert names["device"]["ok"]
 
