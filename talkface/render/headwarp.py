@@ -27,7 +27,7 @@ import numpy as np
 from talkface.face.geometry import apply_pose, euler_to_rotation
 
 MIN_DEGREES = 1.0  # head turns below this leave the frame as it is
-GRID_STEP = 4  # px between the points the warp is computed at (then resized to every pixel)
+GRID_STEP = 6  # px between the points the warp is computed at (then resized to every pixel); 4 cost 34 ms a 720² frame, 6 22 ms, same picture (mean 0.09 grey levels)
 RING = 1.6  # the warp has faded out at this many head radii (along each ray from the head's centre)
 SOFTEN = 0.08  # the moves are blurred over this share of the head's radius: a rigid ellipsoid squeezes
 # its rim hard, while a real head's outline (hair) is softer; blurring spreads that squeeze

@@ -59,13 +59,15 @@ class PhotoMouth:
         points = vertices[:, :2].astype(np.float64)
         scale = float(np.linalg.norm(points[MOUTH_RIGHT] - points[MOUTH_LEFT])) / max(self.width, 1e-6)
         turn = np.degrees(_angle(points) - self.angle)
-        height, width = opening.shape
+        x0, y0, width, height = cv2.boundingRect(opening)  # only the opening is drawn into
+        hole = opening[y0 : y0 + height, x0 : x0 + width]
+        region = colours[y0 : y0 + height, x0 : x0 + width]
         for (rgba, anchor), target in zip(self.patches, (points[UPPER_INNER_LIP], points[LOWER_INNER_LIP])):
             matrix = cv2.getRotationMatrix2D((float(anchor[0]), float(anchor[1])), -turn, scale)
-            matrix[:, 2] += target - anchor
+            matrix[:, 2] += target - anchor - [x0, y0]
             moved = cv2.warpAffine(rgba, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            alpha = moved[..., 3] * opening
-            colours += alpha[..., None] * (moved[..., :3] - colours)
+            alpha = moved[..., 3] * hole
+            region += alpha[..., None] * (moved[..., :3] - region)
 
 
 def _angle(points: np.ndarray) -> float:
