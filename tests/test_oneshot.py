@@ -66,6 +66,9 @@ def test_a_photo_profile_speaks_with_the_mouth_following_the_motion(photo_profil
 
 
 def test_a_large_photo_is_worked_on_at_the_chosen_size(tmp_path):
+    import talkface
+
+    assert talkface.finetune_image is finetune_image  # the library entry
     big = cv2.resize(cv2.imread(str(PHOTO)), (3000, 3000), interpolation=cv2.INTER_CUBIC)
     path = tmp_path / "big.png"
     cv2.imwrite(str(path), big)
