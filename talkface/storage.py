@@ -77,6 +77,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def save_weights(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write shipped weights as one safetensors file (arrays + string metadata), atomically and
+    readable by everyone."""
+    from safetensors.numpy import save
+
+    atomic_write_bytes(path, save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=metadata))
+    Path(path).chmod(0o644)
+
+
+def read_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """A safetensors file's arrays and metadata (no code runs); safetensors' or the OS's error if unreadable."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        return {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata() or {}
+
+
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
     """Save arrays to a compressed .npz, atomically."""
     buffer = io.BytesIO()

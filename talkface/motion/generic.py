@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from talkface.errors import CacheError
+from talkface.storage import read_weights, save_weights
 
 GENERIC_FORMAT = 1
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"  # shipped inside the package
@@ -145,28 +146,19 @@ class GenericLipModel:
 
     def save(self, path: Path) -> None:
         """Write one safetensors file (tensors + JSON header and training record), atomically."""
-        from safetensors.numpy import save_file
-
         arrays = self.to_arrays("")
-        metadata = {"header": str(arrays.pop("header")), "meta": str(arrays.pop("meta"))}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=metadata)
-        tmp.chmod(0o644)  # a shipped file, readable by everyone
-        tmp.replace(path)
+        save_weights(path, arrays, {"header": str(arrays.pop("header")), "meta": str(arrays.pop("meta"))})
 
     @classmethod
     def load(cls, path: Path = GENERIC_PATH) -> "GenericLipModel":
         """Load a model file; raise CacheError naming the file and the fix if it is missing or damaged."""
-        from safetensors import SafetensorError, safe_open
+        from safetensors import SafetensorError
 
         fix = "reinstall talkface, or retrain it with `python scripts/train_lips.py`"
         if not path.is_file():
             raise CacheError(f"no generic lip model at {path}; {fix}")
         try:
-            with safe_open(str(path), framework="numpy") as handle:
-                arrays = {key: handle.get_tensor(key) for key in handle.keys()}
-                metadata = handle.metadata() or {}
+            arrays, metadata = read_weights(path)
             arrays["header"] = np.array(metadata["header"])
             arrays["meta"] = np.array(metadata["meta"])
             return cls.from_arrays(arrays, "")

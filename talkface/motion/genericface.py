@@ -18,6 +18,7 @@ import numpy as np
 from talkface.errors import CacheError
 from talkface.motion.generic import WEIGHTS_DIR
 from talkface.motion.pose import PoseModel
+from talkface.storage import read_weights, save_weights
 
 GENERIC_FACE_PATH = WEIGHTS_DIR / "generic_face.safetensors"
 GENERIC_FACE_FORMAT = 1
@@ -48,32 +49,24 @@ class GenericFace:
 
     def save(self, path: Path) -> None:
         """One safetensors file (arrays + JSON metadata), written atomically."""
-        from safetensors.numpy import save_file
-
         arrays = {
             "basis": self.basis, "spread": self.spread, "blink_profile": self.blink_profile,
             "pose_spread": self.pose_spread, "closed_lips": self.closed_lips, **self.pose.to_arrays(),
         }
-        arrays = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in arrays.items() if k != "pose_alpha"}
+        arrays = {k: np.asarray(v, np.float32) for k, v in arrays.items() if k != "pose_alpha"}
         header = {"format": GENERIC_FACE_FORMAT, "blinks_per_minute": self.blinks_per_minute, "pose_alpha": self.pose.ridge.alpha}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file(arrays, str(tmp), metadata={"header": json.dumps(header), "meta": json.dumps(self.meta)})
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        save_weights(path, arrays, {"header": json.dumps(header), "meta": json.dumps(self.meta)})
 
     @classmethod
     def load(cls, path: Path = GENERIC_FACE_PATH) -> "GenericFace":
         """Raise CacheError naming the file and the fix if it is missing, damaged or of another format."""
-        from safetensors import SafetensorError, safe_open
+        from safetensors import SafetensorError
 
         fix = "reinstall talkface, or rebuild it with `python scripts/generic_face.py`"
         if not Path(path).is_file():
             raise CacheError(f"no generic face kit at {path}; {fix}")
         try:
-            with safe_open(str(path), framework="numpy") as handle:
-                arrays = {key: handle.get_tensor(key) for key in handle.keys()}
-                metadata = handle.metadata() or {}
+            arrays, metadata = read_weights(path)
             header, meta = json.loads(metadata["header"]), json.loads(metadata["meta"])
             if header.get("format") != GENERIC_FACE_FORMAT:
                 raise CacheError(f"format {header.get('format')} is not {GENERIC_FACE_FORMAT}")

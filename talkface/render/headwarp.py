@@ -140,33 +140,32 @@ class HeadWarper:
     def __call__(self, frame: np.ndarray, index: int, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
         if not needs_warp(source_pose, target_pose):
             return frame
-        matte = self._matte(frame, index)
-        room = None
-        if self._plates is not None:
-            if index not in self._plates:
-                if len(self._plates) >= MATTES_KEPT:
-                    self._plates.pop(next(iter(self._plates)))
-                self._plates[index] = clean_plate(frame, matte)
-            room = self._plates[index]
+        matte = _kept(self._mattes, index, lambda: self._matte(frame))
+        room = None if self._plates is None else _kept(self._plates, index, lambda: clean_plate(frame, matte))
         return warp_head(frame, source_pose, target_pose, matte, room)
 
-    def _matte(self, frame: np.ndarray, index: int) -> np.ndarray:
-        if index not in self._mattes:
-            if len(self._mattes) >= MATTES_KEPT:
-                self._mattes.pop(next(iter(self._mattes)))
-            if self._segmenter is None:  # its start-up notices (TFLite, absl) do not reach the user
-                from mediapipe.python.solutions.selfie_segmentation import SelfieSegmentation
+    def _matte(self, frame: np.ndarray) -> np.ndarray:
+        if self._segmenter is None:  # its start-up notices (TFLite, absl) do not reach the user
+            from mediapipe.python.solutions.selfie_segmentation import SelfieSegmentation
 
-                from talkface.face.tracker import native_stderr_silenced
+            from talkface.face.tracker import native_stderr_silenced
 
-                with native_stderr_silenced():
-                    self._segmenter = SelfieSegmentation(model_selection=0)
-                    raw = self._segmenter.process(frame).segmentation_mask.astype(np.float32)
-            else:
+            with native_stderr_silenced():
+                self._segmenter = SelfieSegmentation(model_selection=0)
                 raw = self._segmenter.process(frame).segmentation_mask.astype(np.float32)
-            guide = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-            self._mattes[index] = np.clip(cv2.ximgproc.guidedFilter(guide, raw, 4, 1e-3), 0, 1)
-        return self._mattes[index]
+        else:
+            raw = self._segmenter.process(frame).segmentation_mask.astype(np.float32)
+        guide = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+        return np.clip(cv2.ximgproc.guidedFilter(guide, raw, 4, 1e-3), 0, 1)
+
+
+def _kept(cache: dict[int, np.ndarray], index: int, make) -> np.ndarray:
+    """cache[index], made on first use; the oldest entry goes once MATTES_KEPT are held."""
+    if index not in cache:
+        if len(cache) >= MATTES_KEPT:
+            cache.pop(next(iter(cache)))
+        cache[index] = make()
+    return cache[index]
 
 
 def head_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 
 from talkface.errors import CacheError
 from talkface.face.topology import LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT, UPPER_INNER_LIP
+from talkface.storage import read_weights, save_weights
 
 MIN_GAP_PX = 3.0  # a photo whose lips are closer than this shows no teeth worth pasting
 MARGIN_PX = 2
@@ -96,24 +97,17 @@ class GenericMouth:
         return PhotoMouth(self.image, self.landmarks, ring, gain)
 
     def save(self, path: Path) -> None:
-        from safetensors.numpy import save_file
-
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({"image": np.ascontiguousarray(self.image), "landmarks": np.ascontiguousarray(self.landmarks, np.float32)},
-                  str(tmp), metadata={"meta": json.dumps(self.meta)})
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        save_weights(path, {"image": self.image, "landmarks": self.landmarks.astype(np.float32)}, {"meta": json.dumps(self.meta)})
 
     @classmethod
     def load(cls, path: Path = GENERIC_MOUTH_PATH) -> "GenericMouth":
         """CacheError naming the file and the fix if it is missing or damaged."""
-        from safetensors import SafetensorError, safe_open
+        from safetensors import SafetensorError
 
         fix = "reinstall talkface, or rebuild it with `python scripts/generic_mouth.py`"
         try:
-            with safe_open(str(path), framework="numpy") as handle:
-                image, landmarks = handle.get_tensor("image"), handle.get_tensor("landmarks")
-                meta = json.loads((handle.metadata() or {})["meta"])
+            arrays, metadata = read_weights(path)
+            image, landmarks, meta = arrays["image"], arrays["landmarks"], json.loads(metadata["meta"])
             if image.dtype != np.uint8 or image.ndim != 3 or landmarks.shape != (478, 3):
                 raise ValueError(f"image {image.dtype} {image.shape}, landmarks {landmarks.shape}")
         except (SafetensorError, OSError, KeyError, ValueError) as exc:
