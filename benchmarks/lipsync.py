@@ -261,15 +261,15 @@ def pictures(curves: dict, keep: dict, folder: Path) -> list[dict]:
     return rendered_rows
 
 
-def rendered_lips(name: str, video: Path, test: Path, motion, offset: int) -> dict:
+def rendered_lips(name: str, video: Path, test: Path, motion, offset: float) -> dict:
     """The mouth as a face tracker sees it in the rendered video, against the motion that drove it
-    and against the real frames (the recording's own offset applied to them)."""
+    and against the real frames (the recording's own offset, a fraction of a frame, applied to them)."""
     from talkface.face import topology
 
     seen = topology.mouth_openness(track_video(video).landmarks)
     driven = topology.mouth_openness(motion.landmarks)
-    real = topology.mouth_openness(track_video(test).landmarks)[: len(seen) + abs(offset)]
-    real = real[offset:][: len(seen)] if offset >= 0 else np.concatenate([np.full(-offset, np.nan), real])[: len(seen)]
+    real = topology.mouth_openness(track_video(test).landmarks)
+    real = shift_features(real[:, None], -offset)[: len(seen), 0]  # frame t: the real mouth at t + offset
     n = min(len(seen), len(real))
     return {"person": name, "frames": len(seen), "rendered_vs_motion_r": round(pearson(seen, driven), 3),
             "rendered_vs_real_r": round(pearson(seen[:n], real[:n]), 3), "rendered_amplitude_vs_real": round(float(np.nanstd(seen) / np.nanstd(real)), 2)}

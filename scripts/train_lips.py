@@ -30,7 +30,8 @@ import torch
 os.environ.setdefault("TALKFACE_QUIET", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from talkface.evaluate.metrics import best_lag, pearson  # noqa: E402
+from talkface.evaluate.metrics import best_lag, pearson
+from talkface.signals import subframe_lag  # noqa: E402
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel, LipNetwork, NetworkShape  # noqa: E402
 from talkface.motion.lips import opening_from_offsets  # noqa: E402
 from talkface.motion.model import shift_features  # noqa: E402
@@ -56,7 +57,7 @@ class Clip:
     neutral: np.ndarray  # (40, 3)
     valid: np.ndarray  # (T,) bool
     sha256: str
-    lag: int = 0
+    lag: float = 0.0  # audio/video offset, frames (fractional)
 
     def shifted_features(self) -> np.ndarray:
         """Features moved by the clip's lag: frame t reads the audio of t - lag."""
@@ -217,17 +218,18 @@ def closure_recall(predicted: np.ndarray, real: np.ndarray, tolerance: int = 2) 
 
 
 def estimate_lags(clips: list[Clip], folds: list[set[str]], basis, scale, mean) -> None:
-    """Each clip's audio/video offset against a ridge that never saw its person; set relative to the median."""
+    """Each clip's audio/video offset, to a fraction of a frame, against a ridge that never saw
+    its person; set relative to the median."""
     for fold in folds:
         ridge = train_ridge([c for c in clips if c.person not in fold], basis, scale, mean)
         for clip in (c for c in clips if c.person in fold):
             predicted = opening_from_offsets(clip.neutral, ridge_predict(ridge, clip, basis, scale, mean, shifted=False))
             real = opening_from_offsets(clip.neutral, clip.lips)
-            clip.lag, _ = best_lag(predicted[clip.valid], real[clip.valid], MAX_LAG)
-    median = int(np.median([c.lag for c in clips]))
+            clip.lag, _ = subframe_lag(predicted[clip.valid], real[clip.valid], MAX_LAG)
+    median = float(np.median([c.lag for c in clips]))
     for clip in clips:
-        clip.lag -= median
-    print("offsets (frames, relative to the corpus median): " + ", ".join(f"{c.name} {c.lag:+d}" for c in clips if c.lag))
+        clip.lag = round(clip.lag - median, 2)
+    print("offsets (frames, relative to the corpus median): " + ", ".join(f"{c.name} {c.lag:+.2f}" for c in clips))
 
 
 def cross_validate(clips, folds, basis, scale, mean, steps, save_to: Path | None = None) -> dict[str, dict[str, dict]]:
@@ -298,7 +300,7 @@ def write_record(path: Path, meta: dict) -> None:
     ]
     for clip in meta["clips"]:
         source = sources.get(clip["file"], "../shared/data/video (see shared/data/SOURCES.md)")
-        lines.append(f"| {clip['file']} | {clip['person']} | {clip['offset_frames']:+d} | {clip['sha256'][:16]}... | {source} |")
+        lines.append(f"| {clip['file']} | {clip['person']} | {clip['offset_frames']:+.2f} | {clip['sha256'][:16]}... | {source} |")
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -14,7 +14,7 @@ from talkface.motion.io import Motion
 from talkface.motion.lips import frontal_mouth_opening, lips_to_expression
 from talkface.motion.pose import PoseModel
 from talkface.motion.ridge import Ridge, chunked, choose_alpha, cross_validated, stack_context
-from talkface.signals import best_lag, pearson
+from talkface.signals import best_lag, pearson, subframe_lag
 
 AUDIO_RADIUS = 5  # frames (+-0.2 s) of audio context for the personal ridge
 LIP_RADIUS = 2  # frames of generic lip coefficients either side fed to the personal ridge
@@ -42,7 +42,7 @@ class MotionModel:
         gain: widens the prediction around `centre` so the mouth opens as far as the person's
             does (ridge predictions shrink towards the mean on unseen audio).
         centre: (K,) the clip's mean expression.
-        offset_frames: the clip's audio/video offset found and corrected before training.
+        offset_frames: the clip's audio/video offset (frames, fractional) found and corrected before training.
         brow_gain: widens the (smoothed) brow part of the prediction to the person's brow spread
             (see talkface.motion.brows).
     """
@@ -53,7 +53,7 @@ class MotionModel:
     generic_weight: float
     gain: float
     centre: np.ndarray
-    offset_frames: int
+    offset_frames: float
     pose: PoseModel
     blinks: BlinkModel
     validation: dict
@@ -83,7 +83,7 @@ class MotionModel:
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {**self.expression.to_arrays("expression_"), **self.pose.to_arrays(), **self.blinks.to_arrays()}
         arrays.update(
-            expression_gain=np.float64(self.gain), expression_centre=self.centre, offset_frames=np.int64(self.offset_frames),
+            expression_gain=np.float64(self.gain), expression_centre=self.centre, offset_frames=np.float64(self.offset_frames),
             lip_map=self.lip_map, generic_weight=np.float64(self.generic_weight),
         )
         if self.brow_axes is not None:
@@ -98,7 +98,7 @@ class MotionModel:
         return cls(
             Ridge.from_arrays(arrays, "expression_"), generic, arrays["lip_map"], float(arrays["generic_weight"]),
             float(arrays["expression_gain"]), arrays["expression_centre"],
-            int(arrays["offset_frames"]), PoseModel.from_arrays(arrays), BlinkModel.from_arrays(arrays), validation,
+            float(arrays["offset_frames"]), PoseModel.from_arrays(arrays), BlinkModel.from_arrays(arrays), validation,
             arrays.get("brow_axes"), float(arrays.get("brow_gain", 1.0)),  # profiles made before brows were widened have neither
         )
 
@@ -112,8 +112,19 @@ def ridge_inputs(features: np.ndarray, coefficients: np.ndarray | None) -> np.nd
     return np.concatenate([stack_context(coefficients, LIP_RADIUS), audio], axis=1)
 
 
-def shift_features(features: np.ndarray, offset: int) -> np.ndarray:
-    """Features moved so frame t reads the audio of frame t - offset (edges repeated)."""
+def shift_features(features: np.ndarray, offset: float) -> np.ndarray:
+    """Features moved so frame t reads the audio of time t - offset (edges repeated); a
+    fractional offset interpolates linearly between neighbouring frames."""
+    whole = int(np.floor(offset))
+    fraction = float(offset) - whole
+    shifted = _shift_whole(features, whole)
+    if fraction < 1e-6:
+        return shifted
+    later = _shift_whole(features, whole + 1)  # reads t - whole - 1
+    return ((1 - fraction) * shifted + fraction * later).astype(features.dtype)
+
+
+def _shift_whole(features: np.ndarray, offset: int) -> np.ndarray:
     if offset == 0:
         return features
     padded = np.pad(features, ((abs(offset), abs(offset)), (0, 0)), mode="edge")
@@ -121,15 +132,15 @@ def shift_features(features: np.ndarray, offset: int) -> np.ndarray:
     return padded[start : start + len(features)]
 
 
-def clip_offset(generic: GenericLipModel, face_model: MorphableModel, fit: FaceFit, features: np.ndarray) -> int:
-    """The clip's audio/video offset in frames (positive: the video lags the sound), found by
-    matching the generic model's mouth opening against the tracked one; 0 when the match is
-    too weak to trust."""
+def clip_offset(generic: GenericLipModel, face_model: MorphableModel, fit: FaceFit, features: np.ndarray) -> float:
+    """The clip's audio/video offset in frames, to a hundredth (positive: the video lags the
+    sound), found by matching the generic model's mouth opening against the tracked one; 0
+    when the match is too weak to trust."""
     valid = fit.valid
     predicted = frontal_mouth_opening(face_model, generic.predict(features) @ lips_to_expression(face_model))
     real = frontal_mouth_opening(face_model, np.nan_to_num(fit.expression))
-    lag, r = best_lag(predicted[valid], real[valid], MAX_OFFSET)
-    return lag if np.isfinite(r) and r >= MIN_OFFSET_R else 0
+    lag, r = subframe_lag(predicted[valid], real[valid], MAX_OFFSET)
+    return round(lag, 2) if np.isfinite(r) and r >= MIN_OFFSET_R else 0.0
 
 
 def mouth_scores(face_model: MorphableModel, predicted: np.ndarray, real: np.ndarray) -> dict:

@@ -62,6 +62,22 @@ def test_pearson_and_best_lag():
     assert np.isnan(metrics.pearson(np.ones(10), signal[:10]))
 
 
+def test_subframe_lag_finds_a_fraction_of_a_frame():
+    from talkface.signals import subframe_lag
+
+    rng = np.random.default_rng(1)
+    frequencies, phases = rng.uniform(0.02, 0.12, 12), rng.uniform(0, 2 * np.pi, 12)
+
+    def mouth(t):  # a smooth signal sampled at any time
+        return np.sin(2 * np.pi * frequencies[:, None] * t[None] + phases[:, None]).sum(0)
+
+    t = np.arange(400, dtype=np.float64)
+    for delay in (2.4, -1.3, 3.0, 0.0):
+        lag, peak = subframe_lag(mouth(t), mouth(t - delay), 6)
+        assert lag == pytest.approx(delay, abs=0.1) and peak > 0.95
+    assert subframe_lag(np.ones(50), mouth(t[:50]), 6)[0] == 0.0  # no correlation at all: no offset
+
+
 def test_speech_envelope_follows_loudness():
     rate, fps = 16000, 25
     samples = np.zeros(rate * 2, np.float32)

@@ -120,6 +120,10 @@ def test_shift_features_moves_frames_and_repeats_edges():
     np.testing.assert_array_equal(shift_features(features, 2)[:, 0], [0, 0, 0, 1, 2, 3])
     np.testing.assert_array_equal(shift_features(features, -1)[:, 0], [1, 2, 3, 4, 5, 5])
     assert shift_features(features, 0) is features
+    # a fractional offset reads between frames: frame t hears time t - 0.5, t + 1.5
+    np.testing.assert_allclose(shift_features(features, 0.5)[:, 0], [0, 0.5, 1.5, 2.5, 3.5, 4.5])
+    np.testing.assert_allclose(shift_features(features, -1.5)[:, 0], [1.5, 2.5, 3.5, 4.5, 5, 5])
+    assert shift_features(features, 0.5).dtype == np.float32
 
 
 def test_clip_offset_finds_a_shifted_soundtrack(clip_data, shipped):
