@@ -61,7 +61,7 @@ def render_frames(
         else:  # each clip frame's head turned by the view asked for; a photo's by every turn of the motion
             turned = clip_pose[indices].copy()
             turned[:, :3] = motion.pose[:, :3] if profile.is_photo else turned[:, :3] + view
-            warper = HeadWarper(recurring=profile.is_photo)
+            warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape)
             backgrounds = (warper(store[int(i)], int(i), clip_pose[i], turned[t]) for t, i in enumerate(indices))
     else:
         poses, backgrounds, warper = motion.pose.astype(np.float64), iter(onto), contextlib.nullcontext()

@@ -14,6 +14,13 @@ the move of the nearest outline point carries on, fading to nothing over RING he
 the shoulders bend a little near the head and not at all beyond. The face itself is drawn
 over all this by the compositor, exactly at the new pose. One cv2.remap applies it.
 
+The ellipsoid's front stands up to a head-radius before the real face (whose cheeks and eyes lie
+far behind the nose), so on its own it would carry the frame's face, brows, jaw line and ears
+sideways by more than the drawn face moves: the drawn face would then sit off-centre in its
+own head, which reads as a smaller turn (measured: half the angle asked). Given the person's
+face mesh (`face`), the warp is corrected to move every mesh point exactly as the drawn face
+does, the correction carried smoothly off the face over FACE_REACH.
+
 With a person matte (MediaPipe selfie segmentation, `HeadWarper`), only the person moves: the
 room stays straight, and where the turned head no longer covers what the frame's head did, the
 room is filled in by inpainting (OpenCV's Telea method) from around the gap.
@@ -37,7 +44,10 @@ MATTES_KEPT = 64  # clip frames whose person matte HeadWarper keeps (backgrounds
 # the head in model units (the face mesh spans about x +-1.3, y +-1.6, z -0.7..1.2 around its
 # centroid; y down, z away from the camera): the skull's centre behind the face, a head's radii
 HEAD_CENTRE = np.array([0.0, -0.3, 1.0])
-HEAD_RADII = np.array([1.45, 2.1, 1.9])
+HEAD_RADII = np.array([1.35, 2.1, 1.25])
+FACE_POINTS = 120  # mesh points the face correction is carried by (a spread-out subset)
+FACE_REACH = 0.3  # model units: the width of each mesh point's influence (about 1.6 cm)
+FACE_FADE = 0.5  # the correction fades off the face where the points' summed influence falls below this
 
 
 def needs_warp(source_pose: np.ndarray, target_pose: np.ndarray) -> bool:
@@ -47,7 +57,12 @@ def needs_warp(source_pose: np.ndarray, target_pose: np.ndarray) -> bool:
 
 
 def warp_head(
-    frame: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray, person: np.ndarray | None = None, room: np.ndarray | None = None
+    frame: np.ndarray,
+    source_pose: np.ndarray,
+    target_pose: np.ndarray,
+    person: np.ndarray | None = None,
+    room: np.ndarray | None = None,
+    face: np.ndarray | None = None,
 ) -> np.ndarray:
     """The frame with its head turned from `source_pose` to `target_pose`.
 
@@ -59,6 +74,8 @@ def warp_head(
             person is moved, and the room the head uncovers is inpainted.
         room: optional (H, W, 3) the frame with the person already inpainted away (`clean_plate`):
             the uncovered room is read from it instead of being inpainted for this frame.
+        face: optional (V, 3) the person's face mesh in model units (MeshFaceModel.mean_shape):
+            the warp then moves the face, brows, jaw line and ears with the drawn face.
 
     Returns:
         A new frame (the input is not changed), or the frame itself where the poses barely differ.
@@ -75,8 +92,7 @@ def warp_head(
         return frame
     gx = np.arange(x0, x1 + GRID_STEP, GRID_STEP, dtype=np.float64)
     gy = np.arange(y0, y1 + GRID_STEP, GRID_STEP, dtype=np.float64)
-    grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
-    coarse = head_moves(grid, source_pose, target_pose).reshape(len(gy), len(gx), 2).astype(np.float32)
+    coarse = grid_moves(gx, gy, source_pose, target_pose, face).astype(np.float32)
     sigma = SOFTEN * target_pose[5] * HEAD_RADII.max() / GRID_STEP
     coarse = cv2.GaussianBlur(coarse, (0, 0), max(sigma, 0.5), borderType=cv2.BORDER_REPLICATE)
     span_x, span_y = (len(gx) - 1) * GRID_STEP, (len(gy) - 1) * GRID_STEP
@@ -122,9 +138,11 @@ class HeadWarper:
     """`warp_head` for a stream of clip frames, with each frame's person matte (computed once per
     clip frame, kept for the last MATTES_KEPT). Use as a context manager."""
 
-    def __init__(self, recurring: bool = False):
+    def __init__(self, recurring: bool = False, face: np.ndarray | None = None):
         """`recurring`: the same few frames are warped again and again (a photo profile): each one's
-        room is inpainted once (`clean_plate`) instead of in every output frame."""
+        room is inpainted once (`clean_plate`) instead of in every output frame. `face`: the
+        person's face mesh (see `warp_head`)."""
+        self._face = face
         self._segmenter = None
         self._mattes: dict[int, np.ndarray] = {}
         self._plates: dict[int, np.ndarray] | None = {} if recurring else None
@@ -142,7 +160,7 @@ class HeadWarper:
             return frame
         matte = _kept(self._mattes, index, lambda: self._matte(frame))
         room = None if self._plates is None else _kept(self._plates, index, lambda: clean_plate(frame, matte))
-        return warp_head(frame, source_pose, target_pose, matte, room)
+        return warp_head(frame, source_pose, target_pose, matte, room, self._face)
 
     def _matte(self, frame: np.ndarray) -> np.ndarray:
         if self._segmenter is None:  # its start-up notices (TFLite, absl) do not reach the user
@@ -168,9 +186,53 @@ def _kept(cache: dict[int, np.ndarray], index: int, make) -> np.ndarray:
     return cache[index]
 
 
-def head_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
+def head_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray, face: np.ndarray | None = None) -> np.ndarray:
     """(N, 2) image points at the target pose -> (N, 2) where to read them in the source frame,
-    as offsets (backward moves)."""
+    as offsets (backward moves). With `face` ((V, 3) model units), the moves agree with the face
+    mesh's own on and near it (see the module's notes)."""
+    moves = _ellipsoid_moves(points, source_pose, target_pose)
+    if face is None:
+        return moves
+    drawn, error = _face_errors(source_pose, target_pose, face)
+    reach = FACE_REACH * target_pose[5]
+    influence = np.exp(-((points[:, None, :] - drawn[None]) ** 2).sum(-1) / (2 * reach * reach))  # (N, V')
+    return moves + influence @ error / (influence.sum(1) + FACE_FADE)[:, None]
+
+
+def _face_errors(source_pose: np.ndarray, target_pose: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mesh points where the face is drawn (V', 2), and how far the ellipsoid's moves there miss
+    the mesh's own moves (V', 2)."""
+    surface = face[:: max(1, len(face) // FACE_POINTS)].astype(np.float64)
+    drawn = _project(surface, target_pose)
+    return drawn, (_project(surface, source_pose) - drawn) - _ellipsoid_moves(drawn, source_pose, target_pose)
+
+
+def grid_moves(gx: np.ndarray, gy: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray, face: np.ndarray | None) -> np.ndarray:
+    """`head_moves` at every point of a regular grid (GRID_STEP apart): (len(gy), len(gx), 2).
+
+    The face correction is the same weighted mean of the mesh points' misses, made at grid speed:
+    each point's miss and weight are splatted into the grid and both are blurred by the points'
+    Gaussian reach (instead of a Gaussian per grid point and mesh point: 30 ms a frame)."""
+    grid = np.stack(np.meshgrid(gx, gy), -1)
+    moves = _ellipsoid_moves(grid.reshape(-1, 2), source_pose, target_pose).reshape(grid.shape)
+    if face is None:
+        return moves
+    drawn, error = _face_errors(source_pose, target_pose, face)
+    cells = (drawn - [gx[0], gy[0]]) / GRID_STEP
+    low = np.floor(cells).astype(int)
+    weights = np.zeros((len(gy), len(gx), 3), np.float64)  # the misses (x, y) and the weight, splatted
+    for dx in (0, 1):
+        for dy in (0, 1):
+            share = np.abs(1 - dx - (cells[:, 0] - low[:, 0])) * np.abs(1 - dy - (cells[:, 1] - low[:, 1]))
+            x, y = low[:, 0] + dx, low[:, 1] + dy
+            inside = (x >= 0) & (x < len(gx)) & (y >= 0) & (y < len(gy))
+            np.add.at(weights, (y[inside], x[inside]), np.column_stack([error[inside] * share[inside, None], share[inside]]))
+    sigma = FACE_REACH * target_pose[5] / GRID_STEP
+    blurred = cv2.GaussianBlur(weights, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT) * (2 * np.pi * sigma * sigma)  # unnormalised, as in head_moves
+    return moves + blurred[..., :2] / (blurred[..., 2:] + FACE_FADE)
+
+
+def _ellipsoid_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
     rotation_t = euler_to_rotation(target_pose[None, :3])[0]
     scale, shift = target_pose[5], target_pose[3:5]
     b = rotation_t[2]  # R^T e_z: the rays' direction in model space
