@@ -346,7 +346,7 @@ def main() -> None:
     }
     model = with_gain(model, gain, meta)
     model.save(GENERIC_PATH)
-    write_record(GENERIC_PATH.with_suffix(".md"), meta)
+    write_record(GENERIC_PATH.with_suffix(".md"), model.meta)  # with the gain
     print(f"wrote {GENERIC_PATH} ({GENERIC_PATH.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s")
 
 
