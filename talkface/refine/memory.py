@@ -91,7 +91,7 @@ class MouthMemory:
             weights /= weights.sum()
             for entry, weight in zip(nearest, weights):
                 matrix = similarity_matrix(self.lips[entry], lips[row])
-                warped = cv2.warpAffine(self.crops[entry], matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+                warped = cv2.warpAffine(self.crops[entry], matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)  # bilinear blurs the teeth it recalls
                 out[row] += weight * warped
         return out
 

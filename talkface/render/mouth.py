@@ -66,8 +66,8 @@ class PhotoMouth:
         for (rgba, anchor), target in zip(self.patches, (points[UPPER_INNER_LIP], points[LOWER_INNER_LIP])):
             matrix = cv2.getRotationMatrix2D((float(anchor[0]), float(anchor[1])), -turn, scale)
             matrix[:, 2] += target - anchor - [x0, y0]
-            moved = cv2.warpAffine(rgba, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            alpha = moved[..., 3] * hole
+            moved = cv2.warpAffine(rgba, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)  # bilinear blurs the teeth
+            alpha = np.clip(moved[..., 3], 0, 1) * hole
             region += alpha[..., None] * (moved[..., :3] - region)
 
 
