@@ -11,7 +11,8 @@ For each, two videos are made of the test part:
   and, for more blinks to count, 45 s of other speech (`english_45s.mp3`) spoken the same way.
 Measured with the face tracker on the output videos:
 - sharpness: Laplacian variance in the face box, and the power of the face box's spectrum in a
-  detail band (0.06-0.2 cycles/px) and a noise band (0.3-0.5 cycles/px), output / real frames;
+  detail band (0.06-0.2 cycles/px) and a noise band (0.3-0.5 cycles/px), output / real frames
+  (the test part's; for `speak`, also all the person's real frames, training and test parts);
 - blink recall: blinks in the motion found by a lid-gap detector in the output (+-3 frames);
 - brow spread: std of brow height (over eye distance), output / the person's training clip;
 - flicker: frame-to-frame change of still skin (forehead, cheeks, nose) after aligning
@@ -230,6 +231,10 @@ def measure_clip(name: str, folder: Path, label: str) -> tuple[dict, dict]:
     found, wanted = np.add(blink_recall(spoken.motion.landmarks, tracks["speak"].raw_landmarks), blink_recall(long.motion.landmarks, tracks["long"].raw_landmarks))
     brows = {key: float(np.nanstd(brow_height(track.raw_landmarks))) for key, track in tracks.items()}
     sharp["long"] = sharpness(list(read_frames(long.video)), tracks["long"].raw_landmarks)
+    # `speak` says other words than the test part: its face is also compared with all the person's
+    # real frames (training and test parts together), not only with the test part's few seconds
+    whole = list(read_frames(train)) + frames["real"]
+    sharp["clip"] = sharpness(whole, np.concatenate([tracks["train"].raw_landmarks[: len(whole) - len(frames["real"])], tracks["real"].raw_landmarks]))
     flick = {key: flicker(frames[key], tracks[key].raw_landmarks) for key in ("real", "onto")}
     psnr = evaluate(onto, test).comparison.psnr_face
     ratio = lambda a, b: round(a / b, 3)  # noqa: E731
@@ -240,6 +245,8 @@ def measure_clip(name: str, folder: Path, label: str) -> tuple[dict, dict]:
         "sharpness_onto": ratio(sharp["onto"]["laplacian"], sharp["real"]["laplacian"]),
         "sharpness_speak": ratio(sharp["speak"]["laplacian"], sharp["real"]["laplacian"]),
         "sharpness_speak_45s": ratio(sharp["long"]["laplacian"], sharp["real"]["laplacian"]),
+        "sharpness_speak_vs_clip": ratio(sharp["speak"]["laplacian"], sharp["clip"]["laplacian"]),
+        "sharpness_speak_45s_vs_clip": ratio(sharp["long"]["laplacian"], sharp["clip"]["laplacian"]),
         "detail_band_onto": ratio(sharp["onto"]["detail"], sharp["real"]["detail"]),
         "detail_band_speak": ratio(sharp["speak"]["detail"], sharp["real"]["detail"]),
         "noise_band_onto": ratio(sharp["onto"]["noise"], sharp["real"]["noise"]),
@@ -289,10 +296,13 @@ def main() -> None:
     markdown = (
         f"# Whole-face realism benchmark\n\ntalkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores. "
         "Command: `python benchmarks/realism.py --label LABEL` (see the script's docstring for what each column measures).\n\n"
-        "Ratios are output / real: sharpness and flicker against the real test frames; `brow_spread_speak` against the "
+        "Ratios are output / real: sharpness and flicker against the real test frames (`_vs_clip`: against all the person's "
+        "real frames, training and test parts, since `speak` says other words than the test part); `brow_spread_speak` against the "
         "person's training clip, `brow_spread_onto` against the real test frames (same motion). Targets (issue 15): "
         "sharpness 0.9-1.1, blink recall >= 0.8 with `--blink-rate 30`, brow spread 0.8-1.25, face PSNR not below 32.2 dB "
-        "on obama.\n\n" + markdown_table(results["rows"]) + "\n\nCrops at 100 %: `realism_crops_before.jpg`, `realism_crops_after.jpg`.\n"
+        "on obama.\n\n" + markdown_table(results["rows"]) + "\n\nCrops at 100 %: "
+        + ", ".join(f"`realism_crops_{label}.jpg`" for label in dict.fromkeys(r["label"] for r in results["rows"]) if (RESULTS / f"realism_crops_{label}.jpg").exists())
+        + ".\n"
     )
     (RESULTS / "realism.md").write_text(markdown)
     print(markdown)
