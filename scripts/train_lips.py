@@ -30,12 +30,12 @@ import torch
 os.environ.setdefault("TALKFACE_QUIET", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from talkface.evaluate.metrics import best_lag, pearson
-from talkface.signals import subframe_lag  # noqa: E402
+from talkface.evaluate.metrics import best_lag, pearson  # noqa: E402
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel, LipNetwork, NetworkShape  # noqa: E402
 from talkface.motion.lips import opening_from_offsets  # noqa: E402
 from talkface.motion.model import shift_features  # noqa: E402
 from talkface.motion.ridge import Ridge, stack_context  # noqa: E402
+from talkface.signals import subframe_lag  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RIDGE_RADIUS = 5  # frames either side for the ridge baseline
