@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -24,6 +25,8 @@ from talkface.render.eyes import load_eyes
 from talkface.render.frames import FrameStore
 from talkface.render.headwarp import HeadWarper
 from talkface.render.mouth import GenericMouth, PhotoMouth
+
+SAME_FACE = object()  # marks a background whose face is where the motion puts it (`onto`)
 
 
 def render_frames(
@@ -58,13 +61,17 @@ def render_frames(
         store = FrameStore(profile.folder / "frames.npz")
         if view is None and not profile.is_photo:
             backgrounds, warper = (store[int(i)] for i in indices), contextlib.nullcontext()
+            # where each background frame's own face is: its skin is kept (render/composite.py)
+            own_faces = (place_vertices(profile.face, profile.clip_fit.expression[i], clip_pose[i]) for i in indices)
         else:  # each clip frame's head turned by the view asked for; a photo's by every turn of the motion
             turned = clip_pose[indices].copy()
             turned[:, :3] = motion.pose[:, :3] if profile.is_photo else turned[:, :3] + view
             warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape)
             backgrounds = (warper(store[int(i)], int(i), clip_pose[i], turned[t]) for t, i in enumerate(indices))
+            own_faces = itertools.repeat(None)  # a turned head's face is only roughly where the mesh says: texture only
     else:
         poses, backgrounds, warper = motion.pose.astype(np.float64), iter(onto), contextlib.nullcontext()
+        own_faces = itertools.repeat(SAME_FACE)  # the motion was tracked from these frames
     compositor = FaceCompositor(profile.face, device)
     if profile.is_photo:  # the photo's own teeth, carried by the lips
         photo = FrameStore(profile.folder / "frames.npz")[0]
@@ -85,13 +92,13 @@ def render_frames(
 
     def _coarse_frames() -> Iterator[tuple]:
         previous = None  # the coarse frame before, which the refiner sees too (none after a gap)
-        for index, background in zip(range(motion.n_frames), backgrounds):
+        for index, background, own in zip(range(motion.n_frames), backgrounds, own_faces):
             if not np.isfinite(poses[index]).all():  # a frame of `onto` where no face was tracked: left as it is
                 previous = None
                 yield background, None
                 continue
             vertices = place_vertices(profile.face, motion.expression[index], poses[index])
-            frame, coverage = compositor.composite(background, vertices)
+            frame, coverage = compositor.composite(background, vertices, vertices if own is SAME_FACE else own)
             if eyes is not None:  # the person's own eyes, lids and brows
                 frame = eyes.paste(frame, vertices[profile.face.landmark_index], eye_picks[index], coverage)
             before = frame if previous is None else previous

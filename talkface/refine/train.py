@@ -77,7 +77,7 @@ def prepare_pairs(
                 previous_frame = None
                 continue
             vertices = place_vertices(model, fit.expression[index], fit.pose[index])
-            rendered, coverage = compositor.composite(real, vertices)
+            rendered, coverage = compositor.composite(real, vertices, vertices)  # the frame's own skin kept, as `speak` keeps its backgrounds'
             if eye_picks is not None:
                 rendered = eyes.paste(rendered, vertices[model.landmark_index], eye_picks[index], coverage)
             inputs = crop_inputs(rendered, rendered if previous_frame is None else previous_frame, coverage, vertices, size)

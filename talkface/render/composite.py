@@ -1,4 +1,12 @@
-"""Coarse frames: the textured face rendered at its pose, blended into a background frame."""
+"""Coarse frames: the textured face rendered at its pose, blended into a background frame.
+
+When the background frame shows the person's own face (a clip frame in `speak`, the video's own
+frame in `render --onto` and in refiner training) and its mesh is known, the skin away from the
+mouth is not the texture's (a median of frames: smooth, no pores, no creases) but that frame's
+own skin moved through the mesh to the new pose and expression: one bicubic resample, so the
+cheeks, nose and forehead keep the real frame's detail. The mouth and the skin around it, which
+the new expression changes, stay the render's (the refiner paints them).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 
+from talkface.face import topology
 from talkface.face.model import MeshFaceModel
 from talkface.render.rasterizer import interpolate_covered, rasterize, sample_texture
 
@@ -15,6 +24,8 @@ MOUTH_SHADE = 0.3  # the mouth interior is the lips' colour this dark (the refin
 FEATHER_SIGMA = 2.0  # px: softness of the face's edge
 ERODE_PX = 2  # px the face mask shrinks before feathering, so no background-coloured rim shows
 GAIN_LIMITS = (0.7, 1.4)  # per-channel colour correction towards the background frame's light
+SKIN_RAMP = (0.25, 0.55)  # eye distances from the nearest lip point: the render's (0) up to the frame's own skin (1)
+SKIN_STRETCH = (0.4, 0.7)  # a triangle this much smaller in the source frame than drawn (seen edge-on there): render's (0) to own (1)
 # px around the drawn vertices that compositing touches: the Gaussian feather's reach (4 sigma)
 # plus the erosion, so working in this box gives exactly the full frame's result
 BOX_MARGIN_PX = int(4 * FEATHER_SIGMA) + ERODE_PX + 2
@@ -31,21 +42,42 @@ class FaceCompositor:
         self.texture = torch.as_tensor(model.texture, dtype=torch.float32, device=self.device)
         self.drawn = np.unique(model.triangles)  # the vertices the triangles use
         self.teeth = None  # a PhotoMouth (render/mouth.py) pasted into the mouth's opening, for photo profiles
+        self.skin = torch.as_tensor(skin_weights(model.mean_shape), dtype=torch.float32, device=self.device)
 
     def render(self, vertices: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Textured face: (H, W, 3) float colours and (H, W) bool coverage."""
+        colours, covered, _ = self._render(vertices, size)
+        return colours, covered
+
+    def _render(self, vertices: np.ndarray, size: tuple[int, int], source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+        """The textured face and, with `source` (V, >=2: where the vertices are in another image),
+        that image's skin map: (map_x, map_y, weight) (H, W) float32, where each covered pixel's
+        point of the face is in the source image and how much of its own skin to keep."""
         fragments = rasterize(torch.as_tensor(vertices, dtype=torch.float32, device=self.device), self.triangles, size)
         width, height = size
-        covered, uv = interpolate_covered(fragments, self.triangles, self.uv)  # texture only the covered pixels
+        attributes = self.uv
+        if source is not None:
+            attributes = torch.cat([self.uv, torch.as_tensor(source[:, :2], dtype=torch.float32, device=self.device), self.skin[:, None]], 1)
+        covered, values = interpolate_covered(fragments, self.triangles, attributes)  # texture only the covered pixels
         colours = torch.zeros((height * width, 3), dtype=torch.float32, device=self.device)
-        colours[covered] = sample_texture(self.texture, uv[None]).reshape(-1, 3)
-        return colours.view(height, width, 3).cpu().numpy(), fragments.mask.cpu().numpy()
+        colours[covered] = sample_texture(self.texture, values[None, :, :2]).reshape(-1, 3)
+        skin = None
+        if source is not None:
+            seen = torch.as_tensor(_seen_in_source(vertices, source, self.model.triangles), dtype=torch.float32, device=self.device)
+            maps = torch.full((height * width, 3), -1.0, dtype=torch.float32, device=self.device)
+            maps[covered] = values[:, 2:]
+            maps[covered, 2] *= seen[fragments.triangle.view(-1)[covered]]
+            maps = maps.view(height, width, 3).cpu().numpy()
+            skin = (maps[..., 0], maps[..., 1], np.maximum(maps[..., 2], 0))
+        return colours.view(height, width, 3).cpu().numpy(), fragments.mask.cpu().numpy(), skin
 
-    def composite(self, background: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def composite(self, background: np.ndarray, vertices: np.ndarray, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Blend the face at `vertices` (V, 3 pixels) into `background` (RGB uint8).
 
         Only a box around the face is worked on (a small face in a large frame costs what its
-        box costs); outside it the frame is the background's.
+        box costs); outside it the frame is the background's. `source`: where the same face's
+        vertices are in `background` (its own fitted face), whose skin is then kept away from
+        the mouth; None: the background shows no usable face of the person (texture only).
 
         Returns:
             The frame (RGB uint8) and the blend weight of the face (H, W) float in [0, 1].
@@ -60,15 +92,22 @@ class FaceCompositor:
         x1, y1 = np.minimum(np.ceil(points[finite].max(0)).astype(int) + BOX_MARGIN_PX + 1, [width, height])
         if x1 - x0 < 4 or y1 - y0 < 4:  # the face is outside the frame
             return frame, weight
-        inside, box_weight = self._composite_box(background[y0:y1, x0:x1], vertices - np.array([x0, y0, 0], vertices.dtype))
+        own = None
+        if source is not None and np.isfinite(source[self.drawn, :2]).all():
+            own = (background, source)
+        inside, box_weight = self._composite_box(background[y0:y1, x0:x1], vertices - np.array([x0, y0, 0], vertices.dtype), own)
         frame[y0:y1, x0:x1], weight[y0:y1, x0:x1] = inside, box_weight
         return frame, weight
 
-    def _composite_box(self, background: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _composite_box(self, background: np.ndarray, vertices: np.ndarray, own: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
         height, width = background.shape[:2]
-        colours, covered = self.render(vertices, (width, height))
+        colours, covered, skin = self._render(vertices, (width, height), None if own is None else own[1])
         covered_u8 = covered.view(np.uint8)
         colours = _match_light(colours, background, covered_u8)
+        if skin is not None:  # the frame's own skin, moved to the new pose and expression (bicubic: no blur)
+            map_x, map_y, keep = skin
+            moved = cv2.remap(own[0], map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            colours += keep[..., None] * (moved - colours)
         mouth = np.zeros((height, width), np.uint8)
         cv2.fillPoly(mouth, [np.round(vertices[list(INNER_LIPS), :2]).astype(np.int32)], 1)
         mouth &= 1 - covered_u8
@@ -85,6 +124,31 @@ class FaceCompositor:
         frame += weight[..., None] * (colours - frame)
         frame += 0.5
         return np.clip(frame, 0, 255, out=frame).astype(np.uint8), weight
+
+
+def skin_weights(mean_shape: np.ndarray) -> np.ndarray:
+    """(V,) per vertex: 0 on and near the lips (the new expression changes them), rising to 1 on
+    the cheeks, nose and forehead, where the background frame's own skin is kept."""
+    frontal = mean_shape[:, :2].astype(np.float64)
+    right, left = (frontal[list(corners)].mean(0) for corners in topology.EYE_CORNERS)
+    eye_distance = np.linalg.norm(left - right)
+    lips = frontal[topology.lip_indices()]
+    distance = np.linalg.norm(frontal[:, None] - lips[None], axis=-1).min(1) / max(eye_distance, 1e-9)
+    ramp = np.clip((distance - SKIN_RAMP[0]) / (SKIN_RAMP[1] - SKIN_RAMP[0]), 0, 1)
+    return (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
+
+
+def _seen_in_source(vertices: np.ndarray, source: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(F,) per triangle: 1 where the source image sees it about as large as it is drawn, fading
+    to 0 where the source sees it edge-on or from behind (its skin there is smeared or hidden)."""
+
+    def areas(points):
+        a, b, c = (points[triangles[:, k], :2].astype(np.float64) for k in range(3))
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    drawn, seen = areas(vertices), areas(source)
+    ratio = np.where(np.abs(drawn) > 1e-6, seen / np.where(np.abs(drawn) > 1e-6, drawn, 1.0), 0.0)
+    return np.clip((ratio - SKIN_STRETCH[0]) / (SKIN_STRETCH[1] - SKIN_STRETCH[0]), 0, 1).astype(np.float32)
 
 
 def _match_light(colours: np.ndarray, background: np.ndarray, covered: np.ndarray) -> np.ndarray:

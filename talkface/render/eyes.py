@@ -32,6 +32,7 @@ EYES_FILE = "eyes.npz"
 PATCH_SIZE = (2.6, 1.5)  # (width, height) of a stored patch, in eye distances
 PATCH_RAISE = 0.3  # a patch is centred this far above the eyes' midpoint, in eye distances
 MAX_EYE_DISTANCE = 160.0  # px: patches of larger faces are stored at this scale
+DOWNSCALE_BEFORE = 0.75  # a patch smaller than the frame's face by more than this is area-shrunk first
 PART_WEIGHTS = (1.0, 1.0, 0.7)  # eyes, brows and head angle in the keys, each part of unit spread
 SWITCH_COST = 1.0  # a change of run costs this much key distance (keys: unit total variance)
 FADE_FRAMES = 2  # frames over which a change of run fades in
@@ -64,6 +65,22 @@ def _eye_distance(points: np.ndarray) -> float:
     """Distance between the eyes' centres from placed landmarks (478, >=2)."""
     right, left = topology.eye_centres(points)
     return float(np.linalg.norm(left - right))
+
+
+def _cut_patch(frame: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The upright patch `matrix` maps `frame` to: one bicubic resample, after an area-averaged
+    shrink only when the patch is much smaller than the frame's face (cv2.warpAffine has no
+    area mode: its INTER_AREA is bilinear, which kept the eyes 0.77 as sharp as the frame's)."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < DOWNSCALE_BEFORE:
+        height, width = frame.shape[:2]
+        small = cv2.resize(frame, (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1)), interpolation=cv2.INTER_AREA)
+        fx, fy = small.shape[1] / width, small.shape[0] / height
+        # a pixel centre x of the frame is at (x + 0.5) * fx - 0.5 in the shrunk one
+        linear = matrix[:, :2] / np.array([fx, fy])
+        offset = matrix[:, 2] + linear @ np.array([0.5 - 0.5 * fx, 0.5 - 0.5 * fy])
+        frame, matrix = small, np.hstack([linear, offset[:, None]])
+    return cv2.warpAffine(frame, matrix, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _patch_matrix(landmarks: np.ndarray, distance: float, size: tuple[int, int]) -> np.ndarray:
@@ -123,7 +140,7 @@ class EyeMemory:
             if index not in landmarks:
                 continue
             matrix = _patch_matrix(landmarks[index], distance, size)
-            patches.append(cv2.warpAffine(frame, matrix, size, flags=cv2.INTER_AREA if distance < _eye_distance(landmarks[index]) else cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE))
+            patches.append(_cut_patch(frame, matrix, size))
             points.append(landmarks[index][region, :2] @ matrix[:, :2].T + matrix[:, 2])
         rows = rows[: len(patches)]
         parts = raw_keys(model, expression[rows], pose[rows])

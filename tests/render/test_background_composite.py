@@ -87,3 +87,51 @@ def test_background_never_races_through_the_clip():
     poses[:, 1] += rng.normal(0, 0.02, 300)
     indices = background_indices(poses, clip, np.ones(500, bool))
     assert np.abs(np.diff(indices)).max() <= 2
+
+
+def test_composite_keeps_the_background_frames_own_skin_away_from_the_mouth(clip_frames):
+    from talkface.face.fit import build_model
+    from talkface.face.model import project_landmarks
+    from talkface.face.tracker import track_video
+    from tests.conftest import CLIP
+
+    track = track_video(CLIP)
+    model, fit = build_model(track)
+    model = type(model)(**{**model.__dict__, "texture": np.full_like(model.texture, 200)})
+    vertices = project_landmarks(model, fit)[10].astype(np.float64)
+    real = clip_frames[10]
+    compositor = FaceCompositor(model)
+    plain, _ = compositor.composite(real, vertices)
+    kept, weight = compositor.composite(real, vertices, vertices)  # the background shows this very face
+    nose, lip = np.round(vertices[6, :2]).astype(int), np.round(vertices[[0, 13], :2].mean(0)).astype(int)  # lip: the upper lip's middle
+    assert np.abs(kept[nose[1], nose[0]].astype(int) - real[nose[1], nose[0]]).max() <= 3  # the frame's own skin
+    assert np.ptp(plain[nose[1] - 3 : nose[1] + 4, nose[0] - 3 : nose[0] + 4].astype(int)) <= 3  # the flat texture
+    np.testing.assert_array_equal(kept[lip[1], lip[0]], plain[lip[1], lip[0]])  # the lips stay the render's
+    # a face drawn 6 px right of where the background's is: the skin moves along with it
+    shifted, _ = compositor.composite(real, vertices + [6.0, 0, 0], vertices)
+    forehead = np.round(vertices[151, :2]).astype(int)
+    patch = (slice(forehead[1] - 4, forehead[1] + 5), slice(forehead[0] - 4, forehead[0] + 5))
+    moved = (patch[0], slice(patch[1].start + 6, patch[1].stop + 6))
+    assert np.abs(shifted[moved].astype(int) - real[patch]).mean() < 2.0
+    # a background face without a fit (NaN) falls back to the texture
+    np.testing.assert_array_equal(compositor.composite(real, vertices, np.full_like(vertices, np.nan))[0], plain)
+
+
+def test_skin_weights_and_sources_seen_edge_on():
+    from talkface.render.composite import _seen_in_source, skin_weights
+    from talkface.face import topology
+    from talkface.face.fit import build_model
+    from talkface.face.tracker import track_video
+    from tests.conftest import CLIP
+
+    model, _ = build_model(track_video(CLIP))
+    weights = skin_weights(model.mean_shape)
+    assert (weights[topology.lip_indices()] == 0).all()
+    assert weights[[6, 151, 10]].min() == 1.0  # nose bridge and forehead: the frame's own skin
+    assert ((weights >= 0) & (weights <= 1)).all()
+    triangle = np.array([[0, 1, 2]])
+    drawn = np.array([[0.0, 0, 0], [10, 0, 0], [0, 10, 0]])
+    edge_on = drawn * [1, 0.2, 1]  # seen almost edge-on in the source: its skin there is smeared
+    flipped = drawn * [-1, 1, 1]  # seen from behind
+    assert _seen_in_source(drawn, drawn, triangle)[0] == 1.0
+    assert _seen_in_source(drawn, edge_on, triangle)[0] == 0.0 and _seen_in_source(drawn, flipped, triangle)[0] == 0.0
