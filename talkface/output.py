@@ -98,12 +98,12 @@ def render_frames(
                 yield background, None
                 continue
             vertices = place_vertices(profile.face, motion.expression[index], poses[index])
-            frame, coverage = compositor.composite(background, vertices, vertices if own is SAME_FACE else own)
+            frame, coverage, kept = compositor.composite_keeping(background, vertices, vertices if own is SAME_FACE else own)
             if eyes is not None:  # the person's own eyes, lids and brows
                 frame = eyes.paste(frame, vertices[profile.face.landmark_index], eye_picks[index], coverage)
             before = frame if previous is None else previous
             previous = frame
-            yield frame, (refiner.prepare(profile.face, frame, before, coverage, vertices, motion.expression[index]) if refiner else True)
+            yield frame, (refiner.prepare(profile.face, frame, before, coverage, vertices, motion.expression[index], kept) if refiner else True)
 
     if refiner is None:
         for frame, _ in coarse():

@@ -34,6 +34,7 @@ class Prepared:
 
     inputs: CropInputs
     memory: np.ndarray
+    kept: np.ndarray | None = None  # (S, S) share of each crop pixel that is the frame's own skin: left as it is
 
 
 @dataclass
@@ -85,13 +86,18 @@ class Refiner:
         prepared = [self.prepare(model, *item) for item in zip(frames, previous, coverage, vertices, expressions)]
         return self.refine_prepared(frames, prepared)
 
-    def prepare(self, model: MeshFaceModel, frame: np.ndarray, previous: np.ndarray, coverage: np.ndarray, vertices: np.ndarray, expression: np.ndarray) -> Prepared:
+    def prepare(
+        self, model: MeshFaceModel, frame: np.ndarray, previous: np.ndarray, coverage: np.ndarray, vertices: np.ndarray, expression: np.ndarray,
+        kept: np.ndarray | None = None,
+    ) -> Prepared:
         """One frame's crops and memory read: the per-frame half of `refine`, which a pipeline can
-        run in another thread than the batched network (`refine_prepared`)."""
+        run in another thread than the batched network (`refine_prepared`). `kept`: (H, W) the
+        share of each pixel that is the frame's own skin (`FaceCompositor.composite_keeping`),
+        which the refined difference then leaves alone (it only added flicker there)."""
         inputs = crop_inputs(frame, previous, coverage, vertices, self.crop_size)
         keys = mouth_keys(model, np.asarray(expression)[None])
         memory = self.memory.read(keys, inputs.lips[None], self.summary["config"]["memory_neighbours"])[0]
-        return Prepared(inputs, memory)
+        return Prepared(inputs, memory, None if kept is None or not kept.any() else inputs.crop.cut(kept.astype(np.float32)))
 
     def refine_prepared(self, frames: list[np.ndarray], prepared: list[Prepared]) -> list[np.ndarray]:
         """Refine a batch of coarse full frames whose crops and memory reads are `prepared`."""
@@ -105,6 +111,9 @@ class Refiner:
             np.stack([item.region for item in inputs]),
         )
         difference = self._correction(tensor)
+        for delta, item in zip(difference, prepared):
+            if item.kept is not None:
+                delta *= np.clip(1 - item.kept, 0, 1)[..., None]
         return [item.crop.paste_difference(frame, delta) for item, frame, delta in zip(inputs, frames, difference)]
 
     def _correction(self, tensor: torch.Tensor) -> np.ndarray:

@@ -21,6 +21,7 @@ from talkface.render.rasterizer import interpolate_covered, rasterize, sample_te
 # the inner lip contour, in order around the mouth opening (MediaPipe indices)
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 MOUTH_SHADE = 0.3  # the mouth interior is the lips' colour this dark (the refiner paints teeth later)
+MOUTH_EDGE_SIGMA = 0.8  # px: blur of the mouth opening's edge (anti-aliasing)
 FEATHER_SIGMA = 2.0  # px: softness of the face's edge
 ERODE_PX = 2  # px the face mask shrinks before feathering, so no background-coloured rim shows
 GAIN_LIMITS = (0.7, 1.4)  # per-channel colour correction towards the background frame's light
@@ -72,6 +73,12 @@ class FaceCompositor:
         return colours.view(height, width, 3).cpu().numpy(), fragments.mask.cpu().numpy(), skin
 
     def composite(self, background: np.ndarray, vertices: np.ndarray, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Blend the face at `vertices` (V, 3 pixels) into `background` (RGB uint8): the frame and
+        the face's blend weight (see `composite_keeping`)."""
+        frame, weight, _ = self.composite_keeping(background, vertices, source)
+        return frame, weight
+
+    def composite_keeping(self, background: np.ndarray, vertices: np.ndarray, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Blend the face at `vertices` (V, 3 pixels) into `background` (RGB uint8).
 
         Only a box around the face is worked on (a small face in a large frame costs what its
@@ -80,30 +87,33 @@ class FaceCompositor:
         the mouth; None: the background shows no usable face of the person (texture only).
 
         Returns:
-            The frame (RGB uint8) and the blend weight of the face (H, W) float in [0, 1].
+            The frame (RGB uint8), the blend weight of the face (H, W) float in [0, 1], and the
+            share of each pixel that is the background's own skin kept in the face (H, W) float
+            in [0, 1] (real pixels the refiner leaves alone).
         """
         height, width = background.shape[:2]
-        frame, weight = background.copy(), np.zeros((height, width), np.float32)
+        frame, weight, kept = background.copy(), np.zeros((height, width), np.float32), np.zeros((height, width), np.float32)
         points = vertices[self.drawn, :2]
         finite = np.isfinite(points).all(1)
         if not finite.any():
-            return frame, weight
+            return frame, weight, kept
         x0, y0 = np.maximum(np.floor(points[finite].min(0)).astype(int) - BOX_MARGIN_PX, 0)
         x1, y1 = np.minimum(np.ceil(points[finite].max(0)).astype(int) + BOX_MARGIN_PX + 1, [width, height])
         if x1 - x0 < 4 or y1 - y0 < 4:  # the face is outside the frame
-            return frame, weight
+            return frame, weight, kept
         own = None
         if source is not None and np.isfinite(source[self.drawn, :2]).all():
             own = (background, source)
-        inside, box_weight = self._composite_box(background[y0:y1, x0:x1], vertices - np.array([x0, y0, 0], vertices.dtype), own)
-        frame[y0:y1, x0:x1], weight[y0:y1, x0:x1] = inside, box_weight
-        return frame, weight
+        inside, box_weight, box_kept = self._composite_box(background[y0:y1, x0:x1], vertices - np.array([x0, y0, 0], vertices.dtype), own)
+        frame[y0:y1, x0:x1], weight[y0:y1, x0:x1], kept[y0:y1, x0:x1] = inside, box_weight, box_kept
+        return frame, weight, kept
 
-    def _composite_box(self, background: np.ndarray, vertices: np.ndarray, own: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _composite_box(self, background: np.ndarray, vertices: np.ndarray, own: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         height, width = background.shape[:2]
         colours, covered, skin = self._render(vertices, (width, height), None if own is None else own[1])
         covered_u8 = covered.view(np.uint8)
         colours = _match_light(colours, background, covered_u8)
+        keep = np.zeros((height, width), np.float32)
         if skin is not None:  # the frame's own skin, moved to the new pose and expression (bicubic: no blur)
             map_x, map_y, keep = skin
             moved = cv2.remap(own[0], map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
@@ -115,6 +125,7 @@ class FaceCompositor:
             colours[mouth.view(bool)] = np.array(cv2.mean(colours, covered_u8)[:3], np.float32) * MOUTH_SHADE
             if self.teeth is not None:
                 self.teeth.paste(colours, mouth, vertices)
+            _soften_edge(colours, mouth)
         face = covered_u8 | mouth
         weight = _feather(face)
         # the feather reaches a pixel or two past the face's edge: there the face has no colour
@@ -123,7 +134,21 @@ class FaceCompositor:
         frame = background.astype(np.float32)
         frame += weight[..., None] * (colours - frame)
         frame += 0.5
-        return np.clip(frame, 0, 255, out=frame).astype(np.uint8), weight
+        return np.clip(frame, 0, 255, out=frame).astype(np.uint8), weight, weight * keep
+
+
+def _soften_edge(colours: np.ndarray, mouth: np.ndarray) -> None:
+    """Anti-alias the mouth opening's edge in place: the pixels next to it either way take a
+    slightly blurred colour (the rasterized lips end in stair steps, which read as noise: the
+    lips were twice as rough as the real ones in the spectrum's top band)."""
+    ys, xs = np.nonzero(mouth)
+    y0, y1 = max(ys.min() - 4, 0), min(ys.max() + 5, mouth.shape[0])
+    x0, x1 = max(xs.min() - 4, 0), min(xs.max() + 5, mouth.shape[1])
+    part = mouth[y0:y1, x0:x1]
+    kernel = np.ones((3, 3), np.uint8)
+    edge = (cv2.dilate(part, kernel) != cv2.erode(part, kernel))
+    box = colours[y0:y1, x0:x1]
+    box[edge] = cv2.GaussianBlur(box, (0, 0), MOUTH_EDGE_SIGMA)[edge]
 
 
 def skin_weights(mean_shape: np.ndarray) -> np.ndarray:

@@ -201,3 +201,29 @@ def test_unknown_preset_is_refused_before_any_work(clip, tmp_path):
     with pytest.raises(InputError, match="unknown refiner preset 'fast'.*draft, standard, best"):
         finetune(clip, tmp_path / "p", replace(RULES, preset="fast"))
     assert not (tmp_path / "p").exists()
+
+
+def test_refined_difference_leaves_the_kept_skin_alone(pairs, coarse_profile, clip_frames, tmp_path):
+    import cv2
+
+    from talkface.face.model import place_vertices
+    from talkface.render.composite import FaceCompositor
+
+    built, memory, n_train = pairs
+    train_refiner(built, memory, n_train, TINY, tmp_path, "key", "tiny")
+    refiner = Refiner.load(tmp_path)
+    with torch.no_grad():  # a refiner that changes every pixel of its crop, so leaving some alone shows
+        refiner.generator.out.bias += 0.2
+    face, fit, index = coarse_profile.face, coarse_profile.clip_fit, 10
+    vertices = place_vertices(face, fit.expression[index], fit.pose[index])
+    frame, coverage, kept = FaceCompositor(face).composite_keeping(clip_frames[index], vertices, vertices)
+    assert kept.max() > 0.99 and kept[np.round(vertices[13, 1]).astype(int), np.round(vertices[13, 0]).astype(int)] == 0  # the lips are not kept
+    free = refiner.refine(face, [frame], [frame], [coverage], [vertices], fit.expression[[index]])[0]
+    held = refiner.refine_prepared([frame], [refiner.prepare(face, frame, frame, coverage, vertices, fit.expression[index], kept)])[0]
+    whole = cv2.erode((kept > 0.999).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert whole.sum() > 100
+    assert np.abs(held.astype(int) - frame)[whole].max() <= 1  # the frame's own skin, untouched
+    assert np.abs(free.astype(int) - frame)[whole].max() > 1  # which the refiner would have changed
+    lips = kept == 0
+    mouth = lips & (coverage > 0.99)
+    assert np.abs(held.astype(int) - free)[mouth].max() <= 1 and np.abs(free.astype(int) - frame)[mouth].max() > 1  # the mouth refined as before

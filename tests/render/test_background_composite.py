@@ -72,7 +72,7 @@ def test_composite_covers_the_face_and_keeps_the_rest(clip_frames):
     for shift in (0.0, -0.5 * (x1 + x0), 10_000.0):
         moved = vertices + [shift, 0, 0]
         boxed, boxed_weight = compositor.composite(clip_frames[10], moved)
-        whole, whole_weight = compositor._composite_box(clip_frames[10], moved)
+        whole, whole_weight, _ = compositor._composite_box(clip_frames[10], moved)
         np.testing.assert_array_equal(boxed, whole)
         np.testing.assert_allclose(boxed_weight, whole_weight, atol=1e-6)
 
@@ -135,3 +135,17 @@ def test_skin_weights_and_sources_seen_edge_on():
     flipped = drawn * [-1, 1, 1]  # seen from behind
     assert _seen_in_source(drawn, drawn, triangle)[0] == 1.0
     assert _seen_in_source(drawn, edge_on, triangle)[0] == 0.0 and _seen_in_source(drawn, flipped, triangle)[0] == 0.0
+
+
+def test_the_mouth_openings_edge_is_anti_aliased():
+    from talkface.render.composite import _soften_edge
+
+    colours = np.full((40, 40, 3), 200.0, np.float32)
+    mouth = np.zeros((40, 40), np.uint8)
+    mouth[15:25, 10:30] = 1
+    colours[mouth.view(bool)] = 20.0
+    before = colours.copy()
+    _soften_edge(colours, mouth)
+    assert 20 < colours[15, 20, 0] < 200 and 20 < colours[14, 20, 0] < 200  # both sides of the edge: in between
+    assert colours[20, 20, 0] == 20 and colours[5, 5, 0] == 200  # away from it: as drawn
+    np.testing.assert_array_equal(colours[:12], before[:12])
