@@ -21,7 +21,7 @@ from talkface.render.rasterizer import interpolate_covered, rasterize, sample_te
 # the inner lip contour, in order around the mouth opening (MediaPipe indices)
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 MOUTH_SHADE = 0.3  # the mouth interior is the lips' colour this dark (the refiner paints teeth later)
-MOUTH_EDGE_SIGMA = 0.8  # px: blur of the mouth opening's edge (anti-aliasing)
+MOUTH_EDGE_SIGMA = 0.5  # px: blur of the mouth opening's edge (anti-aliasing; a one-pixel box filter is 0.3)
 FEATHER_SIGMA = 2.0  # px: softness of the face's edge
 ERODE_PX = 2  # px the face mask shrinks before feathering, so no background-coloured rim shows
 GAIN_LIMITS = (0.7, 1.4)  # per-channel colour correction towards the background frame's light
