@@ -56,7 +56,8 @@ SPEAK_STAGES = [
     ("talkface.speak", "extract", "audio features"),
     ("talkface.speak", "generate_motion", "motion"),
     ("talkface.render.frames", "FrameStore.__getitem__", "background frames (JPEG)"),
-    ("talkface.render.composite", "FaceCompositor.composite", "coarse render (rasterize, texture, blend)"),
+    ("talkface.render.composite", "FaceCompositor.composite", "coarse render (rasterize, texture, blend)"),  # before the kept skin
+    ("talkface.render.composite", "FaceCompositor.composite_keeping", "coarse render (rasterize, texture, blend)"),  # what speak calls since
     ("talkface.refine.model", "Refiner.refine", "refiner, all of it (crops, memory, network, paste)"),
     ("talkface.refine.model", "Refiner.prepare", "refiner: crops + memory read"),
     ("talkface.refine.model", "Refiner._correction", "refiner: network"),
