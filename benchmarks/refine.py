@@ -143,7 +143,10 @@ def main() -> None:
         "(`coarse`/`refined`: driven by the real tracked parameters of those 5 s and drawn in place on their frames, "
         "`render --onto`; `*_matched_bg`: the same motion on backgrounds chosen from the training part by keyframe "
         "matching, so the head sits on another frame's neck and PSNR/LMD also measure that shift; `speak_*`: driven by "
-        "their audio, so head motion is generated and PSNR/SSIM/LMD do not apply). Real mouth sharpness is the test part's.\n\n"
+        "their audio, so head motion is generated and PSNR/SSIM/LMD do not apply). Real mouth sharpness is the test part's."
+        " The `speak_*` rows' mouth_opening_r is at lag 0 against the real video, whose picture is off its own sound"
+        f" (finetune finds the clip's offset, {profile.motion.offset_frames:+.2f} frames, and speaks in sync with the sound),"
+        " so it reads low: `benchmarks/results/lipsync.md` measures lip sync against the offset-corrected real mouth.\n\n"
         + markdown_table(quality)
         + "\n\n## Refiner validation during finetune (held-out end of the training clip, crop space)\n\n"
         + markdown_table([refiner["validation"]])
