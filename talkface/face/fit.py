@@ -14,7 +14,7 @@ import numpy as np
 from talkface.config import ReconstructConfig
 from talkface.errors import NoFaceError
 from talkface.face import topology
-from talkface.face.geometry import euler_to_rotation, rotation_to_euler, similarity_align
+from talkface.face.geometry import euler_to_rotation, rotation_to_euler, screen_cross, similarity_align
 from talkface.face.model import FaceFit, MeshFaceModel, MorphableModel
 from talkface.face.tracker import FaceTrack
 
@@ -53,10 +53,8 @@ def canonical_frame(shape: np.ndarray) -> np.ndarray:
 
 def orient_triangles(triangles: np.ndarray, shape: np.ndarray) -> np.ndarray:
     """Order each triangle's vertices counter-clockwise as seen from the camera (y down, z away)."""
-    a, b, c = (shape[triangles[:, i], :2] for i in range(3))
-    cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     oriented = triangles.copy()
-    flip = cross > 0  # positive is clockwise on screen when y points down
+    flip = screen_cross(shape, triangles) > 0  # positive is clockwise on screen when y points down
     oriented[flip] = oriented[flip][:, [0, 2, 1]]
     return oriented
 

@@ -63,3 +63,10 @@ def apply_pose(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
     placed = pose[:, 5, None, None] * np.einsum("tij,tnj->tni", rotation, points)
     placed[..., :2] += pose[:, None, 3:5]
     return placed
+
+
+def screen_cross(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(F,) twice each triangle's signed area on screen (x right, y down): negative where its
+    corners run counter-clockwise as seen, positive where clockwise."""
+    a, b, c = (points[triangles[:, k], :2].astype(np.float64) for k in range(3))
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])

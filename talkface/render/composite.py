@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from talkface.face import topology
+from talkface.face.geometry import screen_cross
 from talkface.face.model import MeshFaceModel
 from talkface.render.rasterizer import interpolate_covered, rasterize, sample_texture
 
@@ -155,7 +156,7 @@ def skin_weights(mean_shape: np.ndarray) -> np.ndarray:
     """(V,) per vertex: 0 on and near the lips (the new expression changes them), rising to 1 on
     the cheeks, nose and forehead, where the background frame's own skin is kept."""
     frontal = mean_shape[:, :2].astype(np.float64)
-    right, left = (frontal[list(corners)].mean(0) for corners in topology.EYE_CORNERS)
+    right, left = topology.eye_centres(frontal)
     eye_distance = np.linalg.norm(left - right)
     lips = frontal[topology.lip_indices()]
     distance = np.linalg.norm(frontal[:, None] - lips[None], axis=-1).min(1) / max(eye_distance, 1e-9)
@@ -166,13 +167,8 @@ def skin_weights(mean_shape: np.ndarray) -> np.ndarray:
 def _seen_in_source(vertices: np.ndarray, source: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(F,) per triangle: 1 where the source image sees it about as large as it is drawn, fading
     to 0 where the source sees it edge-on or from behind (its skin there is smeared or hidden)."""
-
-    def areas(points):
-        a, b, c = (points[triangles[:, k], :2].astype(np.float64) for k in range(3))
-        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-
-    drawn, seen = areas(vertices), areas(source)
-    ratio = np.where(np.abs(drawn) > 1e-6, seen / np.where(np.abs(drawn) > 1e-6, drawn, 1.0), 0.0)
+    drawn, seen = screen_cross(vertices, triangles), screen_cross(source, triangles)
+    ratio = np.divide(seen, drawn, out=np.zeros_like(seen), where=np.abs(drawn) > 1e-6)
     return np.clip((ratio - SKIN_STRETCH[0]) / (SKIN_STRETCH[1] - SKIN_STRETCH[0]), 0, 1).astype(np.float32)
 
 
