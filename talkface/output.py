@@ -62,16 +62,16 @@ def render_frames(
         if view is None and not profile.is_photo:
             backgrounds, warper = (store[int(i)] for i in indices), contextlib.nullcontext()
             # where each background frame's own face is: its skin is kept (render/composite.py)
-            own_faces = (place_vertices(profile.face, profile.clip_fit.expression[i], clip_pose[i]) for i in indices)
+            own_faces = ((own_face(profile, int(i)), None) for i in indices)
         else:  # each clip frame's head turned by the view asked for; a photo's by every turn of the motion
             turned = clip_pose[indices].copy()
             turned[:, :3] = motion.pose[:, :3] if profile.is_photo else turned[:, :3] + view
             warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape)
-            backgrounds = (warper(store[int(i)], int(i), clip_pose[i], turned[t]) for t, i in enumerate(indices))
-            own_faces = itertools.repeat(None)  # a turned head's face is only roughly where the mesh says: texture only
+            scenes = _turned_scenes(profile, store, warper, indices, clip_pose, turned)
+            backgrounds, own_faces = _unzipped(scenes)
     else:
         poses, backgrounds, warper = motion.pose.astype(np.float64), iter(onto), contextlib.nullcontext()
-        own_faces = itertools.repeat(SAME_FACE)  # the motion was tracked from these frames
+        own_faces = itertools.repeat((SAME_FACE, None))  # the motion was tracked from these frames
     compositor = FaceCompositor(profile.face, device)
     if profile.is_photo:  # the photo's own teeth, carried by the lips
         photo = FrameStore(profile.folder / "frames.npz")[0]
@@ -92,13 +92,13 @@ def render_frames(
 
     def _coarse_frames() -> Iterator[tuple]:
         previous = None  # the coarse frame before, which the refiner sees too (none after a gap)
-        for index, background, own in zip(range(motion.n_frames), backgrounds, own_faces):
+        for index, background, (own, own_image) in zip(range(motion.n_frames), backgrounds, own_faces):
             if not np.isfinite(poses[index]).all():  # a frame of `onto` where no face was tracked: left as it is
                 previous = None
                 yield background, None
                 continue
             vertices = place_vertices(profile.face, motion.expression[index], poses[index])
-            frame, coverage, kept = compositor.composite_keeping(background, vertices, vertices if own is SAME_FACE else own)
+            frame, coverage, kept = compositor.composite_keeping(background, vertices, vertices if own is SAME_FACE else own, own_image)
             if eyes is not None:  # the person's own eyes, lids and brows
                 frame = eyes.paste(frame, vertices[profile.face.landmark_index], eye_picks[index], coverage)
             before = frame if previous is None else previous
@@ -128,6 +128,27 @@ def render_frames(
             yield from refiner.refine_prepared(frames, prepared)
     finally:
         stream.close()
+
+
+def own_face(profile: Profile, index: int) -> np.ndarray:
+    """Where clip frame `index` shows the person's face: its fitted mesh (V, 3) in pixels."""
+    return place_vertices(profile.face, profile.clip_fit.expression[index], profile.clip_fit.pose[index].astype(np.float64))
+
+
+def _turned_scenes(profile: Profile, store: FrameStore, warper: HeadWarper, indices, clip_pose: np.ndarray, turned: np.ndarray) -> Iterator[tuple]:
+    """(background, (own face, own image)) per output frame: the clip frame with its head turned
+    to `turned`, and the frame as it was with its fitted face, whose skin the compositor moves
+    through the mesh to the new angle (sharper than the warp, and exact where the warp is
+    approximate: render/headwarp.py)."""
+    for t, i in enumerate(indices):
+        frame = store[int(i)]
+        yield warper(frame, int(i), clip_pose[i], turned[t]), (own_face(profile, int(i)), frame)
+
+
+def _unzipped(pairs: Iterator[tuple]) -> tuple[Iterator, Iterator]:
+    """Two lazy streams from one stream of pairs, read in step (as zip reads them)."""
+    firsts, seconds = itertools.tee(pairs)
+    return (pair[0] for pair in firsts), (pair[1] for pair in seconds)
 
 
 def render_video(

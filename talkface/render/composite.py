@@ -79,13 +79,17 @@ class FaceCompositor:
         frame, weight, _ = self.composite_keeping(background, vertices, source)
         return frame, weight
 
-    def composite_keeping(self, background: np.ndarray, vertices: np.ndarray, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def composite_keeping(
+        self, background: np.ndarray, vertices: np.ndarray, source: np.ndarray | None = None, source_image: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Blend the face at `vertices` (V, 3 pixels) into `background` (RGB uint8).
 
         Only a box around the face is worked on (a small face in a large frame costs what its
         box costs); outside it the frame is the background's. `source`: where the same face's
-        vertices are in `background` (its own fitted face), whose skin is then kept away from
-        the mouth; None: the background shows no usable face of the person (texture only).
+        vertices are in `background` (its own fitted face), or in `source_image` when given (a
+        frame the background was made from, such as the clip frame before its head was turned),
+        whose skin is then kept away from the mouth; None: no usable face of the person is at
+        hand (texture only).
 
         Returns:
             The frame (RGB uint8), the blend weight of the face (H, W) float in [0, 1], and the
@@ -104,7 +108,7 @@ class FaceCompositor:
             return frame, weight, kept
         own = None
         if source is not None and np.isfinite(source[self.drawn, :2]).all():
-            own = (background, source)
+            own = (background if source_image is None else source_image, source)
         inside, box_weight, box_kept = self._composite_box(background[y0:y1, x0:x1], vertices - np.array([x0, y0, 0], vertices.dtype), own)
         frame[y0:y1, x0:x1], weight[y0:y1, x0:x1], kept[y0:y1, x0:x1] = inside, box_weight, box_kept
         return frame, weight, kept

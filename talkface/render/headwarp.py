@@ -23,7 +23,7 @@ does, the correction carried smoothly off the face over FACE_REACH.
 
 With a person matte (MediaPipe selfie segmentation, `HeadWarper`), only the person moves: the
 room stays straight, and where the turned head no longer covers what the frame's head did, the
-room is filled in by inpainting (OpenCV's Telea method) from around the gap.
+room is filled from the room around the gap (`fill_from_room`).
 """
 
 from __future__ import annotations
@@ -38,16 +38,21 @@ GRID_STEP = 6  # px between the points the warp is computed at (then resized to 
 RING = 1.6  # the warp has faded out at this many head radii (along each ray from the head's centre)
 SOFTEN = 0.08  # the moves are blurred over this share of the head's radius: a rigid ellipsoid squeezes
 # its rim hard, while a real head's outline (hair) is softer; blurring spreads that squeeze
-GAP_MARGIN = 2  # px the inpainted gap reaches past what the head uncovered
-INPAINT_RADIUS = 5  # px, OpenCV's inpainting neighbourhood
+MATTE_FIRM = (0.15, 0.6)  # the person matte's values mapped to 0 and 1 (firm_matte)
+UNCOVERED = 0.1  # where the moved matte is this much below the frame's, the room behind the person shows: it is filled
+GAP_MARGIN = 2  # px the filled gap reaches past what the head uncovered
+FILL_WIDTH = 3.0  # px, the narrowest Gaussian the uncovered room is filled with (fill_from_room)
+FILL_SURE = 0.05  # the share of a fill's neighbourhood that must be room
+FILL_REACH = 40  # px around the uncovered gap the fill works in
 MATTES_KEPT = 64  # clip frames whose person matte HeadWarper keeps (backgrounds repeat as the clip plays)
 # the head in model units (the face mesh spans about x +-1.3, y +-1.6, z -0.7..1.2 around its
 # centroid; y down, z away from the camera): the skull's centre behind the face, a head's radii
 HEAD_CENTRE = np.array([0.0, -0.3, 1.0])
 HEAD_RADII = np.array([1.35, 2.1, 1.25])
 FACE_POINTS = 120  # mesh points the face correction is carried by (a spread-out subset)
-FACE_REACH = 0.3  # model units: the width of each mesh point's influence (about 1.6 cm)
-FACE_FADE = 0.5  # the correction fades off the face where the points' summed influence falls below this
+FACE_REACH = 0.2  # model units: the width of each mesh point's influence (about 1.1 cm)
+FACE_FADE = 0.5  # the correction fades off the face where the points' summed weight falls below this
+FACE_PASSES = 8  # passes of successive correction: the face's points meet the mesh's moves to within a few per cent
 
 
 def needs_warp(source_pose: np.ndarray, target_pose: np.ndarray) -> bool:
@@ -71,9 +76,9 @@ def warp_head(
         source_pose, target_pose: (6,) poses (pitch, yaw, roll, x, y, scale) of the face model;
             the output seats its head where the frame's head is, so mostly the angles differ.
         person: optional (H, W) float matte of the person in `frame` (1: person): with it only the
-            person is moved, and the room the head uncovers is inpainted.
-        room: optional (H, W, 3) the frame with the person already inpainted away (`clean_plate`):
-            the uncovered room is read from it instead of being inpainted for this frame.
+            person is moved, and the room the head uncovers is filled from the room around it.
+        room: optional (H, W, 3) the frame with the person already filled away (`clean_plate`):
+            the uncovered room is read from it instead of being filled for this frame.
         face: optional (V, 3) the person's face mesh in model units (MeshFaceModel.mean_shape):
             the warp then moves the face, brows, jaw line and ears with the drawn face.
 
@@ -92,9 +97,8 @@ def warp_head(
         return frame
     gx = np.arange(x0, x1 + GRID_STEP, GRID_STEP, dtype=np.float64)
     gy = np.arange(y0, y1 + GRID_STEP, GRID_STEP, dtype=np.float64)
-    coarse = grid_moves(gx, gy, source_pose, target_pose, face).astype(np.float32)
-    sigma = SOFTEN * target_pose[5] * HEAD_RADII.max() / GRID_STEP
-    coarse = cv2.GaussianBlur(coarse, (0, 0), max(sigma, 0.5), borderType=cv2.BORDER_REPLICATE)
+    soften = max(SOFTEN * target_pose[5] * HEAD_RADII.max() / GRID_STEP, 0.5)
+    coarse = grid_moves(gx, gy, source_pose, target_pose, face, soften).astype(np.float32)
     span_x, span_y = (len(gx) - 1) * GRID_STEP, (len(gy) - 1) * GRID_STEP
     dense = cv2.resize(coarse, (span_x + 1, span_y + 1), interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
@@ -109,16 +113,47 @@ def warp_head(
     if room is not None:
         return _blend_person(out, moved, room[y0:y1, x0:x1], moved_matte, x0, y0)
     room = frame[y0:y1, x0:x1]
-    uncovered = ((matte > 0.5) & (moved_matte < 0.5)).astype(np.uint8)
-    if uncovered.any():  # the room the head showed no longer hides: filled from around it
-        gap = cv2.dilate(uncovered, np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8)) & (moved_matte < 0.95).astype(np.uint8)
+    uncovered = (matte - moved_matte > UNCOVERED).astype(np.uint8)
+    if uncovered.any():  # the room the head hid shows now, if only in part: filled from around it
+        grow = np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8)
+        gap = cv2.dilate(uncovered, grow) & (moved_matte < 0.95).astype(np.uint8)
         gx0, gy0, gw, gh = cv2.boundingRect(gap)
-        margin = 2 * INPAINT_RADIUS  # inpainting reads this far around the gap: work in that box only
+        margin = FILL_REACH  # the fill reads this far around the gap: work in that box only
         ax0, ay0 = max(gx0 - margin, 0), max(gy0 - margin, 0)
         ax1, ay1 = min(gx0 + gw + margin, gap.shape[1]), min(gy0 + gh + margin, gap.shape[0])
+        # read from the room only: read from the person beside the gap (as inpainting did), their
+        # skin smeared into it and showed through the moved head's soft edge (a ghost jaw and ear)
+        person_there = cv2.dilate((matte[ay0:ay1, ax0:ax1] > UNCOVERED).astype(np.uint8), grow)
+        hole = gap[ay0:ay1, ax0:ax1].astype(bool)
         room = room.copy()
-        room[ay0:ay1, ax0:ax1] = cv2.inpaint(room[ay0:ay1, ax0:ax1], gap[ay0:ay1, ax0:ax1], INPAINT_RADIUS, cv2.INPAINT_TELEA)
+        room[ay0:ay1, ax0:ax1] = fill_from_room(room[ay0:ay1, ax0:ax1], hole, ~hole & (person_there == 0))
     return _blend_person(out, moved, room, moved_matte, x0, y0)
+
+
+def fill_from_room(image: np.ndarray, hole: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """`image` (RGB uint8) with the `hole` pixels filled from the `room` pixels (both (H, W) bool):
+    each one the Gaussian-weighted mean of the room around it (FILL_WIDTH px wide) where the room
+    makes up FILL_SURE of that neighbourhood; further into a large hole, the same on the image
+    shrunk 3x, 9x, ... (a pyramid: each wider mean costs less than the one before). A hole pixel
+    no room reaches keeps its colour. A millisecond or two a head's gap, where inpainting the
+    gap with the person masked (OpenCV's Telea) took 90 ms."""
+    out = image.copy()
+    need = hole.copy()
+    weight = room.astype(np.float32)
+    weighted = image.astype(np.float32) * weight[..., None]
+    height, width = image.shape[:2]
+    while need.any() and min(weight.shape) >= 2:
+        mass = cv2.GaussianBlur(weight, (0, 0), FILL_WIDTH)
+        mean = cv2.GaussianBlur(weighted, (0, 0), FILL_WIDTH) / np.maximum(mass, 1e-6)[..., None]
+        if mass.shape != (height, width):  # a shrunk level: back to full size
+            mass = cv2.resize(mass, (width, height), interpolation=cv2.INTER_LINEAR)
+            mean = cv2.resize(mean, (width, height), interpolation=cv2.INTER_LINEAR)
+        sure = need & (mass > FILL_SURE)
+        out[sure] = np.clip(mean[sure] + 0.5, 0, 255).astype(np.uint8)
+        need &= ~sure
+        size = (max(weight.shape[1] // 3, 1), max(weight.shape[0] // 3, 1))
+        weight, weighted = cv2.resize(weight, size, interpolation=cv2.INTER_AREA), cv2.resize(weighted, size, interpolation=cv2.INTER_AREA)
+    return out
 
 
 def _blend_person(out: np.ndarray, moved: np.ndarray, room: np.ndarray, matte: np.ndarray, x0: int, y0: int) -> np.ndarray:
@@ -128,10 +163,11 @@ def _blend_person(out: np.ndarray, moved: np.ndarray, room: np.ndarray, matte: n
 
 
 def clean_plate(frame: np.ndarray, person: np.ndarray) -> np.ndarray:
-    """The frame with the person inpainted away (their matte grown by GAP_MARGIN), for a frame warped
-    again and again (a photo profile's one frame): inpainting once instead of in every output frame."""
-    mask = cv2.dilate((person > 0.5).astype(np.uint8), np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8))
-    return cv2.inpaint(frame, mask, INPAINT_RADIUS, cv2.INPAINT_TELEA)
+    """The frame with the person filled in from the room (their matte grown by GAP_MARGIN), for a
+    frame warped again and again (a photo profile's one frame): filled once instead of in every
+    output frame."""
+    mask = cv2.dilate((person > UNCOVERED).astype(np.uint8), np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8)).astype(bool)
+    return fill_from_room(frame, mask, ~mask)
 
 
 class HeadWarper:
@@ -140,7 +176,7 @@ class HeadWarper:
 
     def __init__(self, recurring: bool = False, face: np.ndarray | None = None):
         """`recurring`: the same few frames are warped again and again (a photo profile): each one's
-        room is inpainted once (`clean_plate`) instead of in every output frame. `face`: the
+        room is filled once (`clean_plate`) instead of in every output frame. `face`: the
         person's face mesh (see `warp_head`)."""
         self._face = face
         self._segmenter = None
@@ -174,7 +210,16 @@ class HeadWarper:
         else:
             raw = self._segmenter.process(frame).segmentation_mask.astype(np.float32)
         guide = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-        return np.clip(cv2.ximgproc.guidedFilter(guide, raw, 4, 1e-3), 0, 1)
+        return firm_matte(cv2.ximgproc.guidedFilter(guide, raw, 4, 1e-3))
+
+
+def firm_matte(matte: np.ndarray) -> np.ndarray:
+    """The segmenter's matte with its half-sure parts made sure (a smoothstep from MATTE_FIRM[0]
+    to MATTE_FIRM[1]): it reads ears at 0.6-0.8, and a turned head stretches its soft edges,
+    so an unfirmed matte showed the room through a moved ear (a ghost ear)."""
+    low, high = MATTE_FIRM
+    share = np.clip((matte - low) / (high - low), 0, 1)
+    return share * share * (3 - 2 * share)
 
 
 def _kept(cache: dict[int, np.ndarray], index: int, make) -> np.ndarray:
@@ -193,43 +238,75 @@ def head_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndar
     moves = _ellipsoid_moves(points, source_pose, target_pose)
     if face is None:
         return moves
-    drawn, error = _face_errors(source_pose, target_pose, face)
-    reach = FACE_REACH * target_pose[5]
-    influence = np.exp(-((points[:, None, :] - drawn[None]) ** 2).sum(-1) / (2 * reach * reach))  # (N, V')
-    return moves + influence @ error / (influence.sum(1) + FACE_FADE)[:, None]
+    drawn, amplitude = _face_correction(source_pose, target_pose, face)
+    return moves + _spread(points, drawn, amplitude, FACE_REACH * target_pose[5])
 
 
-def _face_errors(source_pose: np.ndarray, target_pose: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mesh points where the face is drawn (V', 2), and how far the ellipsoid's moves there miss
-    the mesh's own moves (V', 2)."""
+def _spread(points: np.ndarray, drawn: np.ndarray, amplitude: np.ndarray, reach: float) -> np.ndarray:
+    """The face correction at `points` (N, 2): the Gaussian-weighted mean (`reach` wide) of the
+    mesh points' amplitudes, faded off the face (where the summed weight falls below FACE_FADE)."""
+    centre = drawn.mean(0)
+    points, drawn = (points - centre).astype(np.float32), (drawn - centre).astype(np.float32)
+    influence = points @ drawn.T  # becomes each point's Gaussian weight of each mesh point, in place
+    influence *= -2
+    influence += (points * points).sum(1)[:, None] + (drawn * drawn).sum(1)[None]  # squared distances
+    influence *= np.float32(-0.5 / (reach * reach))
+    np.exp(influence, out=influence)
+    return (influence @ amplitude.astype(np.float32)) / (influence.sum(1) + np.float32(FACE_FADE))[:, None]
+
+
+def _face_correction(
+    source_pose: np.ndarray, target_pose: np.ndarray, face: np.ndarray, base=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mesh points where the face is drawn (V', 2), and their amplitudes (V', 2) for `_spread`.
+
+    At each point the base moves miss the mesh's own move by some error. A weighted mean of
+    the errors alone would reach only part of each (the mean smooths, and the fade takes a
+    share): FACE_PASSES passes of successive correction (Barnes's scheme) spread what the passes
+    before left, so the sum meets the errors on the face to within a few per cent. Every pass is
+    a weighted mean, so the correction never exceeds the errors it spreads (an exact
+    radial-basis fit would: it bulged the cheek at 20 degrees). `base`: the moves at given image
+    points ((N, 2) -> (N, 2)); the ellipsoid's by default."""
     surface = face[:: max(1, len(face) // FACE_POINTS)].astype(np.float64)
     drawn = _project(surface, target_pose)
-    return drawn, (_project(surface, source_pose) - drawn) - _ellipsoid_moves(drawn, source_pose, target_pose)
+    moved = base(drawn) if base is not None else _ellipsoid_moves(drawn, source_pose, target_pose)
+    left = (_project(surface, source_pose) - drawn) - moved
+    amplitude = np.zeros_like(left)
+    reach = FACE_REACH * target_pose[5]
+    for _ in range(FACE_PASSES):  # each pass's mean has the same weights, so the passes add up in their amplitudes
+        amplitude += left
+        left = left - _spread(drawn, drawn, left, reach)
+    return drawn, amplitude
 
 
-def grid_moves(gx: np.ndarray, gy: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray, face: np.ndarray | None) -> np.ndarray:
+def grid_moves(
+    gx: np.ndarray, gy: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray, face: np.ndarray | None, soften: float = 0.0
+) -> np.ndarray:
     """`head_moves` at every point of a regular grid (GRID_STEP apart): (len(gy), len(gx), 2).
 
-    The face correction is the same weighted mean of the mesh points' misses, made at grid speed:
-    each point's miss and weight are splatted into the grid and both are blurred by the points'
-    Gaussian reach (instead of a Gaussian per grid point and mesh point: 30 ms a frame)."""
+    `soften`: the ellipsoid's moves are blurred by this many grid steps first (see SOFTEN); the
+    face correction then makes up for what the blur changed on the face, so the face still
+    moves as the mesh does."""
     grid = np.stack(np.meshgrid(gx, gy), -1)
     moves = _ellipsoid_moves(grid.reshape(-1, 2), source_pose, target_pose).reshape(grid.shape)
+    if soften > 0:
+        moves = cv2.GaussianBlur(moves, (0, 0), soften, borderType=cv2.BORDER_REPLICATE)
     if face is None:
         return moves
-    drawn, error = _face_errors(source_pose, target_pose, face)
-    cells = (drawn - [gx[0], gy[0]]) / GRID_STEP
-    low = np.floor(cells).astype(int)
-    weights = np.zeros((len(gy), len(gx), 3), np.float64)  # the misses (x, y) and the weight, splatted
-    for dx in (0, 1):
-        for dy in (0, 1):
-            share = np.abs(1 - dx - (cells[:, 0] - low[:, 0])) * np.abs(1 - dy - (cells[:, 1] - low[:, 1]))
-            x, y = low[:, 0] + dx, low[:, 1] + dy
-            inside = (x >= 0) & (x < len(gx)) & (y >= 0) & (y < len(gy))
-            np.add.at(weights, (y[inside], x[inside]), np.column_stack([error[inside] * share[inside, None], share[inside]]))
-    sigma = FACE_REACH * target_pose[5] / GRID_STEP
-    blurred = cv2.GaussianBlur(weights, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT) * (2 * np.pi * sigma * sigma)  # unnormalised, as in head_moves
-    return moves + blurred[..., :2] / (blurred[..., 2:] + FACE_FADE)
+
+    def sampled(points: np.ndarray) -> np.ndarray:  # the (blurred) grid moves, bilinear between grid points
+        cells = ((points - [gx[0], gy[0]]) / GRID_STEP).astype(np.float32)[None]
+        return np.stack([cv2.remap(moves[..., k], cells[..., 0], cells[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0] for k in (0, 1)], -1)
+
+    drawn, amplitude = _face_correction(source_pose, target_pose, face, sampled)
+    reach = FACE_REACH * target_pose[5]
+    # summed only where the weights are not yet nothing: the face's box and 3 reaches round it (1 % left)
+    low = np.searchsorted(gx, drawn.min(0)[0] - 3 * reach), np.searchsorted(gy, drawn.min(0)[1] - 3 * reach)
+    high = np.searchsorted(gx, drawn.max(0)[0] + 3 * reach), np.searchsorted(gy, drawn.max(0)[1] + 3 * reach)
+    near = grid[low[1] : high[1], low[0] : high[0]]
+    moves = moves.copy()
+    moves[low[1] : high[1], low[0] : high[0]] += _spread(near.reshape(-1, 2), drawn, amplitude, reach).reshape(near.shape)
+    return moves
 
 
 def _ellipsoid_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:

@@ -115,6 +115,12 @@ def test_composite_keeps_the_background_frames_own_skin_away_from_the_mouth(clip
     assert np.abs(shifted[moved].astype(int) - real[patch]).mean() < 2.0
     # a background face without a fit (NaN) falls back to the texture
     np.testing.assert_array_equal(compositor.composite(real, vertices, np.full_like(vertices, np.nan))[0], plain)
+    # the skin read from another image than the background (the clip frame before its head was
+    # turned): on a grey background the drawn face's forehead is that frame's, moved with the mesh
+    grey = np.full_like(real, 128)
+    carried, _, kept_share = compositor.composite_keeping(grey, vertices + [6.0, 0, 0], vertices, real)
+    assert np.abs(carried[moved].astype(int) - real[patch]).mean() < 2.0 and kept_share[moved].min() > 0.95
+    np.testing.assert_array_equal(compositor.composite(grey, vertices + [6.0, 0, 0])[0][lip[1], lip[0] + 6], carried[lip[1], lip[0] + 6])
 
 
 def test_skin_weights_and_sources_seen_edge_on():
