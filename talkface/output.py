@@ -73,7 +73,8 @@ def render_frames(
         poses, backgrounds, warper = motion.pose.astype(np.float64), iter(onto), contextlib.nullcontext()
         own_faces = itertools.repeat((SAME_FACE, None))  # the motion was tracked from these frames
     compositor = FaceCompositor(profile.face, device)
-    if profile.is_photo:  # the photo's own teeth, carried by the lips
+    if profile.is_photo:  # the photo's own skin over the whole face, and its own teeth, carried by the lips
+        compositor.keep_whole_face()
         photo = FrameStore(profile.folder / "frames.npz")[0]
         placed = place_vertices(profile.face, profile.clip_fit.expression[0], profile.clip_fit.pose[0])
         landmarks = placed[profile.face.landmark_index]

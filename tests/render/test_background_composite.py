@@ -121,6 +121,12 @@ def test_composite_keeps_the_background_frames_own_skin_away_from_the_mouth(clip
     carried, _, kept_share = compositor.composite_keeping(grey, vertices + [6.0, 0, 0], vertices, real)
     assert np.abs(carried[moved].astype(int) - real[patch]).mean() < 2.0 and kept_share[moved].min() > 0.95
     np.testing.assert_array_equal(compositor.composite(grey, vertices + [6.0, 0, 0])[0][lip[1], lip[0] + 6], carried[lip[1], lip[0] + 6])
+    # a photo profile keeps its photo's own pixels over the whole face, the lips too
+    compositor.keep_whole_face()
+    whole, _, whole_share = compositor.composite_keeping(grey, vertices + [6.0, 0, 0], vertices, real)
+    lips = (slice(lip[1] - 1, lip[1] + 2), slice(lip[0] - 1, lip[0] + 2))
+    lips_moved = (lips[0], slice(lips[1].start + 6, lips[1].stop + 6))
+    assert whole_share[lips_moved].min() > 0.95 and np.abs(whole[lips_moved].astype(int) - real[lips]).mean() < 4.0
 
 
 def test_skin_weights_and_sources_seen_edge_on():
