@@ -28,7 +28,7 @@ from talkface.face.model import FaceFit, MeshFaceModel, place_vertices
 from talkface.face.texture import bake_texture
 from talkface.face.tracker import FaceMeshTracker, FaceTrack, face_box
 from talkface.storage import remove_stale_partials_in
-from talkface.motion.blinks import BlinkModel
+from talkface.motion.blinks import BlinkModel, held_shut
 from talkface.motion.brows import brow_axes
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.motion.genericface import GENERIC_FACE_PATH, GenericFace
@@ -43,6 +43,8 @@ MIN_SIZE = 64  # px: the smallest photo side accepted
 MIN_FACE_PX = 48  # px: the narrowest face the tracker's landmarks are good enough on
 TEXTURE_SIZE = 512  # texels: a portrait's face is often 300 px wide or more (256 measured softer)
 CLOSED_MOUTH = 0.02  # inner-lip gap / mouth width of a closed mouth (the corpus clips' 10% quantile, median 0.018)
+PHOTO_BLINK_SHUT = 3  # frames a blink holds the photo's lids shut in the mesh (the kit's blink, as it came, left
+# a narrow-eyed smiling man's lids at 0.25 of their gap and the iris showed: no blink seen in 10)
 UPPER_STILLNESS = 100.0  # weight keeping eyes, brows and forehead still while the lips move
 
 
@@ -124,7 +126,7 @@ def photo_motion_model(model: MeshFaceModel, pose: np.ndarray, kit: GenericFace,
     scale = float(pose[5])
     spread = np.concatenate([kit.pose_spread[:3], kit.pose_spread[3:] * scale]).astype(np.float32)
     head = replace(kit.pose, mean=pose.astype(np.float32), std=spread)
-    blinks = BlinkModel(kit.blinks_per_minute, kit.blink_profile)
+    blinks = BlinkModel(kit.blinks_per_minute, held_shut(kit.blink_profile, model, PHOTO_BLINK_SHUT))
     validation = {"generic_weight": 1.0, "gain": round(gain, 3)}
     return MotionModel(
         silent, closed, lip_map.astype(np.float32), 1.0, gain, (shut @ lip_map).astype(np.float32), 0, head, blinks,
