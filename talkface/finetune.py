@@ -10,7 +10,7 @@ import numpy as np
 
 from talkface import progress
 from talkface._version import __version__
-from talkface.audio import extract
+from talkface.audio import extract, loudness_columns
 from talkface.cache import StageCache, file_digest, make_key
 from talkface.config import FPS, REFINER_PRESETS, FinetuneConfig, ReconstructConfig, RefinerConfig, TrackConfig
 from talkface.device import resolve_device
@@ -97,7 +97,7 @@ def finetune(
     # 4. the audio->motion model
     progress.log(f"[3/{steps}] adapting the audio->motion model" + (" from the generic lip model" if config.use_generic else ""))
     generic = GenericLipModel.load(Path(config.generic_path) if config.generic_path else GENERIC_PATH) if config.use_generic else None
-    motion = train_motion_model(tracked.model, tracked.fit, features, tracked.track.fps, generic)
+    motion = train_motion_model(tracked.model, tracked.fit, features, tracked.track.fps, generic, loudness_columns(config.features))
     # 5. the profile, with the clip's frames as backgrounds
     progress.log(f"[4/{steps}] writing the profile to {folder}")
     _store_clip_frames(video, folder, force)

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from talkface.audio.mfcc import mfcc_features
+from talkface.audio.mfcc import LOG_ENERGY_COLUMNS, mfcc_features
 from talkface.audio.whisper import whisper_features
 from talkface.config import FPS
 from talkface.errors import InputError
@@ -42,6 +42,12 @@ def check_speech(audio: Audio, source: str) -> None:
         raise InputError(
             f"{source} is silent (loudest 40 ms at {loudest:.0f} dBFS); give a recording with speech in it"
         )
+
+
+def loudness_columns(feature_set: str) -> tuple[int, ...]:
+    """The columns of `extract`'s output that hold log energy (MFCC's first cepstrum of each
+    10 ms step); none for a set without MFCC first."""
+    return LOG_ENERGY_COLUMNS if FEATURE_SETS.get(feature_set, ("",))[0] == "mfcc" else ()
 
 
 def extract(audio: Audio, feature_set: str, n_frames: int | None = None, device: str = "cpu") -> np.ndarray:

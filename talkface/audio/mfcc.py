@@ -19,6 +19,9 @@ WINDOW_SECONDS = 0.025
 PRE_EMPHASIS = 0.97
 DELTA_WIDTH = 2  # steps either side in the delta regression
 CHUNK_STEPS = 6000  # 10 ms steps computed at a time (one minute)
+STEPS_PER_FRAME = 4  # 10 ms steps in each 40 ms video frame's feature vector
+# the log-energy columns of a frame's vector: each step's first cepstrum (MFCC + delta: 2 x N_CEPSTRA a step)
+LOG_ENERGY_COLUMNS = tuple(step * 2 * N_CEPSTRA for step in range(STEPS_PER_FRAME))
 
 
 def mfcc_features(samples: np.ndarray, n_frames: int, sample_rate: int = SAMPLE_RATE, fps: float = FPS) -> np.ndarray:

@@ -189,6 +189,7 @@ def train_motion_model(
     features: np.ndarray,
     fps: float,
     generic: GenericLipModel | None,
+    loudness_columns: tuple[int, ...] = (),
 ) -> MotionModel:
     """Fit the expression, pose and blink models on the person's clip.
 
@@ -203,6 +204,8 @@ def train_motion_model(
         features: (T, D) audio features aligned with the clip's frames.
         fps: frames/s.
         generic: the person-independent audio->lip model, or None to learn from the clip alone.
+        loudness_columns: the features' log-energy columns: the head's restlessness then follows
+            the speech's loudness as the person's did in the clip (motion/pose.py).
     """
     valid = fit.valid
     offset = clip_offset(generic, face_model, fit, features) if generic is not None else 0
@@ -230,7 +233,7 @@ def train_motion_model(
     # 2. final models on the whole clip
     ridge, weight, gain, centre, predicted = _fit_expression(face_model, inputs[valid], targets[valid], _rows(generic_expression, valid))
     brow_gain = fit_brow_gain(face_model, predicted, targets[valid], centre, axes)
-    pose = PoseModel.fit(features, fit.pose.astype(np.float64), valid)
+    pose = PoseModel.fit(features, fit.pose.astype(np.float64), valid, loudness_columns)
     blinks = BlinkModel.fit(np.where(valid[:, None], targets, np.nan), project_landmarks(face_model, fit), fps, face_model)
     validation.update(offset_frames=offset, generic_weight=weight, gain=round(gain, 3), brow_gain=round(brow_gain, 3))
     return MotionModel(

@@ -81,6 +81,56 @@ def test_pose_model_keeps_the_clip_amplitude():
     assert np.all((ratio > 0.8) & (ratio < 1.25)), ratio
 
 
+def _restless_when_loud(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Audio features whose column 0 is a loudness swinging every few seconds, and a head whose
+    shocks are three times as strong in the loud stretches (as people move on stressed speech)."""
+    from scipy.ndimage import uniform_filter1d
+
+    loud = np.sign(np.sin(np.arange(n) * 2 * np.pi / 150 + rng.uniform(0, 6)))  # 3 s loud, 3 s quiet
+    features = np.column_stack([loud + 0.1 * rng.normal(size=n), rng.normal(size=(n, 3))])
+    shocks = rng.normal(0, 0.02, n) * np.where(loud > 0, 1.5, 0.5)
+    yaw = np.zeros(n)
+    for t in range(2, n):
+        yaw[t] = 1.7 * yaw[t - 1] - 0.75 * yaw[t - 2] + shocks[t]
+    pose = np.column_stack([yaw * 0.5, yaw, yaw * 0.3, 200 + 5 * yaw, 220 + 3 * yaw, 80 + yaw])
+    return features, pose
+
+
+def test_the_head_moves_more_on_loud_speech_as_the_persons_did():
+    """Fitted with the features' loudness column, the model learns how much more the person's
+    head moves on loud speech and does so on new audio (head speed follows loudness), with the
+    clip's spread kept; without it (or loaded from a profile made before), speed ignores loudness."""
+    from scipy.ndimage import uniform_filter1d
+
+    rng = np.random.default_rng(7)
+    features, pose = _restless_when_loud(1500, rng)
+    coupled = PoseModel.fit(features, pose, np.ones(len(pose), bool), (0,))
+    plain = PoseModel.fit(features, pose, np.ones(len(pose), bool))
+    assert coupled.coupling[1] > 0.3 and not plain.coupling.any()
+
+    def speed_follows_loudness(model: PoseModel) -> tuple[float, float]:
+        rs, spreads = [], []
+        for seed in range(6):
+            new_features, _ = _restless_when_loud(1500, np.random.default_rng(100 + seed))
+            yaw = model.predict(new_features, np.random.default_rng(seed))[:, 1]
+            speed = uniform_filter1d(np.abs(np.diff(yaw, prepend=yaw[0])), 12)
+            rs.append(np.corrcoef(speed, uniform_filter1d(new_features[:, 0], 12))[0, 1])
+            spreads.append(yaw.std() / pose[:, 1].std())
+        return float(np.mean(rs)), float(np.mean(spreads))
+
+    (r_coupled, spread_coupled), (r_plain, _) = speed_follows_loudness(coupled), speed_follows_loudness(plain)
+    assert r_coupled > 0.4 and abs(r_plain) < 0.2 and 0.75 < spread_coupled < 1.3
+    arrays = coupled.to_arrays()
+    np.testing.assert_array_equal(PoseModel.from_arrays(arrays).coupling, coupled.coupling)
+    old = PoseModel.from_arrays({k: v for k, v in arrays.items() if k not in ("pose_coupling", "pose_loudness", "pose_loudness_columns")})
+    assert not old.coupling.any() and len(old.loudness_columns) == 0
+    # audio features without those columns (narrower than them): the head does not follow loudness
+    from dataclasses import replace
+
+    elsewhere = replace(coupled, loudness_columns=np.array([9]))
+    np.testing.assert_allclose(elsewhere.predict(features, np.random.default_rng(1)), replace(coupled, coupling=np.zeros(6, np.float32)).predict(features, np.random.default_rng(1)))
+
+
 def test_blinks_rate_and_shape():
     fps, n = 25, 1500  # one minute
     expression = np.zeros((n, 3))
