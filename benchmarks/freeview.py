@@ -198,8 +198,8 @@ a head-radius before the real face, so it carried the frame's brows, jaw line an
 sideways than the drawn face went (the face sat off-centre in its head: half the turn read);
 `after`: the ellipsoid fitted to the face mesh (front at the cheeks, widest at the ears) and the
 warp corrected to move the mesh's points as the drawn face moves them. Since 2026-11-30 that
-correction is spread in passes (successive correction), which moves the mesh's points 0.9-0.96
-of the way (one weighted mean: about 0.8); the face is drawn with the clip frame's own skin
+correction is spread in passes (successive correction), which moves the mesh's points 0.88-0.92
+of the way at 5-20 degrees (one weighted mean: 0.74-0.84); the face is drawn with the clip frame's own skin
 carried through the mesh; and the room the head uncovers is filled from the room alone under a
 firmed person matte (filled from the person beside it, skin had shown through a moved ear: a
 ghost ear at 20 degrees). Before those changes (2026-11-29): after / asked 0.62-0.73, and 0.68
