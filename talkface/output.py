@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -60,18 +59,16 @@ def render_frames(
         poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
         store = FrameStore(profile.folder / "frames.npz")
         if view is None and not profile.is_photo:
-            backgrounds, warper = (store[int(i)] for i in indices), contextlib.nullcontext()
-            # where each background frame's own face is: its skin is kept (render/composite.py)
-            own_faces = ((own_face(profile, int(i)), None) for i in indices)
+            # each background frame with where its own face is: its skin is kept (render/composite.py)
+            scenes, warper = ((store[int(i)], own_face(profile, int(i)), None) for i in indices), contextlib.nullcontext()
         else:  # each clip frame's head turned by the view asked for; a photo's by every turn of the motion
             turned = clip_pose[indices].copy()
             turned[:, :3] = motion.pose[:, :3] if profile.is_photo else turned[:, :3] + view
             warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape)
             scenes = _turned_scenes(profile, store, warper, indices, clip_pose, turned)
-            backgrounds, own_faces = _unzipped(scenes)
-    else:
-        poses, backgrounds, warper = motion.pose.astype(np.float64), iter(onto), contextlib.nullcontext()
-        own_faces = itertools.repeat((SAME_FACE, None))  # the motion was tracked from these frames
+    else:  # the motion was tracked from these frames: the face is where they show it
+        poses, warper = motion.pose.astype(np.float64), contextlib.nullcontext()
+        scenes = ((frame, SAME_FACE, None) for frame in onto)
     compositor = FaceCompositor(profile.face, device)
     if profile.is_photo:  # the photo's own skin over the whole face, and its own teeth, carried by the lips
         compositor.keep_whole_face()
@@ -93,7 +90,7 @@ def render_frames(
 
     def _coarse_frames() -> Iterator[tuple]:
         previous = None  # the coarse frame before, which the refiner sees too (none after a gap)
-        for index, background, (own, own_image) in zip(range(motion.n_frames), backgrounds, own_faces):
+        for index, (background, own, own_image) in zip(range(motion.n_frames), scenes):
             if not np.isfinite(poses[index]).all():  # a frame of `onto` where no face was tracked: left as it is
                 previous = None
                 yield background, None
@@ -137,19 +134,13 @@ def own_face(profile: Profile, index: int) -> np.ndarray:
 
 
 def _turned_scenes(profile: Profile, store: FrameStore, warper: HeadWarper, indices, clip_pose: np.ndarray, turned: np.ndarray) -> Iterator[tuple]:
-    """(background, (own face, own image)) per output frame: the clip frame with its head turned
-    to `turned`, and the frame as it was with its fitted face, whose skin the compositor moves
+    """(background, own face, own image) per output frame: the clip frame with its head turned to
+    `turned`, and the frame as it was with its fitted face, whose skin the compositor moves
     through the mesh to the new angle (sharper than the warp, and exact where the warp is
     approximate: render/headwarp.py)."""
     for t, i in enumerate(indices):
         frame = store[int(i)]
-        yield warper(frame, int(i), clip_pose[i], turned[t]), (own_face(profile, int(i)), frame)
-
-
-def _unzipped(pairs: Iterator[tuple]) -> tuple[Iterator, Iterator]:
-    """Two lazy streams from one stream of pairs, read in step (as zip reads them)."""
-    firsts, seconds = itertools.tee(pairs)
-    return (pair[0] for pair in firsts), (pair[1] for pair in seconds)
+        yield warper(frame, int(i), clip_pose[i], turned[t]), own_face(profile, int(i)), frame
 
 
 def render_video(

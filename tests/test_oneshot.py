@@ -226,10 +226,9 @@ def test_a_photo_profiles_blinks_close_its_eyes(photo_profile):
     # a blink holds the lids shut in the mesh for PHOTO_BLINK_SHUT frames, never past shut: the kit's
     # averaged blink left a narrow-eyed photo's lids at a quarter of their gap (its iris showed, no
     # detector saw the blink); scaled by an unsigned gap, lids that had crossed read as open again
-    from talkface.motion.blinks import _signed_lid_gap
     from talkface.oneshot import PHOTO_BLINK_SHUT
 
     model = profile.face
-    rest = _signed_lid_gap(model.vertices(np.zeros((1, model.n_expression)))[:, model.landmark_index])[0]
-    gaps = _signed_lid_gap(model.vertices(profile.motion.blinks.profile.astype(np.float64))[:, model.landmark_index]) / rest
+    rest = eye_openness(model.vertices(np.zeros((1, model.n_expression)))[:, model.landmark_index], signed=True)[0]
+    gaps = eye_openness(model.vertices(profile.motion.blinks.profile.astype(np.float64))[:, model.landmark_index], signed=True) / rest
     assert (np.abs(gaps) < 0.02).sum() == PHOTO_BLINK_SHUT and gaps.min() > -0.02

@@ -118,9 +118,14 @@ def mesh_edges() -> np.ndarray:
     return np.array(sorted({tuple(sorted(edge)) for edge in _connections().FACEMESH_TESSELATION}), dtype=np.int32)
 
 
-def gap_ratio(points: np.ndarray, upper: int, lower: int, left: int, right: int) -> np.ndarray:
-    """Image-plane distance upper-lower divided by distance left-right: (..., N, >=2) -> (...,)."""
-    gap = np.linalg.norm(points[..., upper, :2] - points[..., lower, :2], axis=-1)
+def gap_ratio(points: np.ndarray, upper: int, lower: int, left: int, right: int, signed: bool = False) -> np.ndarray:
+    """Image-plane distance upper-lower divided by distance left-right: (..., N, >=2) -> (...,).
+    `signed`: the vertical gap instead (lower y - upper y, y down: negative where the two have
+    crossed), for points on a frontal face."""
+    if signed:
+        gap = points[..., lower, 1] - points[..., upper, 1]
+    else:
+        gap = np.linalg.norm(points[..., upper, :2] - points[..., lower, :2], axis=-1)
     width = np.linalg.norm(points[..., left, :2] - points[..., right, :2], axis=-1)
     return gap / np.maximum(width, 1e-6)
 
@@ -136,7 +141,7 @@ def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return right, left
 
 
-def eye_openness(landmarks: np.ndarray) -> np.ndarray:
-    """Mean over both eyes of lid gap / eye width: (T, 478, >=2) -> (T,)."""
-    ratios = [gap_ratio(landmarks, upper, lower, inner, outer) for (upper, lower), (inner, outer) in zip(EYE_LIDS, EYE_CORNERS)]
+def eye_openness(landmarks: np.ndarray, signed: bool = False) -> np.ndarray:
+    """Mean over both eyes of lid gap / eye width: (T, 478, >=2) -> (T,); `signed`: see gap_ratio."""
+    ratios = [gap_ratio(landmarks, upper, lower, inner, outer, signed) for (upper, lower), (inner, outer) in zip(EYE_LIDS, EYE_CORNERS)]
     return np.mean(ratios, axis=0)

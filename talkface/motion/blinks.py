@@ -94,10 +94,7 @@ def with_depth(profile: np.ndarray, model: MorphableModel, depth: float) -> np.n
     The lid gap is measured signed (lower lid below the upper one: open), on the model's own
     frontal face, where it is linear in the coefficients: the scale is exact (within 0.5-3x).
     An unsigned gap read lids that had crossed as open again, and so scaled a blink past shut."""
-    neutral = model.vertices(np.zeros((1, model.n_expression)))[:, model.landmark_index]
-    rest = _signed_lid_gap(neutral)[0]
-    deepest = model.vertices(profile[PROFILE_RADIUS][None].astype(np.float64))[:, model.landmark_index]
-    closed = _signed_lid_gap(deepest)[0]
+    rest, closed = _lid_gaps(model, np.stack([np.zeros(model.n_expression), profile[PROFILE_RADIUS]]))
     reached = 1 - closed / rest  # fraction of the eye opening the profile closes
     wanted = 1 - depth
     if reached <= 1e-3:
@@ -110,8 +107,8 @@ def held_shut(profile: np.ndarray, model: MorphableModel, frames: int) -> np.nda
     rest close proportionally more, never past shut: an averaged blink (a kit's, made from many
     people) is wide and shallow, shut for one frame at most, which a lid-gap detector rarely saw
     on a photo."""
-    rest = _signed_lid_gap(model.vertices(np.zeros((1, model.n_expression)))[:, model.landmark_index])[0]
-    closing = 1 - _signed_lid_gap(model.vertices(profile.astype(np.float64))[:, model.landmark_index]) / rest  # per frame
+    rest = _lid_gaps(model, np.zeros((1, model.n_expression)))[0]
+    closing = 1 - _lid_gaps(model, profile) / rest  # per frame
     deepest = np.sort(closing)[::-1][min(frames, len(closing)) - 1]
     if deepest <= 1e-3:
         return profile
@@ -120,11 +117,7 @@ def held_shut(profile: np.ndarray, model: MorphableModel, frames: int) -> np.nda
     return (profile * scale[:, None]).astype(np.float32)
 
 
-def _signed_lid_gap(points: np.ndarray) -> np.ndarray:
-    """Mean over both eyes of (lower lid y - upper lid y) / eye width on frontal model points
-    (y down): (T, 478, >=2) -> (T,); negative where the lids have crossed."""
-    gaps = [
-        (points[..., lower, 1] - points[..., upper, 1]) / np.maximum(np.linalg.norm(points[..., inner, :2] - points[..., outer, :2], axis=-1), 1e-6)
-        for (upper, lower), (inner, outer) in zip(topology.EYE_LIDS, topology.EYE_CORNERS)
-    ]
-    return np.mean(gaps, axis=0)
+def _lid_gaps(model: MorphableModel, coefficients: np.ndarray) -> np.ndarray:
+    """(T,) the signed lid gap (eye_openness, signed) of the model's frontal face at each row of
+    (T, K) expression coefficients."""
+    return eye_openness(model.vertices(np.asarray(coefficients, np.float64))[:, model.landmark_index], signed=True)

@@ -65,19 +65,11 @@ class PoseModel:
         ar, noise = zip(*(_fit_ar2(residual[:, d]) for d in range(pose.shape[1])))
         ar, noise = np.array(ar, np.float32), np.array(noise, np.float32)
         gain = _spread_gain(audio_part, ar, noise)
+        base = (Ridge.fit(x, target, alpha), mean.astype(np.float32), std.astype(np.float32), ar, noise, gain)
         columns = np.asarray(loudness_columns, np.int64)
-        model = cls(Ridge.fit(x, target, alpha), mean.astype(np.float32), std.astype(np.float32), ar, noise, gain)
         if len(columns) == 0 or valid.sum() < 50:
-            return model
-        loud = _loudness(features, columns)
-        loudness_mean, loudness_std = float(loud[valid].mean()), float(loud[valid].std() + 1e-6)
-        z = (loud[valid][2:] - loudness_mean) / loudness_std
-        coupling = np.zeros(pose.shape[1], np.float32)
-        for d in range(pose.shape[1]):  # the shocks' variance (relative to its mean) against loudness: a slope
-            shocks = residual[2:, d] - ar[d, 0] * residual[1:-1, d] - ar[d, 1] * residual[:-2, d]
-            power = uniform_filter1d(shocks**2, LOUDNESS_SMOOTHING) / max(float(np.mean(shocks**2)), 1e-12)
-            coupling[d] = np.clip(np.cov(power, z)[0, 1] / max(float(z.var()), 1e-12), 0.0, MAX_COUPLING)
-        return cls(model.ridge, model.mean, model.std, ar, noise, gain, columns, loudness_mean, loudness_std, coupling)
+            return cls(*base)
+        return cls(*base, columns, *_loudness_coupling(features, valid, columns, residual, ar))
 
     def predict(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(T, D) audio features -> (T, 6) poses."""
@@ -112,6 +104,23 @@ class PoseModel:
             return cls(*base)
         loudness = arrays["pose_loudness"]
         return cls(*base, arrays["pose_loudness_columns"].astype(np.int64), float(loudness[0]), float(loudness[1]), arrays["pose_coupling"])
+
+
+def _loudness_coupling(
+    features: np.ndarray, valid: np.ndarray, columns: np.ndarray, residual: np.ndarray, ar: np.ndarray
+) -> tuple[float, float, np.ndarray]:
+    """The clip's loudness mean and std, and per dimension the slope of the AR shocks' power
+    (relative to its mean, smoothed like the loudness) against loudness (in its stds), clipped
+    to 0..MAX_COUPLING. `residual`: (valid rows, 6) the pose the audio part leaves."""
+    loud = _loudness(features, columns)[valid]
+    loudness_mean, loudness_std = float(loud.mean()), float(loud.std() + 1e-6)
+    z = (loud[2:] - loudness_mean) / loudness_std
+    coupling = np.zeros(residual.shape[1], np.float32)
+    for d in range(residual.shape[1]):
+        shocks = residual[2:, d] - ar[d, 0] * residual[1:-1, d] - ar[d, 1] * residual[:-2, d]
+        power = uniform_filter1d(shocks**2, LOUDNESS_SMOOTHING) / max(float(np.mean(shocks**2)), 1e-12)
+        coupling[d] = np.clip(np.cov(power, z)[0, 1] / max(float(z.var()), 1e-12), 0.0, MAX_COUPLING)
+    return loudness_mean, loudness_std, coupling
 
 
 def _loudness(features: np.ndarray, columns: np.ndarray) -> np.ndarray:
