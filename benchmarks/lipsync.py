@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ from talkface.finetune import finetune  # noqa: E402
 from talkface.media import Audio, load_audio, read_frames, write_audio, write_video  # noqa: E402
 from talkface.motion.generic import GenericLipModel  # noqa: E402
 from talkface.motion.lips import expression_from_lips, frontal_mouth_opening, lip_offsets  # noqa: E402
-from talkface.motion.model import AUDIO_RADIUS, generate_motion, shift_features  # noqa: E402
+from talkface.motion.model import ADAPTED_WEIGHT, AUDIO_RADIUS, generate_motion, shift_features  # noqa: E402
 from talkface.motion.ridge import Ridge, choose_alpha, stack_context  # noqa: E402
 from talkface.signals import best_lag, pearson  # noqa: E402
 from talkface.speak import speak  # noqa: E402
@@ -101,7 +102,7 @@ def todays_model(profile, train_features: np.ndarray):
     return lambda features: personal.predict(inputs(features))
 
 
-def mouth_row(name: str, face, predicted: np.ndarray, truth: np.ndarray, envelope: np.ndarray) -> dict:
+def mouth_row(name: str, face, predicted: np.ndarray, truth: np.ndarray, envelope: np.ndarray, clip_spread: float) -> dict:
     a, b = frontal_mouth_opening(face, predicted), frontal_mouth_opening(face, truth)
     lag, _ = best_lag(a, b, 6)
     low, high = np.percentile(b, [10, 90])
@@ -111,6 +112,7 @@ def mouth_row(name: str, face, predicted: np.ndarray, truth: np.ndarray, envelop
         "model": name,
         "mouth_r": round(pearson(a, b), 3),
         "amplitude": round(float(a.std() / b.std()), 2),
+        "amplitude_vs_clip": round(float(a.std() / clip_spread), 2),
         "best_lag": lag,
         "closure_recall": round(closure_recall(a, b), 2),
         "silent_frames": int(silent.sum()),
@@ -147,7 +149,7 @@ def _energy_r(pose_deg: np.ndarray, envelope: np.ndarray) -> float:
 
 
 def person_section(folder: Path):
-    mouth, poses, curves, keep = [], [], {}, {}
+    mouth, poses, curves, keep, ablation = [], [], {}, {}, []
     for video, person, seconds in PEOPLE:
         generic = generic_without(person)
         model_path = folder / f"generic_{video.stem}.safetensors"
@@ -174,18 +176,34 @@ def person_section(folder: Path):
             "generic + personal": (profile.motion.predict_expression(synced), profile.motion.predict_expression(features)),
         }
         real = truth.expression[valid].astype(np.float64)
+        clip_spread = float(frontal_mouth_opening(profile.face, profile.clip_fit.expression[profile.clip_fit.valid]).std())
         for name, (predicted, unsynced) in predictions.items():
-            row = mouth_row(name, profile.face, predicted[valid], real, envelope[valid])
+            row = mouth_row(name, profile.face, predicted[valid], real, envelope[valid], clip_spread)
             if unsynced is not None:
                 unsynced = unsynced if unsynced.shape[1] == real.shape[1] else expression_from_lips(profile.face, unsynced)
                 row["mouth_r_unsynced"] = round(pearson(frontal_mouth_opening(profile.face, unsynced[valid]), frontal_mouth_opening(profile.face, real)), 3)
             extra = {"finetune_s": round(finetune_s, 1), "recording_offset": offset, "generic_weight": profile.motion.generic_weight} if name == "generic + personal" else {}
             mouth.append({"person": f"{video.stem} ({int(valid.sum())} test frames)", **row, **extra})
+        ablation.append(ablation_row(video.stem, profile, synced, real, valid))
         poses += pose_rows(video.stem, profile, features, truth.pose[valid], envelope[valid])
         curves[video.stem] = {k: frontal_mouth_opening(profile.face, v[0]) for k, v in predictions.items()}
         curves[video.stem]["real"] = frontal_mouth_opening(profile.face, np.nan_to_num(truth.expression))
         keep[video.stem] = (profile, test)
-    return mouth, poses, curves, keep
+    return mouth, poses, curves, keep, ablation
+
+
+def ablation_row(person: str, profile, synced: np.ndarray, real: np.ndarray, valid: np.ndarray) -> dict:
+    """Mouth r of generic + personal with its parts changed: how far the lips move towards the
+    adapted network (adapted_weight; shipped: ADAPTED_WEIGHT) and whether they are held from crossing."""
+    truth = frontal_mouth_opening(profile.face, real)
+
+    def r(**change) -> float:
+        predicted = replace(profile.motion, **change).predict_expression(synced)[valid]
+        return round(pearson(frontal_mouth_opening(profile.face, predicted), truth), 3)
+
+    row = {"person": person, "ridge blend only": r(adapted_weight=0.0, closed_floor=None), "+ lips held from crossing": r(adapted_weight=0.0)}
+    row.update({f"adapted_weight {w}": r(adapted_weight=w) for w in (0.3, 0.5, 0.7, 1.0)})
+    return row
 
 
 def language_section(profile, folder: Path) -> list[dict]:
@@ -280,7 +298,7 @@ def main() -> None:
     loso_rows, loso_summary = loso_section()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        mouth, poses, curves, keep = person_section(folder)
+        mouth, poses, curves, keep, ablation = person_section(folder)
         languages = language_section(keep["congressman_d_60s"][0], folder)
         rendered = pictures(curves, keep, folder)
     text = f"""# Lip sync and head motion on unseen people
@@ -289,7 +307,8 @@ talkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores,
 Commands: `python scripts/corpus.py && python scripts/train_lips.py && python benchmarks/lipsync.py`.
 
 Mouth opening: inner-lip gap / mouth width, seen from the front in the person's face model. r: Pearson
-at lag 0. amplitude: std of the predicted opening / std of the real one. best_lag: the shift (frames)
+at lag 0. amplitude: std of the predicted opening / std of the real one (amplitude_vs_clip: / std of
+the person's real opening in the part of the clip the model was finetuned on). best_lag: the shift (frames)
 at which prediction and truth match best (0 = in sync). closure_recall: share of real closures
 (opening in the real lowest 10%) that the prediction also closes (at or below the real 10th percentile
 + 10% of the 10-90 range) within +-2 frames. Silence: frames {SILENCE_DB} dB below the clip's loudest.
@@ -311,12 +330,19 @@ People grouped into folds, never split; ridge: +-0.2 s of the features' 160 prin
 
 ## 2. Finetuned on the first part of a clip, tested on the rest (people the generic model never saw)
 
+generic + personal: the personal ridge blended with the generic lips, its lips moved halfway to those of the
+generic network finetuned on the person's clip (ADAPTED_WEIGHT) and never past the person's closed mouth.
 Each recording carries its own audio/video offset (recording_offset: frames, estimated by `finetune` on
 the training part against the corpus consensus). Today's model learns that offset from the training part
 and is scored as it runs. The new models are trained in sync, so they are scored with the test audio
 re-synced by the training part's offset; mouth_r_unsynced scores them against the raw recording instead.
 
 {markdown_table(mouth)}
+
+Ablation (mouth r, test audio re-synced): the ridge blend alone, with the lips held from passing each
+other further than the person's did, and moved some of the way to the adapted network's lips (shipped: {ADAPTED_WEIGHT}).
+
+{markdown_table(ablation)}
 
 Head motion (generic + personal, mean of 4 seeds): spread of generated yaw/pitch against the
 person's training clip; energy_r: correlation of head speed with speech loudness (0.5 s smoothing).
@@ -343,7 +369,7 @@ video: its mouth opening against the motion that drove it and against the real f
 - `lipsync_frames.jpg`: `speak --no-refine` on the first 10 s of the held-out audio (left of each pair) and the real frame
   (right), at the most open and a closed predicted moment, two speakers.
 """
-    save_results("lipsync", text, {"loso": loso_summary, "loso_per_clip": loso_rows, "people": mouth, "pose": poses, "languages": languages, "rendered": rendered})
+    save_results("lipsync", text, {"loso": loso_summary, "loso_per_clip": loso_rows, "people": mouth, "ablation": ablation, "pose": poses, "languages": languages, "rendered": rendered})
 
 
 if __name__ == "__main__":

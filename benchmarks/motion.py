@@ -85,7 +85,7 @@ def main() -> None:
             if use_generic:  # trained in sync: also scored against the recording re-synced by its own offset
                 offset = profile.motion.offset_frames
                 synced = profile.motion.predict_expression(shift_features(features, offset))
-                rows.append({"model": f"talkface (generic + personal), test audio re-synced by the clip's offset ({offset:+d} frames, found by finetune)",
+                rows.append({"model": f"talkface (generic + personal), test audio re-synced by the clip's offset ({offset:+.2f} frames, found by finetune)",
                              **scores(profile.face, synced, test_track.landmarks, truth.pose)})
             if use_generic:
                 best, best_features = profile, features

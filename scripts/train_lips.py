@@ -31,7 +31,7 @@ os.environ.setdefault("TALKFACE_QUIET", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from talkface.evaluate.metrics import best_lag, pearson  # noqa: E402
-from talkface.motion.generic import GENERIC_PATH, GenericLipModel, LipNetwork, NetworkShape  # noqa: E402
+from talkface.motion.generic import FEATURE_NOISE, GENERIC_PATH, GenericLipModel, LipNetwork, NetworkShape, lip_loss  # noqa: E402
 from talkface.motion.lips import opening_from_offsets  # noqa: E402
 from talkface.motion.model import shift_features  # noqa: E402
 from talkface.motion.ridge import Ridge, stack_context  # noqa: E402
@@ -164,11 +164,11 @@ def train_network(clips: list[Clip], basis, scale, mean, steps: int, seed: int =
             ys.append(targets[index][near])
             ms.append(clip.valid[near])
         x = torch.from_numpy(np.stack(xs).transpose(0, 2, 1).copy())
-        x += 0.1 * torch.randn(x.shape)
+        x += FEATURE_NOISE * torch.randn(x.shape)
         y = torch.from_numpy(np.stack(ys).transpose(0, 2, 1).copy())
         m = torch.from_numpy(np.stack(ms).astype(np.float32))[:, None]
         out = network(x)[:, :, radius:-radius]
-        loss = _loss(out, y, m)
+        loss = lip_loss(out, y, m)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -177,19 +177,6 @@ def train_network(clips: list[Clip], basis, scale, mean, steps: int, seed: int =
             print(f"  step {step}: loss {loss.item():.4f}", flush=True)
     network.eval()
     return GenericLipModel(network, feature_mean.astype(np.float32), feature_std.astype(np.float32), basis, scale, mean, {})
-
-
-def _loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L1 + velocity L1 (crisp closures) + a term holding each component's spread (full amplitude)."""
-    n = mask.sum().clamp(min=1)
-    l1 = ((out - target).abs() * mask).sum() / n / out.shape[1]
-    pair = mask[:, :, 1:] * mask[:, :, :-1]
-    velocity = ((out.diff(dim=2) - target.diff(dim=2)).abs() * pair).sum() / pair.sum().clamp(min=1) / out.shape[1]
-    def spread(values):
-        centred = values - (values * mask).sum(2, keepdim=True) / mask.sum(2, keepdim=True).clamp(min=1)
-        return ((centred**2 * mask).sum((0, 2)) / n).sqrt()
-    amplitude = (spread(out) - spread(target)).abs().mean()
-    return l1 + 2.0 * velocity + 0.5 * amplitude
 
 
 # ---------------------------------------------------------------- evaluation

@@ -32,7 +32,7 @@ from talkface.motion.blinks import BlinkModel, held_shut
 from talkface.motion.brows import brow_axes
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.motion.genericface import GENERIC_FACE_PATH, GenericFace
-from talkface.motion.lips import opening_points, neutral_lips
+from talkface.motion.lips import neutral_lips, opening_from_offsets
 from talkface.motion.model import MotionModel, ridge_inputs
 from talkface.motion.ridge import Ridge
 from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_dir, load_profile, publish_profile, save_profile_parts, withdraw_profile
@@ -151,27 +151,20 @@ def closing_offset(neutral: np.ndarray, generic: GenericLipModel) -> np.ndarray:
     """(120,) lip offset that closes the photo's mouth (zero when it is closed already): along
     the generic lip basis's direction that changes the opening most, until the lips are as far
     apart as the corpus's closed mouths (bisection on the signed gap, so never past each other)."""
-    if signed_opening(neutral, np.zeros((1, 120)))[0] <= CLOSED_MOUTH:
+    if opening_from_offsets(neutral, np.zeros((1, 120)), signed=True)[0] <= CLOSED_MOUTH:
         return np.zeros(120, np.float32)
     steps = generic.basis * generic.scale[:, None]
-    changes = signed_opening(neutral, steps) - signed_opening(neutral, np.zeros((1, 120)))[0]
+    changes = opening_from_offsets(neutral, steps, signed=True) - opening_from_offsets(neutral, np.zeros((1, 120)), signed=True)[0]
     strongest = int(np.argmax(np.abs(changes)))
     direction = steps[strongest] * -np.sign(changes[strongest])
     low, high = 0.0, 8.0
     for _ in range(40):
         middle = (low + high) / 2
-        if signed_opening(neutral, (middle * direction)[None])[0] > CLOSED_MOUTH:
+        if opening_from_offsets(neutral, (middle * direction)[None], signed=True)[0] > CLOSED_MOUTH:
             low = middle
         else:
             high = middle
     return (high * direction).astype(np.float32)
-
-
-def signed_opening(neutral: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(T,) inner-lip gap / mouth width, negative when the lips have passed each other (frontal, y down)."""
-    points = neutral[None] + offsets.reshape(len(offsets), -1, 3)
-    top, bottom, left, right = opening_points()
-    return (points[:, bottom, 1] - points[:, top, 1]) / np.linalg.norm(points[:, right] - points[:, left], axis=-1)
 
 
 def finetune_image(

@@ -10,8 +10,9 @@ shapes, the clips it was trained on and its cross-validated scores; trained by
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,11 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"  # shipped inside 
 GENERIC_PATH = WEIGHTS_DIR / "generic_lips.safetensors"
 FEATURE_SET = "mfcc+whisper"
 CHUNK_FRAMES = 3000  # frames predicted at a time (2 min of audio), so memory stays bounded
+ADAPT_STEPS = 150  # optimiser steps that adapt a copy of the network to one person's clip
+ADAPT_RATE = 3e-4  # Adam step size: small, so 20 s of one person nudges the corpus's model, not rewrites it
+ADAPT_WINDOW = 100  # frames per training window (4 s)
+ADAPT_BATCH = 8
+FEATURE_NOISE = 0.1  # std of the noise added to normalised features while training (corpus and person alike)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,25 @@ class LipNetwork(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.output(nn.functional.gelu(self.blocks(self.input(features))))
+
+
+def lip_loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 + velocity L1 (crisp closures) + a term holding each component's spread (full amplitude).
+
+    Args:
+        out, target: (B, P, T) lip-basis coefficients; mask: (B, 1, T) 1 where the target is real.
+    """
+    n = mask.sum().clamp(min=1)
+    l1 = ((out - target).abs() * mask).sum() / n / out.shape[1]
+    pair = mask[:, :, 1:] * mask[:, :, :-1]
+    velocity = ((out.diff(dim=2) - target.diff(dim=2)).abs() * pair).sum() / pair.sum().clamp(min=1) / out.shape[1]
+
+    def spread(values):
+        centred = values - (values * mask).sum(2, keepdim=True) / mask.sum(2, keepdim=True).clamp(min=1)
+        return ((centred**2 * mask).sum((0, 2)) / n).sqrt()
+
+    amplitude = (spread(out) - spread(target)).abs().mean()
+    return l1 + 2.0 * velocity + 0.5 * amplitude
 
 
 @dataclass(frozen=True)
@@ -114,6 +139,44 @@ class GenericLipModel:
 
     def lips_from_coefficients(self, coefficients: np.ndarray) -> np.ndarray:
         return (coefficients * self.scale) @ self.basis + self.lip_mean
+
+    def coefficients_of(self, lips: np.ndarray) -> np.ndarray:
+        """(T, 120) lip offsets -> (T, P) lip-basis coefficients (the inverse of lips_from_coefficients on the basis's span)."""
+        return ((lips - self.lip_mean) @ self.basis.T) / self.scale
+
+    def adapted(self, features: np.ndarray, lips: np.ndarray, valid: np.ndarray, steps: int | None = None, seed: int = 0) -> "GenericLipModel":
+        """A copy of the model finetuned on one person's clip: every layer, a few small steps.
+
+        Args:
+            features: (T, F) the clip's features, in sync with its lips.
+            lips: (T, 120) the person's lip offsets (anything where `valid` is False).
+            valid: (T,) frames whose lips were tracked.
+            steps: optimiser steps (default ADAPT_STEPS; 0: an unchanged copy).
+            seed: seeds the windows, the dropout and the feature noise (same seed, same model).
+        """
+        steps = ADAPT_STEPS if steps is None else steps
+        network = copy.deepcopy(self.network)
+        rng = np.random.default_rng(seed)
+        radius, window = self.radius, min(ADAPT_WINDOW, len(features))
+        inputs = np.pad((features - self.feature_mean) / self.feature_std, ((radius, radius), (0, 0)), mode="edge").astype(np.float32)
+        targets = np.nan_to_num(self.coefficients_of(lips)).astype(np.float32)
+        mask = valid.astype(np.float32)
+        optimiser = torch.optim.Adam(network.parameters(), lr=ADAPT_RATE)
+        network.train()
+        with torch.random.fork_rng(devices=[]):  # dropout and noise seeded here, the caller's torch state untouched
+            torch.manual_seed(seed)
+            for _ in range(steps if valid.any() else 0):
+                starts = rng.integers(0, len(features) - window + 1, ADAPT_BATCH)
+                x = torch.from_numpy(np.stack([inputs[s : s + window + 2 * radius] for s in starts]).transpose(0, 2, 1).copy())
+                x += FEATURE_NOISE * torch.randn(x.shape)
+                y = torch.from_numpy(np.stack([targets[s : s + window] for s in starts]).transpose(0, 2, 1).copy())
+                m = torch.from_numpy(np.stack([mask[s : s + window] for s in starts]))[:, None]
+                loss = lip_loss(network(x)[:, :, radius : radius + window], y, m)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+        network.eval()
+        return replace(self, network=network, meta={**self.meta, "adapted_steps": steps})
 
     def to_arrays(self, prefix: str = "generic_") -> dict[str, np.ndarray]:
         """Everything that rebuilds the model, as named arrays (for a profile's motion file)."""

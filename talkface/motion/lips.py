@@ -35,18 +35,20 @@ def lip_offsets(model: MorphableModel, expression: np.ndarray) -> np.ndarray:
     return (vertices - neutral_lips(model)).reshape(len(expression), -1).astype(np.float32)
 
 
-def opening_from_offsets(neutral: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def opening_from_offsets(neutral: np.ndarray, offsets: np.ndarray, signed: bool = False) -> np.ndarray:
     """Mouth opening (inner-lip gap / mouth width, frontal) of lip offsets on a neutral mouth.
 
     Args:
         neutral: (40, 3) neutral lip points.
         offsets: (T, 120) lip offsets.
+        signed: the vertical gap, negative where the lips have passed each other (the plain
+            gap counts lips pressed past each other as open).
 
     Returns:
         (T,) float32, unitless.
     """
     points = neutral[None] + offsets.reshape(len(offsets), -1, 3)
-    return topology.gap_ratio(points, *opening_points()).astype(np.float32)
+    return topology.gap_ratio(points, *opening_points(), signed=signed).astype(np.float32)
 
 
 def frontal_mouth_opening(model: MorphableModel, expression: np.ndarray) -> np.ndarray:

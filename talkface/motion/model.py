@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -11,7 +11,7 @@ from talkface.motion.blinks import BlinkModel, eyes_only
 from talkface.motion.brows import brow_height, brow_axes, fit_brow_gain, widen_brows
 from talkface.motion.generic import GenericLipModel
 from talkface.motion.io import Motion
-from talkface.motion.lips import frontal_mouth_opening, lips_to_expression
+from talkface.motion.lips import frontal_mouth_opening, lip_offsets, lips_to_expression, neutral_lips, opening_from_offsets
 from talkface.motion.pose import PoseModel
 from talkface.motion.ridge import Ridge, chunked, choose_alpha, cross_validated, stack_context
 from talkface.signals import best_lag, pearson, subframe_lag
@@ -24,6 +24,8 @@ MAX_OFFSET = 6  # frames of audio/video offset looked for in the person's clip
 MIN_OFFSET_R = 0.3  # the generic model must match the clip at least this well to trust its offset
 GAIN_RANGE = (1.0, 2.5)  # the amplitude calibration only ever widens a shrunk prediction
 GENERIC_WEIGHTS = np.linspace(0.0, 1.0, 11)  # blends of the generic prediction and the personal ridge tried
+ADAPTED_WEIGHT = 0.5  # share of the lips taken from the generic network adapted to the person (benchmarks/lipsync.py)
+CLOSED_QUANTILE = 2  # percent: lips never pass each other further than the person's did in all but this share of the clip
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class MotionModel:
 
     The expression is a blend, chosen on the clip by cross-validation, of the generic model's
     lips carried into the person's expression basis and a personal ridge, widened by `gain`:
-    `centre + gain * (w * generic + (1 - w) * personal - centre)`.
+    `centre + gain * (w * generic + (1 - w) * personal - centre)`; its lips are then moved
+    `adapted_weight` of the way to those of the generic network finetuned on the person's clip,
+    and held from passing each other further than the person's ever did (`closed_floor`).
 
     Attributes:
         expression: the personal ridge from the inputs (`ridge_inputs`) to (K,) expression coefficients.
@@ -45,6 +49,11 @@ class MotionModel:
         offset_frames: the clip's audio/video offset (frames, fractional) found and corrected before training.
         brow_gain: widens the (smoothed) brow part of the prediction to the person's brow spread
             (see talkface.motion.brows).
+        adapted: the generic network finetuned on the person's clip (None: profiles made before it).
+        adapted_weight: the share of the lips it gives.
+        lip_basis: (K, 120) each expression coefficient's lip offsets (lips are linear in the expression).
+        neutral: (40, 3) the person's neutral lips (for the mouth opening).
+        closed_floor: the person's lowest mouth opening (signed, see opening_from_offsets), or None.
     """
 
     expression: Ridge
@@ -59,6 +68,11 @@ class MotionModel:
     validation: dict
     brow_axes: np.ndarray | None = None
     brow_gain: float = 1.0
+    adapted: GenericLipModel | None = None
+    adapted_weight: float = 0.0
+    lip_basis: np.ndarray | None = None
+    neutral: np.ndarray | None = None
+    closed_floor: float | None = None
 
     @property
     def radius(self) -> int:
@@ -67,7 +81,26 @@ class MotionModel:
     def predict_expression(self, features: np.ndarray) -> np.ndarray:
         """(T, D) audio features -> (T, K) expression coefficients (no blinks)."""
         raw = chunked(self._blend, features, self.radius)
-        return self._widened(self.centre + self.gain * (raw - self.centre))
+        expression = self.centre + self.gain * (raw - self.centre)
+        if self.adapted is not None:
+            expression = expression + self.adapted_weight * (self.adapted.predict(features) - expression @ self.lip_basis) @ self.lip_map
+        if self.closed_floor is not None:
+            expression = self._never_past_closed(expression)
+        return self._widened(expression)
+
+    def _never_past_closed(self, expression: np.ndarray) -> np.ndarray:
+        """Frames whose lips pass each other further than `closed_floor` have their lip motion
+        (from the clip's mean) shrunk until they meet it: widening a prediction must not press
+        the lips through each other, and a pressed mouth still reads as closed."""
+        at_centre = opening_from_offsets(self.neutral, (self.centre @ self.lip_basis)[None], signed=True)[0]
+        if at_centre <= self.closed_floor:
+            return expression
+        for _ in range(2):  # the lip map reaches lips only nearly: a second pass takes up what the first left
+            opening = opening_from_offsets(self.neutral, expression @ self.lip_basis, signed=True)
+            shrink = np.where(opening < self.closed_floor, (self.closed_floor - at_centre) / np.minimum(opening - at_centre, -1e-9), 1.0)
+            lips = (expression - self.centre) @ self.lip_basis
+            expression = expression + ((shrink - 1.0)[:, None] * lips) @ self.lip_map
+        return expression
 
     def _widened(self, expression: np.ndarray) -> np.ndarray:
         return widen_brows(expression, self.brow_axes, self.centre, self.brow_gain) if self.brow_axes is not None else expression
@@ -90,6 +123,12 @@ class MotionModel:
             arrays.update(brow_axes=self.brow_axes, brow_gain=np.float64(self.brow_gain))
         if self.generic is not None:
             arrays.update(self.generic.to_arrays())
+        if self.adapted is not None:
+            arrays.update(self.adapted.to_arrays("adapted_"), adapted_weight=np.float64(self.adapted_weight))
+        if self.closed_floor is not None:
+            arrays.update(closed_floor=np.float64(self.closed_floor))
+        if self.lip_basis is not None:
+            arrays.update(lip_basis=self.lip_basis, neutral_lips=self.neutral)
         return arrays
 
     @classmethod
@@ -100,6 +139,9 @@ class MotionModel:
             float(arrays["expression_gain"]), arrays["expression_centre"],
             float(arrays["offset_frames"]), PoseModel.from_arrays(arrays), BlinkModel.from_arrays(arrays), validation,
             arrays.get("brow_axes"), float(arrays.get("brow_gain", 1.0)),  # profiles made before brows were widened have neither
+            # profiles made before the network was adapted to the person have none of these
+            GenericLipModel.from_arrays(arrays, "adapted_") if "adapted_header" in arrays else None, float(arrays.get("adapted_weight", 0.0)),
+            arrays.get("lip_basis"), arrays.get("neutral_lips"), float(arrays["closed_floor"]) if "closed_floor" in arrays else None,
         )
 
 
@@ -215,31 +257,42 @@ def train_motion_model(
     targets = fit.expression.astype(np.float64)
     lip_map = lips_to_expression(face_model)
     generic_expression = generic.lips_from_coefficients(coefficients) @ lip_map if generic is not None else None
-    # 1. validation on the held-out end of the clip
+    lips = lip_offsets(face_model, np.nan_to_num(targets))
+    neutral = neutral_lips(face_model)
+    openings = opening_from_offsets(neutral, lips, signed=True)
+    axes = brow_axes(face_model)
+
+    def lip_parts(rows: np.ndarray, end: int) -> dict:
+        """The expression model fitted on `rows`, the network adapted on those before `end`."""
+        ridge, weight, gain, centre, predicted = _fit_expression(face_model, inputs[rows], targets[rows], _rows(generic_expression, rows))
+        return {
+            "expression": ridge, "generic_weight": weight, "gain": gain, "centre": centre.astype(np.float32),
+            "brow_gain": fit_brow_gain(face_model, predicted, targets[rows], centre, axes),
+            "adapted": generic.adapted(features[:end], lips[:end], rows[:end]) if generic is not None else None,
+            "closed_floor": float(np.percentile(openings[rows], CLOSED_QUANTILE)),
+        }
+
+    pose = PoseModel.fit(features, fit.pose.astype(np.float64), valid, loudness_columns)
+    blinks = BlinkModel.fit(np.where(valid[:, None], targets, np.nan), project_landmarks(face_model, fit), fps, face_model)
+    model = MotionModel(
+        generic=generic, lip_map=lip_map.astype(np.float32), offset_frames=offset, pose=pose, blinks=blinks, validation={},
+        brow_axes=axes.astype(np.float32), adapted_weight=ADAPTED_WEIGHT if generic is not None else 0.0,
+        lip_basis=lip_offsets(face_model, np.eye(face_model.n_expression)), neutral=neutral.astype(np.float32),
+        **lip_parts(valid, len(valid)),
+    )
+    # validation: the same models fitted on the clip's start, scored on its held-out end
     split = int(len(inputs) * (1 - VALIDATION_FRACTION))
     train, held = valid.copy(), valid.copy()
     train[split:] = False
     held[:split] = False
-    ridge, weight, gain, centre, predicted = _fit_expression(face_model, inputs[train], targets[train], _rows(generic_expression, train))
-    axes = brow_axes(face_model)
-    brow_gain = fit_brow_gain(face_model, predicted, targets[train], centre, axes)
-    blend = (1 - weight) * ridge.predict(inputs[held]) + (weight * generic_expression[held] if weight else 0.0)
-    held_prediction = widen_brows(centre + gain * (blend - centre), axes, centre, brow_gain)
+    held_prediction = replace(model, **lip_parts(train, split)).predict_expression(features)[held]
     brow_spread = brow_height(face_model, held_prediction).std() / max(brow_height(face_model, targets[held]).std(), 1e-9)
-    validation = {
-        "held_out_frames": int(held.sum()), **mouth_scores(face_model, held_prediction, targets[held]), "alpha": ridge.alpha,
-        "brow_spread": round(float(brow_spread), 3),
-    }
-    # 2. final models on the whole clip
-    ridge, weight, gain, centre, predicted = _fit_expression(face_model, inputs[valid], targets[valid], _rows(generic_expression, valid))
-    brow_gain = fit_brow_gain(face_model, predicted, targets[valid], centre, axes)
-    pose = PoseModel.fit(features, fit.pose.astype(np.float64), valid, loudness_columns)
-    blinks = BlinkModel.fit(np.where(valid[:, None], targets, np.nan), project_landmarks(face_model, fit), fps, face_model)
-    validation.update(offset_frames=offset, generic_weight=weight, gain=round(gain, 3), brow_gain=round(brow_gain, 3))
-    return MotionModel(
-        ridge, generic, lip_map.astype(np.float32), weight, gain, centre.astype(np.float32), offset, pose, blinks, validation,
-        axes.astype(np.float32), brow_gain,
+    model.validation.update(
+        held_out_frames=int(held.sum()), **mouth_scores(face_model, held_prediction, targets[held]), alpha=model.expression.alpha,
+        brow_spread=round(float(brow_spread), 3), offset_frames=offset, generic_weight=model.generic_weight,
+        adapted_weight=model.adapted_weight, gain=round(model.gain, 3), brow_gain=round(model.brow_gain, 3),
     )
+    return model
 
 
 def generate_motion(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,50 @@ def test_clip_offset_finds_a_shifted_soundtrack(clip_data, shipped):
     assert abs(base) <= 1  # a 3 s clip: edge frames repeated by the shift can move the peak by one
     assert abs(clip_offset(shipped, model, fit, shift_features(in_sync, 3)) - (base - 3)) <= 1
     assert abs(clip_offset(shipped, model, fit, shift_features(in_sync, -4)) - (base + 4)) <= 1
+
+
+def test_adapting_to_a_person_fits_their_clip_and_leaves_the_shipped_model_alone(clip_data, shipped):
+    model, fit, features = clip_data
+    features = shift_features(features, clip_offset(shipped, model, fit, features))
+    lips = lip_offsets(model, np.nan_to_num(fit.expression))
+    before = shipped.predict(features)
+
+    def error(lip_model):
+        return np.abs(lip_model.predict(features) - lips)[fit.valid].mean()
+
+    adapted = shipped.adapted(features, lips, fit.valid, steps=60, seed=3)
+    assert error(adapted) < 0.9 * error(shipped)
+    np.testing.assert_array_equal(shipped.predict(features), before)  # a copy was trained
+    np.testing.assert_allclose(shipped.adapted(features, lips, fit.valid, steps=60, seed=3).predict(features), adapted.predict(features), atol=1e-6)
+    np.testing.assert_allclose(shipped.adapted(features, lips, fit.valid, steps=0).predict(features), before, atol=1e-6)
+    untracked = shipped.adapted(features, lips * np.nan, np.zeros(len(lips), bool), steps=20)  # nothing to learn from
+    np.testing.assert_allclose(untracked.predict(features), before, atol=1e-6)
+
+
+def test_adapting_on_a_clip_shorter_than_a_window():
+    model = _tiny_model()
+    rng = np.random.default_rng(4)
+    features, lips = rng.normal(size=(9, 7)).astype(np.float32), rng.normal(size=(9, 120)).astype(np.float32)
+    adapted = model.adapted(features, lips, np.ones(9, bool), steps=5)
+    assert np.isfinite(adapted.predict(features)).all() and adapted.meta["adapted_steps"] == 5
+
+
+def test_the_persons_model_keeps_lips_from_passing_each_other_and_round_trips(clip_data, shipped):
+    from talkface.motion.model import MotionModel, train_motion_model
+
+    model, fit, features = clip_data
+    motion = train_motion_model(model, fit, features, 25.0, shipped)
+    assert motion.adapted is not None and motion.adapted_weight > 0 and motion.validation["adapted_weight"] == motion.adapted_weight
+    loud = np.repeat(features, 3, axis=0) * 1.5  # longer and louder than the clip: widened further
+    expression = motion.predict_expression(loud)
+    signed = opening_from_offsets(neutral_lips(model), lip_offsets(model, expression), signed=True)
+    assert signed.min() >= motion.closed_floor - 0.005
+    unheld = replace(motion, closed_floor=None).predict_expression(loud)  # the same prediction, lips free to cross
+    assert opening_from_offsets(neutral_lips(model), lip_offsets(model, unheld), signed=True).min() < signed.min()
+    arrays = motion.to_arrays()
+    again = MotionModel.from_arrays(arrays, motion.validation)
+    np.testing.assert_allclose(again.predict_expression(loud), expression, atol=1e-4)
+    old_keys = ("adapted_", "closed_floor", "lip_basis", "neutral_lips")  # a profile saved before the adapted network
+    old = MotionModel.from_arrays({k: v for k, v in arrays.items() if not k.startswith(old_keys)}, motion.validation)
+    assert old.adapted is None and old.closed_floor is None
+    assert np.isfinite(old.predict_expression(loud)).all()
