@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from talkface import __version__  # noqa: E402
 from talkface.audio import extract  # noqa: E402
 from talkface.config import FinetuneConfig, SpeakConfig  # noqa: E402
-from talkface.evaluate.metrics import speech_envelope  # noqa: E402
+from talkface.evaluate.metrics import head_speed_loudness_r, speech_envelope  # noqa: E402
 from talkface.face.fit import fit_clip  # noqa: E402
 from talkface.face.tracker import track_video  # noqa: E402
 from talkface.finetune import finetune  # noqa: E402
@@ -134,18 +134,10 @@ def pose_rows(person: str, profile, features: np.ndarray, truth_pose: np.ndarray
             "test_real_std_deg": round(float(real[:, index].std()), 2),
             "generated_std_deg": round(float(spread), 2),
             "ratio_to_clip": round(float(spread / clip[:, index].std()), 2),
-            "energy_r_real": round(_energy_r(real, envelope), 2),
-            "energy_r_generated": round(float(np.mean([_energy_r(g, envelope) for g in generated])), 2),
+            "energy_r_real": round(head_speed_loudness_r(real, envelope), 2),
+            "energy_r_generated": round(float(np.mean([head_speed_loudness_r(g, envelope) for g in generated])), 2),
         })
     return rows
-
-
-def _energy_r(pose_deg: np.ndarray, envelope: np.ndarray) -> float:
-    """Correlation of head speed with speech loudness, both smoothed over 0.5 s."""
-    from scipy.ndimage import uniform_filter1d
-
-    speed = np.linalg.norm(np.diff(pose_deg[:, :2], axis=0, prepend=pose_deg[:1, :2]), axis=1)
-    return pearson(uniform_filter1d(speed, 12), uniform_filter1d(envelope, 12))
 
 
 def person_section(folder: Path):

@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from talkface import __version__  # noqa: E402
 from talkface.config import FinetuneConfig  # noqa: E402
 from talkface.evaluate.identity import face_embedding, identity_distance  # noqa: E402
-from talkface.evaluate.metrics import sharpness  # noqa: E402
+from talkface.evaluate.metrics import head_speed_loudness_r, sharpness, speech_envelope  # noqa: E402
 from talkface.face.topology import LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT, UPPER_INNER_LIP, eye_openness, gap_ratio  # noqa: E402
 from talkface.face.tracker import FaceMeshTracker  # noqa: E402
 from talkface.finetune import finetune  # noqa: E402
-from talkface.media import read_frames  # noqa: E402
+from talkface.media import load_audio, read_frames  # noqa: E402
 from talkface.motion.lips import frontal_mouth_opening  # noqa: E402
 from talkface.oneshot import finetune_image, read_photo  # noqa: E402
 from talkface.profile import load_profile  # noqa: E402
@@ -64,7 +64,7 @@ def held_out_variants(work: Path) -> list[Path]:
     return out
 
 
-def measure(video: Path, motion, profile, photo: np.ndarray) -> tuple[dict, list[np.ndarray]]:
+def measure(video: Path, motion, profile, photo: np.ndarray, envelope: np.ndarray) -> tuple[dict, list[np.ndarray]]:
     frames = list(read_frames(video))
     openings, yaws, embeddings, sharp, eyes = [], [], [], [], []
     with FaceMeshTracker() as tracker:
@@ -101,6 +101,7 @@ def measure(video: Path, motion, profile, photo: np.ndarray) -> tuple[dict, list
         "mouth r": round(pearson(wanted[found], openings[found]), 3),
         "yaw spread (deg)": round(float(np.std(yaws)), 2),
         "motion yaw spread (deg)": round(float(np.degrees(np.std(motion.pose[:, 1]))), 2),
+        "head speed ~ loudness r": round(head_speed_loudness_r(np.degrees(motion.pose[:, :3]), envelope[: len(motion.pose)]), 2),
         "face sharpness / photo's": round(float(np.median(sharp) / photo_sharpness), 2),
         "blinks seen / in motion": f"{_seen(blink_frames(np.array(eyes)), blink_frames(eye_openness(motion.landmarks)))}",
     }, frames
@@ -119,6 +120,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rows, strips = [], []
+    speech = load_audio(SPEECH)
+    envelope = speech_envelope(speech.samples, speech.sample_rate, 25.0, int(len(speech.samples) / speech.sample_rate * 25.0) + 2)
     # warm-up: the first speak in a process loads Whisper, the tracker and compiled code; not timed
     speak(DATA / "audio" / "obama_5s.wav", args.work / "warm_up.mp4", finetune_image(PORTRAITS[0], args.work / "warm_up"))
     for photo in PORTRAITS + held_out_variants(args.work):
@@ -127,7 +130,7 @@ def main() -> None:
         build = time.perf_counter() - t0
         out = args.work / f"{photo.stem}.mp4"
         result = speak(SPEECH, out, profile)
-        scores, frames = measure(out, result.motion, profile, read_photo(photo))
+        scores, frames = measure(out, result.motion, profile, read_photo(photo), envelope)
         rows.append({"photo": photo.name, "size": f"{profile.size[0]}x{profile.size[1]}", "profile (s)": round(build, 1),
                      "speak (frames/s)": round(result.frames_per_second, 1), **scores})
         print(rows[-1], flush=True)
@@ -138,7 +141,7 @@ def main() -> None:
     clip_profile = load_profile(folder) if (folder / "profile.json").exists() else finetune(CLIP, folder, FinetuneConfig(preset="draft"))
     out = args.work / "obama_from_clip.mp4"
     result = speak(SPEECH, out, clip_profile)
-    scores, frames = measure(out, result.motion, clip_profile, read_photo(DATA / "image" / "obama_portrait.jpg"))
+    scores, frames = measure(out, result.motion, clip_profile, read_photo(DATA / "image" / "obama_portrait.jpg"), envelope)
     compare = [{"source": "photo obama_portrait.jpg", **{k: v for k, v in rows[[r["photo"] for r in rows].index("obama_portrait.jpg")].items() if k in scores}},
                {"source": f"clip {CLIP.name} (draft refiner)", **scores}]
     width = max(s.shape[1] for s in strips)
@@ -154,7 +157,8 @@ Each photo: `talkface finetune --image PHOTO` (profile time), then `talkface spe
 whole head turned by the generated pose; frames/s of the whole call, after one untimed warm-up call). Measured on the written video with Face Mesh: face found,
 identity distance (dlib, output faces against the photo's; below 0.6 is the same person), mouth r (the
 output's inner-lip gap / mouth width against the motion's), the head's yaw spread (from the nose's
-offset between the cheeks) against the motion's, face sharpness (Laplacian variance in the face box,
+offset between the cheeks) against the motion's, the correlation of the motion's head speed with the
+speech's loudness (0.5 s smoothing; real footage in lipsync.md: 0.20-0.39), face sharpness (Laplacian variance in the face box,
 median of every 10th frame) over the photo's (at the same working size), and how many of the motion's blinks
 (the kit's 24 a minute) a lid-gap detector finds in the video. `man_portrait_bw.jpg` and `biden_painting.jpg` are held-out variants made from the
 portraits (black-and-white; OpenCV stylisation as a stand-in for a painting): the shared data holds no

@@ -15,7 +15,8 @@ motion and no blinks of its own. This script learns them across the corpus's peo
    (talkface.motion.blinks); the profile is the average over clips with blinks, the rate the median.
 4. Head motion: the pose model (audio part + AR(2) habits, talkface.motion.pose) fitted on
    every clip's pose standardised by the clip's own mean and spread; the spread kept apart
-   (angles in radians, shifts and scale relative to the face's size), median over clips.
+   (angles in radians, shifts and scale relative to the face's size), median over clips; how
+   much more the head moves on loud speech, fitted per clip, median over clips.
 5. The closed mouth in the generic lip space (the mean lip offset in each clip's most closed
    frames): a photo's mouth is closed, a clip's mean mouth is not.
 
@@ -29,6 +30,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import clips as corpus_clips, digest, sources  # noqa: E402
 
+from talkface.audio import loudness_columns  # noqa: E402
 from talkface.config import FPS  # noqa: E402
 from talkface.face.fit import build_model  # noqa: E402
 from talkface.face.model import FaceFit, MeshFaceModel, project_landmarks  # noqa: E402
@@ -107,8 +110,13 @@ def blink_style(faces: list[dict], basis: np.ndarray) -> tuple[float, np.ndarray
 
 def head_style(faces: list[dict], lips_folder: Path) -> tuple[PoseModel, np.ndarray]:
     """The pose model on every clip's standardised pose, and (6,) the median spread: angles in
-    radians, shifts and scale as fractions of the face's scale (pixels per model unit)."""
-    features, targets, valid, spreads = [], [], [], []
+    radians, shifts and scale as fractions of the face's scale (pixels per model unit).
+
+    The head's restlessness follows the speech's loudness as each clip's does: the coupling
+    (and the loudness statistics it is measured in) is fitted clip by clip, where a recording's
+    own level cannot pass for emphasis, and the median kept."""
+    features, targets, valid, spreads, couplings = [], [], [], [], []
+    columns = loudness_columns("mfcc+whisper")
     for face in faces:
         lips = np.load(lips_folder / f"{Path(str(face['video'])).stem}.npz")
         pose, ok = face["pose"].astype(np.float64), face["valid"]
@@ -120,7 +128,13 @@ def head_style(faces: list[dict], lips_folder: Path) -> tuple[PoseModel, np.ndar
         features.append(np.concatenate([lips["mfcc"], lips["whisper"]], axis=1).astype(np.float32))
         targets.append(np.where(ok[:, None], (pose - mean) / std, 0.0))
         valid.append(ok)
+        own = PoseModel.fit(features[-1], targets[-1], ok, columns)
+        couplings.append((own.loudness_mean, own.loudness_std, *own.coupling))
     model = PoseModel.fit(np.concatenate(features), np.concatenate(targets), np.concatenate(valid))
+    loudness_mean, loudness_std, *coupling = np.median(couplings, axis=0)
+    model = replace(model, loudness_columns=np.asarray(columns, np.int64), loudness_mean=float(loudness_mean),
+                    loudness_std=float(loudness_std), coupling=np.asarray(coupling, np.float32))
+    print("head motion's loudness coupling (median over clips, pitch/yaw/roll/x/y/scale):", np.round(coupling, 2).tolist())
     return model, np.median(spreads, axis=0).astype(np.float32)
 
 
@@ -146,7 +160,9 @@ def write_record(kit: GenericFace, path: Path) -> None:
         f"    {meta['command']}", "",
         f"Made {meta['trained']} from {len(meta['clips'])} clips; people left out: {', '.join(meta['excluded_people'])}. "
         f"{len(kit.basis)} shared expression components; blinks {kit.blinks_per_minute:.1f} per minute (median; shape from "
-        f"{meta['clips_with_blinks']} clips); head spread pitch/yaw/roll {spread[0]:.1f}/{spread[1]:.1f}/{spread[2]:.1f} degrees (median).", "",
+        f"{meta['clips_with_blinks']} clips); head spread pitch/yaw/roll {spread[0]:.1f}/{spread[1]:.1f}/{spread[2]:.1f} degrees (median); "
+        f"head motion's shock variance per standard deviation of loudness, pitch/yaw/roll "
+        f"{'/'.join(f'{c:.2f}' for c in kit.pose.coupling[:3])} (median over clips).", "",
         "| clip | person | sha256 | source (licence) |", "|---|---|---|---|",
     ]
     for clip in meta["clips"]:

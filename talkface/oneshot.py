@@ -32,7 +32,7 @@ from talkface.motion.blinks import BlinkModel, held_shut
 from talkface.motion.brows import brow_axes
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.motion.genericface import GENERIC_FACE_PATH, GenericFace
-from talkface.motion.lips import neutral_lips, opening_from_offsets
+from talkface.motion.lips import lip_offsets, neutral_lips, opening_from_offsets
 from talkface.motion.model import MotionModel, ridge_inputs
 from talkface.motion.ridge import Ridge
 from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_dir, load_profile, publish_profile, save_profile_parts, withdraw_profile
@@ -43,6 +43,7 @@ MIN_SIZE = 64  # px: the smallest photo side accepted
 MIN_FACE_PX = 48  # px: the narrowest face the tracker's landmarks are good enough on
 TEXTURE_SIZE = 512  # texels: a portrait's face is often 300 px wide or more (256 measured softer)
 CLOSED_MOUTH = 0.02  # inner-lip gap / mouth width of a closed mouth (the corpus clips' 10% quantile, median 0.018)
+LIPS_MEET = 0.0  # the photo's lips may close until they touch, never past (the widened generic lips pressed 9% of frames through)
 PHOTO_BLINK_SHUT = 3  # frames a blink holds the photo's lids shut in the mesh (the kit's blink, as it came, left
 # a narrow-eyed smiling man's lids at 0.25 of their gap and the iris showed: no blink seen in 10)
 UPPER_STILLNESS = 100.0  # weight keeping eyes, brows and forehead still while the lips move
@@ -114,8 +115,8 @@ def photo_face_model(landmarks: np.ndarray, kit: GenericFace) -> MeshFaceModel:
 
 
 def photo_motion_model(model: MeshFaceModel, pose: np.ndarray, kit: GenericFace, generic: GenericLipModel) -> MotionModel:
-    """Lips from the generic model alone (its closed mouth moved onto the photo's mouth closed);
-    head motion and blinks from the kit."""
+    """Lips from the generic model alone (its closed mouth moved onto the photo's mouth closed,
+    never pressed past touching); head motion and blinks from the kit."""
     shut = closing_offset(neutral_lips(model), generic)
     closed = replace(generic, lip_mean=(generic.lip_mean - kit.closed_lips + shut).astype(np.float32))
     lip_map = lips_with_upper_face_still(model)
@@ -130,7 +131,8 @@ def photo_motion_model(model: MeshFaceModel, pose: np.ndarray, kit: GenericFace,
     validation = {"generic_weight": 1.0, "gain": round(gain, 3)}
     return MotionModel(
         silent, closed, lip_map.astype(np.float32), 1.0, gain, (shut @ lip_map).astype(np.float32), 0, head, blinks,
-        validation, brow_axes(model).astype(np.float32), 1.0,
+        validation, brow_axes(model).astype(np.float32), 1.0, lip_basis=lip_offsets(model, np.eye(k)),
+        neutral=neutral_lips(model).astype(np.float32), closed_floor=LIPS_MEET,
     )
 
 

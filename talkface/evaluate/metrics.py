@@ -89,6 +89,15 @@ def speech_envelope(samples: np.ndarray, sample_rate: int, fps: float, n_frames:
     return envelope
 
 
+def head_speed_loudness_r(pose_degrees: np.ndarray, envelope: np.ndarray, smoothing: int = 12) -> float:
+    """Correlation of head speed (pitch and yaw, degrees/frame) with speech loudness (`speech_envelope`),
+    both smoothed over `smoothing` frames: does the head move more where the speech is loud?"""
+    from scipy.ndimage import uniform_filter1d
+
+    speed = np.linalg.norm(np.diff(pose_degrees[:, :2], axis=0, prepend=pose_degrees[:1, :2]), axis=1)
+    return pearson(uniform_filter1d(speed, smoothing), uniform_filter1d(np.asarray(envelope, np.float64), smoothing))
+
+
 def landmark_jitter(landmarks: np.ndarray) -> float:
     """Mean magnitude of the second temporal difference of the mesh points, rescaled to a
     FACE_WIDTH-wide face (pixels/frame², lower is steadier)."""

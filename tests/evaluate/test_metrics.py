@@ -126,3 +126,14 @@ def test_mouth_crop_stays_inside_the_frame(clip_frames):
     lips = face[topology.lip_indices(), :2]
     assert x0 <= lips[:, 0].min() and x1 >= lips[:, 0].max() and y0 <= lips[:, 1].min() and y1 >= lips[:, 1].max()
     assert metrics.mouth_crop(clip_frames[0], face).shape == (metrics.MOUTH_CROP, metrics.MOUTH_CROP, 3)
+
+
+def test_head_speed_follows_loudness_only_when_it_does():
+    from talkface.evaluate.metrics import head_speed_loudness_r
+
+    rng = np.random.default_rng(0)
+    envelope = np.repeat(rng.choice([-60.0, -20.0], 40), 25)  # 1 s stretches of pause and of speech
+    restless = np.cumsum(rng.normal(size=(1000, 3)) * np.where(envelope > -40, 1.0, 0.1)[:, None], axis=0)
+    steady = np.cumsum(rng.normal(size=(1000, 3)) * 0.5, axis=0)
+    assert head_speed_loudness_r(restless, envelope) > 0.7
+    assert abs(head_speed_loudness_r(steady, envelope)) < 0.3
