@@ -29,7 +29,8 @@ os.environ.setdefault("TALKFACE_QUIET", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from talkface import __version__  # noqa: E402
-from talkface.config import FinetuneConfig  # noqa: E402
+from talkface.audio import n_video_frames  # noqa: E402
+from talkface.config import FPS, FinetuneConfig  # noqa: E402
 from talkface.evaluate.identity import face_embedding, identity_distance  # noqa: E402
 from talkface.evaluate.metrics import head_speed_loudness_r, sharpness, speech_envelope  # noqa: E402
 from talkface.face.topology import LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT, UPPER_INNER_LIP, eye_openness, gap_ratio  # noqa: E402
@@ -121,7 +122,7 @@ def main() -> None:
     started = time.perf_counter()
     rows, strips = [], []
     speech = load_audio(SPEECH)
-    envelope = speech_envelope(speech.samples, speech.sample_rate, 25.0, int(len(speech.samples) / speech.sample_rate * 25.0) + 2)
+    envelope = speech_envelope(speech.samples, speech.sample_rate, FPS, n_video_frames(speech, FPS))
     # warm-up: the first speak in a process loads Whisper, the tracker and compiled code; not timed
     speak(DATA / "audio" / "obama_5s.wav", args.work / "warm_up.mp4", finetune_image(PORTRAITS[0], args.work / "warm_up"))
     for photo in PORTRAITS + held_out_variants(args.work):

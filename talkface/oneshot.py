@@ -32,7 +32,7 @@ from talkface.motion.blinks import BlinkModel, held_shut
 from talkface.motion.brows import brow_axes
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.motion.genericface import GENERIC_FACE_PATH, GenericFace
-from talkface.motion.lips import lip_offsets, neutral_lips, opening_from_offsets
+from talkface.motion.lips import lip_basis, neutral_lips, opening_from_offsets
 from talkface.motion.model import MotionModel, ridge_inputs
 from talkface.motion.ridge import Ridge
 from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_dir, load_profile, publish_profile, save_profile_parts, withdraw_profile
@@ -131,7 +131,7 @@ def photo_motion_model(model: MeshFaceModel, pose: np.ndarray, kit: GenericFace,
     validation = {"generic_weight": 1.0, "gain": round(gain, 3)}
     return MotionModel(
         silent, closed, lip_map.astype(np.float32), 1.0, gain, (shut @ lip_map).astype(np.float32), 0, head, blinks,
-        validation, brow_axes(model).astype(np.float32), 1.0, lip_basis=lip_offsets(model, np.eye(k)),
+        validation, brow_axes(model).astype(np.float32), 1.0, lip_basis=lip_basis(model),
         neutral=neutral_lips(model).astype(np.float32), closed_floor=LIPS_MEET,
     )
 

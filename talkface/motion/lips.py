@@ -56,15 +56,20 @@ def frontal_mouth_opening(model: MorphableModel, expression: np.ndarray) -> np.n
     return opening_from_offsets(neutral_lips(model), lip_offsets(model, expression))
 
 
+def lip_basis(model: MorphableModel) -> np.ndarray:
+    """(K, 120) float32: each expression coefficient's lip offsets (lips are linear in the
+    expression and zero at zero, so `expression @ lip_basis` is `lip_offsets`)."""
+    return lip_offsets(model, np.eye(model.n_expression))
+
+
 def lips_to_expression(model: MorphableModel, penalty: float = 1e-3) -> np.ndarray:
     """(120, K) the linear map from lip offsets to the expression whose lips match them best.
 
     Lips are linear in the expression, so the damped least-squares solution is one matrix
     shared by all frames. Coefficients the lips do not constrain (eyes, brows) stay near zero.
     """
-    identity = np.eye(model.n_expression)
-    basis = lip_offsets(model, identity).astype(np.float64)  # lips are linear in the expression and zero at zero
-    gram = basis @ basis.T + penalty * np.trace(basis @ basis.T) / model.n_expression * identity
+    basis = lip_basis(model).astype(np.float64)
+    gram = basis @ basis.T + penalty * np.trace(basis @ basis.T) / model.n_expression * np.eye(model.n_expression)
     return np.linalg.solve(gram, basis).T
 
 

@@ -11,7 +11,7 @@ from talkface.motion.blinks import BlinkModel, eyes_only
 from talkface.motion.brows import brow_height, brow_axes, fit_brow_gain, widen_brows
 from talkface.motion.generic import GenericLipModel
 from talkface.motion.io import Motion
-from talkface.motion.lips import frontal_mouth_opening, lip_offsets, lips_to_expression, neutral_lips, opening_from_offsets
+from talkface.motion.lips import frontal_mouth_opening, lip_basis, lip_offsets, lips_to_expression, neutral_lips, opening_from_offsets
 from talkface.motion.pose import PoseModel
 from talkface.motion.ridge import Ridge, chunked, choose_alpha, cross_validated, stack_context
 from talkface.signals import best_lag, pearson, subframe_lag
@@ -277,7 +277,7 @@ def train_motion_model(
     model = MotionModel(
         generic=generic, lip_map=lip_map.astype(np.float32), offset_frames=offset, pose=pose, blinks=blinks, validation={},
         brow_axes=axes.astype(np.float32), adapted_weight=ADAPTED_WEIGHT if generic is not None else 0.0,
-        lip_basis=lip_offsets(face_model, np.eye(face_model.n_expression)), neutral=neutral.astype(np.float32),
+        lip_basis=lip_basis(face_model), neutral=neutral.astype(np.float32),
         **lip_parts(valid, len(valid)),
     )
     # validation: the same models fitted on the clip's start, scored on its held-out end
