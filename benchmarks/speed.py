@@ -18,6 +18,7 @@ PSNR, and the same 30 s of speech spoken; plus the whole `speak` command's wall 
 names; no shared clip has it), and measures nothing else.
 
 Usage: python benchmarks/speed.py [--before REV] [--modes before,after,heldout,clip512] [--device auto]
+       [--features mfcc+whisper] [--results speed]  (speed_cuda: the same on a GPU machine)
 Writes benchmarks/results/speed.md and speed.json.
 """
 
@@ -101,14 +102,14 @@ def timed_functions(targets: list[tuple[str, str, str]], timings: dict):
             setattr(owner, name, original)
 
 
-def run_finetune(train: Path, folder: Path, device: str) -> tuple[dict, object]:
+def run_finetune(train: Path, folder: Path, device: str, features: str) -> tuple[dict, object]:
     import talkface.finetune as finetune_module
     from talkface.config import FinetuneConfig
 
     timings: dict = {}
     started = time.perf_counter()
     with timed_functions([("talkface.finetune", name, label) for label, name in FINETUNE_STAGES.items()], timings):
-        profile = finetune_module.finetune(train, folder, FinetuneConfig(preset="standard"), device=device)
+        profile = finetune_module.finetune(train, folder, FinetuneConfig(preset="standard", features=features, use_generic=features == "mfcc+whisper"), device=device)
     total = time.perf_counter() - started
     stages = {label: round(timings.get(label, 0.0), 1) for label in FINETUNE_STAGES}
     stages["other"] = round(total - sum(timings.values()), 1)
@@ -148,7 +149,7 @@ def stream_latency(profile_folder: Path, speech: Path) -> dict:
     to the first fragment (playable frames) on stdout, and to the end."""
     command = [sys.executable, "-m", "talkface", "speak", "--audio", str(speech), "--person", str(profile_folder), "--out", "-"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     data, first_byte, first_fragment = b"", None, None
     while True:
         chunk = process.stdout.read1(65536)
@@ -168,7 +169,7 @@ def stream_latency(profile_folder: Path, speech: Path) -> dict:
     }
 
 
-def measure(mode: str, code: Path, scratch: Path, device: str) -> dict:
+def measure(mode: str, code: Path, scratch: Path, device: str, features: str) -> dict:
     """One mode, in this process, with talkface imported from `code`."""
     sys.path.insert(0, str(code))
     import talkface
@@ -176,11 +177,11 @@ def measure(mode: str, code: Path, scratch: Path, device: str) -> dict:
     assert Path(talkface.__file__).resolve().is_relative_to(code.resolve()), talkface.__file__
     folder = scratch / f"profile_{mode}"
     if mode == "clip512":
-        finetune_stages, profile = run_finetune(scratch / "clip512.mp4", folder, device)
+        finetune_stages, profile = run_finetune(scratch / "clip512.mp4", folder, device, features)
         steps = profile.info.refiner.get("steps")
         return {"finetune": {"mode": mode, **finetune_stages, "refiner_steps": steps}, "quality": {"mode": mode}, "speak": {"mode": mode}, "profile": str(profile.folder)}
     prefix = "heldout_" if mode == "heldout" else ""
-    finetune_stages, profile = run_finetune(scratch / f"{prefix}train.mp4", folder, device)
+    finetune_stages, profile = run_finetune(scratch / f"{prefix}train.mp4", folder, device, features)
     refiner = profile.info.refiner if hasattr(profile, "info") else {}
     quality = face_psnr(profile, scratch / f"{prefix}test.mp4", folder, device)
     speak_stages, wall, n_frames = run_speak(profile, scratch / "speech30.wav", folder, device)
@@ -220,7 +221,7 @@ def command_wall(profile_folder: Path, speech: Path, folder: Path, repeats: int 
     walls = []
     for _ in range(repeats):
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.run(command, check=True, capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
         walls.append(round(time.perf_counter() - started, 2))
     return walls
 
@@ -230,6 +231,8 @@ def main() -> None:
     parser.add_argument("--before", default=BASELINE, help="the commit to measure as `before`")
     parser.add_argument("--modes", default="before,after")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--features", default="mfcc+whisper", help="finetune's audio features (mfcc where the Whisper weights are not installed)")
+    parser.add_argument("--results", default="speed", help="results file name (benchmarks/results/NAME.md and .json)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: measure this mode
     parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
@@ -237,7 +240,7 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="rewrite speed.md from speed.json without measuring")
     args = parser.parse_args()
     if args.one:
-        args.result.write_text(json.dumps(measure(args.one, args.code, args.scratch, args.device)))
+        args.result.write_text(json.dumps(measure(args.one, args.code, args.scratch, args.device, args.features)))
         return
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -247,7 +250,7 @@ def main() -> None:
     from report import RESULTS
 
     if args.report_only:
-        saved = json.loads((RESULTS / "speed.json").read_text())
+        saved = json.loads((RESULTS / f"{args.results}.json").read_text())
         report({part: saved[part] for part in ("finetune", "quality", "speak")}, saved.get("stream", {}), saved.get("device", "cpu"), args)
         return
 
@@ -256,19 +259,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         split_clip(scratch)
-        split_heldout(scratch)
+        if "heldout" in args.modes.split(","):
+            split_heldout(scratch)
         if "clip512" in args.modes.split(","):
             upscale_clip(scratch)
         audio = load_audio(SPEECH)
         write_audio(scratch / "speech30.wav", Audio(audio.samples[: SPEECH_SECONDS * audio.sample_rate], audio.sample_rate))
         baseline = scratch / "before_code"
-        baseline.mkdir()
-        archive = subprocess.run(["git", "archive", args.before, "talkface"], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
+        if "before" in args.modes.split(","):
+            baseline.mkdir()
+            archive = subprocess.run(["git", "archive", args.before, "talkface"], cwd=ROOT, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
         for mode in args.modes.split(","):
             code = baseline if mode == "before" else ROOT
             result = scratch / f"{mode}.json"
-            command = [sys.executable, __file__, "--one", mode, "--code", str(code), "--scratch", str(scratch), "--result", str(result), "--device", device]
+            command = [sys.executable, __file__, "--one", mode, "--code", str(code), "--scratch", str(scratch), "--result", str(result), "--device", device, "--features", args.features]
             subprocess.run(command, check=True, cwd=scratch)
             results[mode] = json.loads(result.read_text())
         latency = {}
@@ -278,7 +283,7 @@ def main() -> None:
             latency["whole_command_to_a_file_s"] = command_wall(profile_folder, scratch / "speech30.wav", scratch)
         if "heldout" in results:
             results["heldout"]["speak"]["whole_command_s"] = command_wall(Path(results["heldout"]["profile"]), scratch / "speech30.wav", scratch)
-    saved = json.loads((RESULTS / "speed.json").read_text()) if (RESULTS / "speed.json").exists() else {}
+    saved = json.loads((RESULTS / f"{args.results}.json").read_text()) if (RESULTS / f"{args.results}.json").exists() else {}
     latency = latency or saved.get("stream", {})  # `after` not run: its streaming figures are kept too
     for kept in ("before", "after", "heldout", "clip512"):  # keep the last measured rows of the modes not run
         earlier = {part: [dict(row, mode=row["mode"] if row["mode"].endswith("(earlier run)") else f"{row['mode']} (earlier run)") for row in saved.get(part, []) if row["mode"].startswith(kept)] for part in ("finetune", "quality", "speak")}
@@ -298,10 +303,16 @@ def report(rows: dict, latency: dict, device: str, args) -> None:
     for row in rows["speak"]:  # a stage timed as 0 had no function of its own in that version
         row.update({k: "" for k, v in row.items() if v == 0.0 and k != "mode"})
     bf16 = use_bfloat16(device)
+    gpu = ""
+    if device == "cuda":
+        import torch
+
+        gpu = f" ({torch.cuda.get_device_name()}, torch {torch.__version__})"
     markdown = (
         f"# Speed: finetune and speak, stage by stage\n\ntalkface {__version__}, {time.strftime('%Y-%m-%d')}, "
-        f"{os.cpu_count()} CPU cores, device {device} (bfloat16 convolutions available: {bf16}). "
-        f"Command of the last run: `python benchmarks/speed.py --before {args.before} --modes {args.modes}`.\n\n"
+        f"{os.cpu_count()} CPU cores, device {device}{gpu} (bfloat16 convolutions available: {bf16}), audio features {args.features}. "
+        f"Command of the last run: `python benchmarks/speed.py --before {args.before} --modes {args.modes} --device {args.device} "
+        f"--features {args.features} --results {args.results}`.\n\n"
         f"before: talkface at commit {args.before} (before the speed work); after: this checkout with its defaults. "
         "Each runs in its own process, one after the other; a row marked `(earlier run)` is kept from the previous "
         "run of this script on this machine.\n\n"
@@ -323,7 +334,7 @@ def report(rows: dict, latency: dict, device: str, args) -> None:
         + (markdown_table([latency]) if latency else "not measured")
         + "\n"
     )
-    save_results("speed", markdown, {"version": __version__, **rows, "stream": latency, "device": device})
+    save_results(args.results, markdown, {"version": __version__, **rows, "stream": latency, "device": device})
 
 
 if __name__ == "__main__":

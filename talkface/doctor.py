@@ -33,6 +33,18 @@ def _package(name: str, dist: str, required: bool = True, why: str = "") -> Chec
     return Check(name, True, version, required)
 
 
+def _opencv() -> Check:
+    """OpenCV with its contrib modules (the guided filter), from whichever of its wheels has them
+    (opencv-contrib-python or its -headless twin)."""
+    try:
+        import cv2
+    except ImportError as exc:
+        return Check("opencv", False, f"cannot import cv2 ({exc}): pip install opencv-contrib-python")
+    if not hasattr(cv2, "ximgproc"):
+        return Check("opencv", False, f"{cv2.__version__} has no contrib modules (ximgproc): pip install opencv-contrib-python")
+    return Check("opencv", True, cv2.__version__)
+
+
 def _ffmpeg() -> Check:
     try:
         import av
@@ -130,7 +142,7 @@ def run_checks() -> list[Check]:
         _package("numpy", "numpy"),
         _package("torch", "torch"),
         _package("mediapipe", "mediapipe"),
-        _package("opencv", "opencv-contrib-python"),
+        _opencv(),
         _package("PyAV", "av"),
         _ffmpeg(),
         _tracker_model(),

@@ -192,7 +192,7 @@ def dub(
     # 3. the new mouth, from the audio
     progress.log("[3/4] the new mouth motion from the audio")
     n_out = n_video_frames(speech, FPS)
-    features = extract(speech, profile.feature_set, n_out, device)
+    features = extract(speech, profile.feature_set, n_out)
     mouth = profile.motion.predict_expression(features)
     if config.mouth_scale != 1.0:
         mouth = mouth @ mouth_scaling(profile.face, config.mouth_scale, profile.clip_fit.expression).T

@@ -93,7 +93,7 @@ def finetune(
     require_finetune_clip(tracked.track, config)
     # 3. audio features, aligned to the clip's frames
     progress.log(f"[2/{steps}] audio features ({config.features})")
-    features = _clip_features(video, folder, config.features, tracked.track.n_frames, device, force)
+    features = _clip_features(video, folder, config.features, tracked.track.n_frames, force)
     # 4. the audio->motion model
     progress.log(f"[3/{steps}] adapting the audio->motion model" + (" from the generic lip model" if config.use_generic else ""))
     generic = GenericLipModel.load(Path(config.generic_path) if config.generic_path else GENERIC_PATH) if config.use_generic else None
@@ -215,14 +215,14 @@ def _store_eyes(video: Path, folder: Path, tracked, force: bool) -> None:
         cache.mark_done("eyes", key)
 
 
-def _clip_features(video: Path, folder: Path, feature_set: str, n_frames: int, device: str, force: bool) -> np.ndarray:
+def _clip_features(video: Path, folder: Path, feature_set: str, n_frames: int, force: bool) -> np.ndarray:
     cache = StageCache(folder)
     key = make_key(file_digest(video), feature_set, n_frames, FEATURES_FORMAT)
     name = f"features_{feature_set.replace('+', '_')}.npz"
     cached = None if force else cache.load(f"features:{feature_set}", key, [name], lambda: load_npz(folder / name)["features"])
     if cached is not None:
         return cached
-    features = extract(load_audio(video), feature_set, n_frames, device)
+    features = extract(load_audio(video), feature_set, n_frames)
     save_npz(folder / name, features=features)
     cache.mark_done(f"features:{feature_set}", key)
     return features

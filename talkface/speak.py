@@ -80,7 +80,7 @@ def speak(
     check_speech(speech, str(audio))
     # 2. audio features, one row per output frame
     n_frames = n_video_frames(speech, profile.fps)
-    features = extract(speech, profile.feature_set, n_frames, resolve_device(device))
+    features = extract(speech, profile.feature_set, n_frames)
     # 3. expression, head pose and blinks
     clip_pose = profile.clip_fit.pose if config.pose in ("clip", "still") else None
     motion = generate_motion(

@@ -55,21 +55,20 @@ def joined_model_files() -> dict[str, bytes]:
     return files
 
 
-@functools.lru_cache(maxsize=2)
-def _encoder(device: str):
+@functools.lru_cache(maxsize=1)
+def _encoder():
     try:
         import ctranslate2
         from faster_whisper.feature_extractor import FeatureExtractor
     except ImportError as exc:
         raise DependencyError(f"the Whisper features need ctranslate2 and faster-whisper ({exc}): {INSTALL_HINT}") from exc
     files = joined_model_files()
-    compute_type = "int8" if device == "cpu" else "float16"
-    model = ctranslate2.models.Whisper("whisper-base", device=device, compute_type=compute_type, files=files)
+    model = ctranslate2.models.Whisper("whisper-base", device="cpu", compute_type="int8", files=files)
     return model, FeatureExtractor(feature_size=N_MELS)
 
 
 def whisper_features(
-    samples: np.ndarray, n_frames: int, sample_rate: int = SAMPLE_RATE, fps: float = FPS, device: str = "cpu"
+    samples: np.ndarray, n_frames: int, sample_rate: int = SAMPLE_RATE, fps: float = FPS
 ) -> np.ndarray:
     """Whisper-base encoder states averaged to one vector per video frame.
 
@@ -79,14 +78,13 @@ def whisper_features(
     Args:
         samples: (N,) float32 mono audio at `sample_rate` (16 kHz).
         n_frames: video frames to produce features for.
-        device: 'cpu' or 'cuda' for CTranslate2.
 
     Returns:
         (n_frames, 512) float32.
     """
     import ctranslate2
 
-    model, extractor = _encoder(device)
+    model, extractor = _encoder()
     window = WINDOW_SECONDS * sample_rate
     mel_frames = WINDOW_SECONDS * 100  # the extractor's 10 ms hop
 

@@ -11,9 +11,9 @@ import numpy as np
 
 from talkface import progress
 from talkface.config import FPS
-from talkface.errors import InputError
+from talkface.errors import DependencyError, InputError
 from talkface.evaluate import metrics
-from talkface.evaluate.identity import face_embedding
+from talkface.evaluate.identity import face_embedding, models_folder
 from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder, face_box
 from talkface.media import MediaInfo, probe, read_frames, require_video
 
@@ -74,6 +74,10 @@ def scan(generated: Path, reference: Path | None, sheet_count: int = 6) -> Scan:
         n_frames = min(n_frames, n_reference)
     sheet_at = set(np.linspace(0, max(n_frames - 1, 0), sheet_count).round().astype(int).tolist())
     identity_at = set(np.linspace(0, max(n_frames - 1, 0), IDENTITY_FRAMES + 2)[1:-1].round().astype(int).tolist())
+    try:
+        models_folder()
+    except DependencyError:  # dlib's face models are optional: without them identity is left out, the rest stands
+        identity_at = set()
     names = ["generated"] + (["reference"] if reference else [])
     builders = {name: TrackBuilder() for name in names}
     sharp = {name: [] for name in names}

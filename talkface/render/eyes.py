@@ -303,7 +303,7 @@ def _patch_maps(source: np.ndarray, target: np.ndarray, grid: np.ndarray) -> tup
     towards_brow = np.clip((eye_line - map_y) / rise, 0, 1)
     left_share = np.clip((map_x - middle) / width * 0.5 + 0.5, 0, 1)
     map_y -= towards_brow * (shifts[0] + left_share * (shifts[1] - shifts[0]))
-    return map_x, map_y
+    return map_x.astype(np.float32), map_y.astype(np.float32)  # float64 under NumPy 2 (a float64 scalar times float32), which remap refuses
 
 
 def _mask(points: np.ndarray, size: tuple[int, int], distance: float) -> np.ndarray:

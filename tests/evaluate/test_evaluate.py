@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkface.errors import InputError, NoFaceError
+from talkface.errors import DependencyError, InputError, NoFaceError
 from talkface.evaluate import evaluate
 from talkface.evaluate.identity import SAME_PERSON_DISTANCE, face_embedding, identity_distance
 from talkface.face.tracker import FaceMeshTracker
@@ -72,6 +72,19 @@ def test_another_person_is_far_in_identity(clip):
         frames[name] = embeddings
     assert identity_distance(frames["obama"][:3], frames["obama"][3:]) < 0.3
     assert identity_distance(frames["obama"], frames["other"]) > SAME_PERSON_DISTANCE
+
+
+def test_without_dlibs_models_identity_is_left_out_and_the_rest_stands(clip, monkeypatch):
+    # dlib's face models are an optional install; a machine without them still evaluates
+    import talkface.evaluate.scan as scan
+
+    def missing():
+        raise DependencyError("identity metrics need dlib's face models")
+
+    monkeypatch.setattr(scan, "models_folder", missing)
+    c = evaluate(clip, clip).comparison
+    assert c.identity_distance is None
+    assert c.psnr_face == 100.0 and c.mouth_opening_r == pytest.approx(1.0)
 
 
 def test_reference_free_metrics(clip):

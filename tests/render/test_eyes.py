@@ -10,7 +10,7 @@ from talkface.evaluate.metrics import psnr
 from talkface.face.fit import build_model
 from talkface.face.model import place_vertices
 from talkface.face.tracker import track_video
-from talkface.render.eyes import EYES_FILE, EYES_FORMAT, EyeMemory, load_eyes, region_indices
+from talkface.render.eyes import EYES_FILE, EYES_FORMAT, EyeMemory, _patch_maps, load_eyes, region_indices
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +152,14 @@ def test_too_few_frames_is_a_clear_error(clip_eyes, clip_frames):
     usable[0] = True
     with pytest.raises(CacheError, match="too few"):
         EyeMemory.build(model, fit.expression, fit.pose, usable, clip_frames)
+
+
+def test_sampling_maps_are_float32_whatever_the_inputs(clip_eyes):
+    # remap takes only float32 maps; under NumPy 2 a float64 scalar times a float32 grid is float64
+    # (the paste failed so on a machine with NumPy 2)
+    _, _, memory = clip_eyes
+    source = memory.points[0].astype(np.float64)
+    grid = np.mgrid[0:20, 0:30].astype(np.float64)[::-1]
+    map_x, map_y = _patch_maps(source, source + 1.5, grid)
+    assert map_x.dtype == map_y.dtype == np.float32
+    assert cv2.remap(memory.patch(0), map_x, map_y, cv2.INTER_LINEAR).shape[:2] == (20, 30)
