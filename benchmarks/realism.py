@@ -17,7 +17,9 @@ Measured with the face tracker on the output videos:
 - brow spread: std of brow height (over eye distance), output / the person's training clip;
 - flicker: frame-to-frame change of still skin (forehead, cheeks, nose) after aligning
   consecutive faces, output / real;
-- face PSNR of `onto` against the real frames (the refine benchmark's 32.2 dB row).
+- face PSNR of `onto` against the real frames (the refine benchmark's 32.2 dB row);
+- mouth r onto: the tracked mouth opening of `onto` against the real frames' (the same motion), so
+  the rendered lips' fidelity, whatever the mouth is drawn from.
 Crops of eyes, brows, jaw line and skin at 100 %, open and mid-blink, go to a picture.
 
 Results are kept per label (`--label before|after`), so one file holds both columns.
@@ -44,12 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from talkface import __version__  # noqa: E402
 from talkface.config import FinetuneConfig, SpeakConfig  # noqa: E402
 from talkface.evaluate import evaluate  # noqa: E402
-from talkface.face.topology import eye_openness  # noqa: E402
+from talkface.face.topology import eye_openness, mouth_openness  # noqa: E402
 from talkface.face.tracker import track_video  # noqa: E402
 from talkface.finetune import finetune  # noqa: E402
 from talkface.media import Audio, load_audio, read_frames, write_video  # noqa: E402
 from talkface.output import render_video  # noqa: E402
-from talkface.signals import blink_frames  # noqa: E402
+from talkface.signals import blink_frames, pearson  # noqa: E402
 from talkface.speak import speak  # noqa: E402
 from talkface.track import track_in_profile  # noqa: E402
 
@@ -256,6 +258,7 @@ def measure_clip(name: str, folder: Path, label: str) -> tuple[dict, dict]:
         "brow_spread_speak_45s": ratio(brows["long"], brows["train"]),
         "brow_spread_onto": ratio(brows["onto"], brows["real"]),
         "flicker_onto": ratio(flick["onto"], flick["real"]),
+        "mouth_r_onto": round(float(pearson(mouth_openness(tracks["onto"].raw_landmarks), mouth_openness(tracks["real"].raw_landmarks))), 3),
         "refiner_training_s": profile.info.refiner["train_seconds_this_run"],  # from the run that trained it
         "refiner_steps": profile.info.refiner["steps"],
     }

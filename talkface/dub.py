@@ -447,6 +447,7 @@ class _LowerFaceRenderer:
 
     def __init__(self, profile: Profile, fit: FaceFit, mouth: np.ndarray, sources, jumps, dubbed, refine: bool, device: str):
         from talkface.render.composite import FaceCompositor
+        from talkface.render.mouth_patches import MouthPatches
 
         self.profile, self.fit, self.mouth = profile, fit, mouth
         self.sources, self.jumps, self.dubbed = sources, jumps, dubbed
@@ -460,6 +461,11 @@ class _LowerFaceRenderer:
             from talkface.refine.model import Refiner
 
             self.refiner = Refiner.load(profile.folder, device)
+        # without a refiner, the person's own lips and teeth for the new mouth shapes, as speak draws them
+        self.patches = None if self.refiner else MouthPatches.from_profile(profile.folder)
+        self.patch_picks = None
+        if self.patches is not None:
+            self.patch_picks = self.patches.select(self.patches.keys_for(profile.face, mouth, fit.pose[np.asarray(sources, np.int64)]))
 
     def frames(self, source: FrameSource, start: int, stop: int):
         """Output frames [start, stop). The coarse lower faces are drawn in a second thread
@@ -505,6 +511,8 @@ class _LowerFaceRenderer:
             pose = self.fit.pose[s][None].astype(np.float64)
             placed, placed_own = apply_pose(np.stack([shape, own]), np.repeat(pose, 2, axis=0))
             coarse, coverage = self.compositor.composite(frame, placed)
+            if self.patch_picks is not None:
+                coarse = self.patches.paste(coarse, placed[self.profile.face.landmark_index], self.patch_picks[i], coverage)
             yield frame, (coarse, coverage, placed, self.mouth[i], self._mask(frame.shape, placed, placed_own), bool(self.jumps[i]))
 
     def _finish(self, batch: list[tuple]):

@@ -26,7 +26,8 @@ from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_d
 from talkface.refine.model import REFINER_FORMAT, Refiner
 from talkface.refine.memory import MouthMemory
 from talkface.refine.train import CHECKPOINT, PairSet, prepare_pairs, train_refiner
-from talkface.render.eyes import EYES_FILE, EYES_FORMAT, EyeMemory
+from talkface.render.eyes import EyeMemory, RegionMemory
+from talkface.render.mouth_patches import MouthPatches
 from talkface.render.frames import save_frames
 from talkface.signals import best_window
 from talkface.storage import load_npz, remove_stale_partials_in, save_npz
@@ -115,7 +116,8 @@ def finetune(
     )
     generic_record = {k: generic.meta.get(k) for k in ("trained", "command", "cross_validation")} if generic else None
     save_profile_parts(folder, tracked.model, tracked.fit, motion, reference)
-    _store_eyes(video, folder, tracked, force)
+    for region in (EyeMemory, MouthPatches):
+        _store_region(region, video, folder, tracked, force)
     # 6. the GAN refiner
     refiner = None
     if config.refiner:
@@ -161,7 +163,7 @@ def _train_refiner(video: Path, folder: Path, tracked, refiner_config: RefinerCo
     """Train the refiner on the clip rendered onto itself, or reuse the one already trained."""
     cache = StageCache(folder)
     fit_digest = file_digest(folder / "fit.npz")
-    key = make_key(file_digest(video), fit_digest, file_digest(folder / EYES_FILE), repr(refiner_config), REFINER_FORMAT)
+    key = make_key(file_digest(video), fit_digest, file_digest(folder / EyeMemory.FILE), repr(refiner_config), REFINER_FORMAT)
     if not force and cache.is_done("refiner", key, ["refiner.json", "refiner.safetensors", "refiner_memory.npz"]):
         return Refiner.load(folder).summary
     n_frames = len(tracked.fit.pose)
@@ -189,8 +191,8 @@ def _training_pairs(video: Path, folder: Path, tracked, refiner_config: RefinerC
             return PairSet(**load_npz(folder / PAIR_FILES[0])), MouthMemory.load(folder / PAIR_FILES[1])
         except (CacheError, TypeError):
             pass  # damaged: render them again
-    eyes = EyeMemory.load(folder / EYES_FILE)
-    pairs, memory = prepare_pairs(tracked.model, tracked.fit, read_frames(video), refiner_config, n_train, device, eyes)
+    eyes = EyeMemory.load(folder / EyeMemory.FILE)  # the mouth patches are for coarse video only (render/mouth_patches.py)
+    pairs, memory = prepare_pairs(tracked.model, tracked.fit, read_frames(video), refiner_config, n_train, device, (eyes,))
     save_npz(folder / PAIR_FILES[0], **{f.name: getattr(pairs, f.name) for f in fields(pairs)})
     memory.save(folder / PAIR_FILES[1])
     cache.mark_done("refiner-pairs", key)
@@ -205,14 +207,15 @@ def _store_clip_frames(video: Path, folder: Path, force: bool) -> None:
         cache.mark_done("frames", key)
 
 
-def _store_eyes(video: Path, folder: Path, tracked, force: bool) -> None:
-    """The person's eyes, lids and brows from every tracked clip frame (see talkface.render.eyes)."""
+def _store_region(region: type[RegionMemory], video: Path, folder: Path, tracked, force: bool) -> None:
+    """The person's eyes (lids, brows) or mouth (lips, teeth) from every tracked clip frame (see
+    talkface.render.eyes and talkface.render.mouth_patches)."""
     cache = StageCache(folder)
-    key = make_key(file_digest(video), file_digest(folder / "fit.npz"), EYES_FORMAT)
-    if force or not cache.is_done("eyes", key, [EYES_FILE]):
+    key = make_key(file_digest(video), file_digest(folder / "fit.npz"), region.FORMAT)
+    if force or not cache.is_done(region.NAME, key, [region.FILE]):
         fit = tracked.fit
-        EyeMemory.build(tracked.model, fit.expression, fit.pose, fit.valid, read_frames(video)).save(folder / EYES_FILE)
-        cache.mark_done("eyes", key)
+        region.build(tracked.model, fit.expression, fit.pose, fit.valid, read_frames(video)).save(folder / region.FILE)
+        cache.mark_done(region.NAME, key)
 
 
 def _clip_features(video: Path, folder: Path, feature_set: str, n_frames: int, force: bool) -> np.ndarray:

@@ -210,7 +210,8 @@ def finetune_image(
     motion = photo_motion_model(model, fit.pose[0].astype(np.float64), kit, generic)
     progress.log(f"[3/3] writing the profile to {folder}")
     save_frames(folder / "frames.npz", [frame])
-    (folder / "eyes.npz").unlink(missing_ok=True)  # one photo's open eyes would hide every blink
+    for stale in ("eyes.npz", "mouth_patches.npz"):  # one photo's open eyes would hide every blink, its one mouth every word
+        (folder / stale).unlink(missing_ok=True)
     save_profile_parts(folder, model, FaceFit(fit.pose, fit.expression), motion, frame)
     source = SourceInfo(str(image), file_digest(image), 1, float(FPS), width, height, 1 / FPS, 0)
     info = ProfileInfo(

@@ -20,7 +20,8 @@ from talkface.refine.model import Refiner
 from talkface.render.backdrop import BackgroundReplacer
 from talkface.render.background import background_indices, seat_head
 from talkface.render.composite import INNER_LIPS, FaceCompositor
-from talkface.render.eyes import load_eyes
+from talkface.render.eyes import EyeMemory
+from talkface.render.mouth_patches import MouthPatches
 from talkface.render.frames import FrameStore
 from talkface.render.headwarp import HeadWarper
 from talkface.render.mouth import GenericMouth, PhotoMouth
@@ -78,9 +79,11 @@ def render_frames(
         compositor.teeth = PhotoMouth(photo, landmarks, INNER_LIPS)
         if not compositor.teeth.usable:  # a closed mouth in the photo: teeth from the corpus, in its light
             compositor.teeth = GenericMouth.load().for_face(photo, landmarks, INNER_LIPS)
-    eyes = load_eyes(profile.folder)
-    eye_picks = eyes.select(eyes.keys_for(profile.face, motion.expression, motion.pose)) if eyes is not None else None
     refiner = Refiner.load(profile.folder, device) if refine and profile.has_refiner else None
+    # the person's own eyes; their own lips and teeth too where no refiner draws the mouth (render/mouth_patches.py)
+    regions = [region.from_profile(profile.folder) for region in ((EyeMemory,) if refiner else (EyeMemory, MouthPatches))]
+    regions = [region for region in regions if region is not None]
+    picks = [region.select(region.keys_for(profile.face, motion.expression, motion.pose)) for region in regions]
 
     def coarse() -> Iterator[tuple]:
         """(frame, prepared) per motion frame: a coarse frame and, with a refiner, its crops and
@@ -97,8 +100,8 @@ def render_frames(
                 continue
             vertices = place_vertices(profile.face, motion.expression[index], poses[index])
             frame, coverage, kept = compositor.composite_keeping(background, vertices, vertices if own is SAME_FACE else own, own_image)
-            if eyes is not None:  # the person's own eyes, lids and brows
-                frame = eyes.paste(frame, vertices[profile.face.landmark_index], eye_picks[index], coverage)
+            for region, chosen in zip(regions, picks):  # the person's own eyes, lids and brows, lips and teeth
+                frame = region.paste(frame, vertices[profile.face.landmark_index], chosen[index], coverage)
             before = frame if previous is None else previous
             previous = frame
             yield frame, (refiner.prepare(profile.face, frame, before, coverage, vertices, motion.expression[index], kept) if refiner else True)

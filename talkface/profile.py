@@ -7,6 +7,8 @@ Layout (all plain arrays and JSON, nothing executable):
     motion.npz       the audio->motion model (generic lip model, personal map, pose, brows, blinks)
     eyes.npz         the clip's eyes, lids and brows (JPEG patches), replayed in rendered video;
                      profiles made before it existed render the eyes from the face texture
+    mouth_patches.npz  the clip's lips and teeth (JPEG patches), likewise; profiles made before
+                     it existed render the mouth from the face texture
     reference.png    a frontal frame of the clip
     frames.npz       the clip's frames (JPEG), the backgrounds of rendered video
     refiner.*        the GAN refiner (generator weights, mouth memory, summary), when trained;

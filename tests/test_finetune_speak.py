@@ -34,7 +34,7 @@ def speech(clip_audio, tmp_path_factory):
 
 def test_finetune_writes_a_complete_profile(profile):
     folder = profile.folder
-    for name in ("profile.json", "model.npz", "fit.npz", "motion.npz", "reference.png", "frames.npz"):
+    for name in ("profile.json", "model.npz", "fit.npz", "motion.npz", "reference.png", "frames.npz", "eyes.npz", "mouth_patches.npz"):
         assert (folder / name).exists(), name
     info = json.loads((folder / "profile.json").read_text())
     assert info["format"] == 3 and info["features"] == "mfcc+whisper"
@@ -81,6 +81,25 @@ def test_speak_makes_a_video_with_the_audio(profile, speech, tmp_path):
     assert motion.pose.shape == (75, 6) and motion.landmarks.shape == (75, 478, 3)
     assert np.isfinite(motion.landmarks).all()
     assert motion.pose[:, 1].std() > 0, "the head moves"
+
+
+def test_the_mouth_comes_from_the_clip_and_a_profile_from_before_still_speaks(profile, speech, tmp_path):
+    from talkface.face import topology
+    from talkface.output import render_frames
+    from talkface.render.mouth_patches import MouthPatches
+
+    motion = speak(speech, tmp_path / "out.mp4", profile).motion
+    older = load_profile(copy_files(profile.folder, tmp_path / "older"))
+    (older.folder / "mouth_patches.npz").unlink()  # a profile made before the mouth patches
+    index = int(np.argmax(topology.mouth_openness(motion.landmarks)))
+    new, old = (list(render_frames(p, motion, refine=False))[index] for p in (profile, older))
+    changed = np.abs(new.astype(int) - old).sum(2) > 24
+    ys, xs = np.nonzero(changed)
+    lips = motion.landmarks[index, topology.lip_indices(), :2]
+    reach = MouthPatches.reach(float(np.linalg.norm(np.subtract(*topology.eye_centres(motion.landmarks[index])))))
+    assert changed.sum() > 100  # the opening shows the clip's mouth, not the texture's dark hole
+    assert xs.min() >= lips[:, 0].min() - reach and xs.max() <= lips[:, 0].max() + reach
+    assert ys.min() >= lips[:, 1].min() - reach and ys.max() <= lips[:, 1].max() + reach
 
 
 def test_speak_is_deterministic_per_seed_and_replays_clip_pose(profile, speech, tmp_path):

@@ -23,7 +23,7 @@ from talkface.refine.memory import MouthMemory, mouth_keys
 from talkface.refine.model import REFINER_FORMAT, Refiner, mouth_patch_size
 from talkface.refine.networks import Generator, PatchDiscriminator, feature_matching, gan_loss, ssim_loss
 from talkface.render.composite import FaceCompositor
-from talkface.render.eyes import EyeMemory
+from talkface.render.eyes import RegionMemory
 from talkface.storage import partial_path
 
 CHECKPOINT = "refiner_checkpoint.safetensors"
@@ -52,21 +52,18 @@ class PairSet:
 
 
 def prepare_pairs(
-    model: MeshFaceModel, fit: FaceFit, real_frames: Iterable[np.ndarray], config: RefinerConfig, n_train: int, device: str = "cpu", eyes: EyeMemory | None = None
+    model: MeshFaceModel, fit: FaceFit, real_frames: Iterable[np.ndarray], config: RefinerConfig, n_train: int, device: str = "cpu", regions: tuple[RegionMemory, ...] = ()
 ) -> tuple[PairSet, MouthMemory]:
     """Render every usable frame of the clip onto itself, crop it, and build the mouth memory.
 
     Args:
         real_frames: the clip's frames in order (RGB uint8).
         n_train: frames [0, n_train) are for training (and the memory); the rest for validation.
-        eyes: the person's eye memory, drawn into the coarse frames as `speak` draws it (never
-            from a frame within `config.exclude_window` of the one rendered).
+        regions: the person's eye and mouth memories, drawn into the coarse frames as `speak`
+            draws them (never from a frame within `config.exclude_window` of the one rendered).
     """
     compositor = FaceCompositor(model, device)
-    eye_picks = None
-    if eyes is not None:
-        keys = eyes.keys_for(model, fit.expression, fit.pose)
-        eye_picks = eyes.select(keys, exclude_frames=np.arange(len(keys)), window=config.exclude_window)
+    picks = [region.select(region.keys_for(model, fit.expression, fit.pose), exclude_frames=np.arange(len(fit.pose)), window=config.exclude_window) for region in regions]
     size = config.crop_size
     rows: dict[str, list] = {name: [] for name in ("frames", "rendered", "previous", "coverage", "opening", "region", "real", "lips")}
     previous_frame = None
@@ -78,8 +75,8 @@ def prepare_pairs(
                 continue
             vertices = place_vertices(model, fit.expression[index], fit.pose[index])
             rendered, coverage = compositor.composite(real, vertices, vertices)  # the frame's own skin kept, as `speak` keeps its backgrounds'
-            if eye_picks is not None:
-                rendered = eyes.paste(rendered, vertices[model.landmark_index], eye_picks[index], coverage)
+            for region, chosen in zip(regions, picks):
+                rendered = region.paste(rendered, vertices[model.landmark_index], chosen[index], coverage)
             inputs = crop_inputs(rendered, rendered if previous_frame is None else previous_frame, coverage, vertices, size)
             previous_frame = rendered
             rows["frames"].append(index)

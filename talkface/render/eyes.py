@@ -97,16 +97,58 @@ def _patch_matrix(landmarks: np.ndarray, distance: float, size: tuple[int, int])
 
 
 @dataclass
-class EyeMemory:
-    """Upright patches of the clip's upper face, addressed by eye and brow shape and head angle.
+class RegionMemory:
+    """Upright patches of one region of the clip's face (see `EyeMemory`), addressed by the
+    region's shape and the head angle; a subclass says which region, how a patch is cut, keyed,
+    warped and masked.
 
     Attributes:
         jpeg, offsets: the patches as concatenated JPEG bytes (see `encode_jpegs`).
         points: (N, P, 2) the eye and brow landmarks in each patch.
         frames: (N,) the clip frame of each patch, increasing.
         keys: (N, D) scaled keys (see `keys_for`).
-        scales: (3,) the divisors of the eye, brow and head-angle parts of a key.
+        scales: (P,) the divisors of the parts of a key (the last part: head pitch and yaw).
     """
+
+    FORMAT = EYES_FORMAT
+    FILE = EYES_FILE
+    PART_WEIGHTS = PART_WEIGHTS
+    PATCH_SIZE = PATCH_SIZE
+    SWITCH_COST = SWITCH_COST
+    FADE_LIMIT = FADE_LIMIT
+    NAME = "eyes"
+
+    @staticmethod
+    def region() -> np.ndarray:
+        """The landmarks a patch is placed by."""
+        return region_indices()
+
+    @staticmethod
+    def key_parts(model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, ...]:
+        return raw_keys(model, expression, pose)
+
+    @staticmethod
+    def patch_matrix(landmarks: np.ndarray, distance: float, size: tuple[int, int]) -> np.ndarray:
+        return _patch_matrix(landmarks, distance, size)
+
+    @staticmethod
+    def maps(source: np.ndarray, target: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _patch_maps(source, target, grid)
+
+    @staticmethod
+    def mask(points: np.ndarray, size: tuple[int, int], distance: float) -> np.ndarray:
+        return _mask(points, size, distance)
+
+    @staticmethod
+    def reach(distance: float) -> float:
+        """How far past the region's landmarks a paste reaches, in pixels."""
+        return MASK_GROW * distance + 3 * MASK_SOFTNESS * distance + 2
+
+    @staticmethod
+    def light_mask(solid: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """(H, W) uint8: where the patch's light is matched to the frame's (`target`: the region's
+        landmarks in the box)."""
+        return solid
 
     jpeg: np.ndarray
     offsets: np.ndarray
@@ -126,33 +168,33 @@ class EyeMemory:
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
-    def build(cls, model: MorphableModel, expression: np.ndarray, pose: np.ndarray, usable: np.ndarray, frames: Iterable[np.ndarray]) -> "EyeMemory":
+    def build(cls, model: MorphableModel, expression: np.ndarray, pose: np.ndarray, usable: np.ndarray, frames: Iterable[np.ndarray]) -> "RegionMemory":
         """Patches from the clip's `frames` (RGB, in order) where `usable`; expression and pose: the clip's fit."""
         rows = np.flatnonzero(usable)
         if len(rows) < 2:
-            raise CacheError("too few tracked frames to keep the person's eyes")
+            raise CacheError(f"too few tracked frames to keep the person's {cls.NAME}")
         landmarks = {int(i): place_vertices(model, expression[i], pose[i])[model.landmark_index] for i in rows}
         distance = min(float(np.median([_eye_distance(points) for points in landmarks.values()])), MAX_EYE_DISTANCE)
-        size = (int(round(PATCH_SIZE[0] * distance)), int(round(PATCH_SIZE[1] * distance)))
-        region = region_indices()
+        size = (int(round(cls.PATCH_SIZE[0] * distance)), int(round(cls.PATCH_SIZE[1] * distance)))
+        region = cls.region()
         patches, points = [], []
         for index, frame in enumerate(frames):
             if index not in landmarks:
                 continue
-            matrix = _patch_matrix(landmarks[index], distance, size)
+            matrix = cls.patch_matrix(landmarks[index], distance, size)
             patches.append(_cut_patch(frame, matrix, size))
             points.append(landmarks[index][region, :2] @ matrix[:, :2].T + matrix[:, 2])
         rows = rows[: len(patches)]
-        parts = raw_keys(model, expression[rows], pose[rows])
+        parts = cls.key_parts(model, expression[rows], pose[rows])
         scales = np.array([np.sqrt(part.var(0).sum()) for part in parts])
-        scales = np.maximum(scales, [1e-6, 1e-6, np.radians(2.0)])  # a still head: angles count by degrees
+        scales = np.maximum(scales, [1e-6] * (len(parts) - 1) + [np.radians(2.0)])  # a still head: angles count by degrees
         jpeg, offsets = encode_jpegs(patches)
-        keys = _scaled(parts, scales)
+        keys = _scaled(parts, scales, cls.PART_WEIGHTS)
         return cls(jpeg, offsets, np.asarray(points, np.float32), rows.astype(np.int64), keys, scales.astype(np.float64))
 
     # -- choosing ----------------------------------------------------------------------------
     def keys_for(self, model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        return _scaled(raw_keys(model, expression, pose), self.scales)
+        return _scaled(self.key_parts(model, expression, pose), self.scales, self.PART_WEIGHTS)
 
     def select(self, keys: np.ndarray, exclude_frames: np.ndarray | None = None, window: int = 0) -> list[list[tuple[int, float]]]:
         """For each of T frames with `keys`, the patches to mix: [(entry, weight), ...].
@@ -178,8 +220,8 @@ class EyeMemory:
             best = int(np.argmin(totals))
             switch_from[t] = best
             continued = np.where(has_previous, totals[self.previous_entry], np.inf)
-            back[t] = continued <= totals[best] + SWITCH_COST
-            totals = cost + np.minimum(continued, totals[best] + SWITCH_COST)
+            back[t] = continued <= totals[best] + self.SWITCH_COST
+            totals = cost + np.minimum(continued, totals[best] + self.SWITCH_COST)
         path = np.empty(n_frames, np.int64)
         entry = int(np.argmin(totals))
         for t in range(n_frames - 1, -1, -1):
@@ -192,7 +234,7 @@ class EyeMemory:
         picks = [[(int(entry), 1.0)] for entry in path]
         for t in range(1, len(path)):
             old = int(self.next_entry[path[t - 1]])
-            if old == path[t] or old < 0 or ((self.keys[old] - self.keys[path[t]]) ** 2).sum() > FADE_LIMIT:
+            if old == path[t] or old < 0 or ((self.keys[old] - self.keys[path[t]]) ** 2).sum() > self.FADE_LIMIT:
                 continue
             for step in range(FADE_FRAMES):
                 if t + step >= len(path) or old < 0:
@@ -207,38 +249,38 @@ class EyeMemory:
         if entry not in self._cache:
             image = decode_jpeg(self.jpeg, self.offsets, entry)
             if image is None:
-                raise CacheError(f"eye patch {entry} cannot be decoded; finetune again to rebuild the profile")
+                raise CacheError(f"patch {entry} of the {self.NAME} cannot be decoded; finetune again to rebuild the profile")
             if len(self._cache) >= CACHED_PATCHES:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[entry] = image
         return self._cache[entry]
 
     def paste(self, frame: np.ndarray, landmarks: np.ndarray, picks: list[tuple[int, float]], face_weight: np.ndarray | None = None) -> np.ndarray:
-        """Blend the picked patches onto the eyes at `landmarks` (478, >=2 image px) of `frame` (RGB uint8).
+        """Blend the picked patches onto the region at `landmarks` (478, >=2 image px) of `frame` (RGB uint8).
 
-        `face_weight`: (H, W) the rendered face's blend weight; the eyes stay inside it.
+        `face_weight`: (H, W) the rendered face's blend weight; the patch stays inside it.
         """
         height, width = frame.shape[:2]
-        target = landmarks[region_indices(), :2].astype(np.float64)
+        target = landmarks[self.region(), :2].astype(np.float64)
         if not np.isfinite(target).all():
             return frame
         distance = _eye_distance(landmarks)
-        reach = MASK_GROW * distance + 3 * MASK_SOFTNESS * distance + 2
+        reach = self.reach(distance)
         x0, y0 = np.maximum(np.floor(target.min(0) - reach).astype(int), 0)
         x1, y1 = np.minimum(np.ceil(target.max(0) + reach).astype(int) + 1, [width, height])
         if x1 - x0 < 4 or y1 - y0 < 4:
             return frame
         box = (int(x1 - x0), int(y1 - y0))
-        mask = _mask(target - [x0, y0], box, distance)
+        mask = self.mask(target - [x0, y0], box, distance)
         mixed = np.zeros((box[1], box[0], 3), np.float32)
         grid = np.mgrid[0 : box[1], 0 : box[0]].astype(np.float32)[::-1]  # (x, y) of each box pixel
         for entry, weight in picks:
-            map_x, map_y = _patch_maps(self.points[entry].astype(np.float64), target - [x0, y0], grid)
+            map_x, map_y = self.maps(self.points[entry].astype(np.float64), target - [x0, y0], grid)
             mixed += weight * cv2.remap(self.patch(entry), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)  # bilinear: the upper face 0.62 as sharp as the real one, bicubic 0.85
         inside = frame[y0:y1, x0:x1]
         if face_weight is not None:
             mask *= face_weight[y0:y1, x0:x1]
-        solid = (mask > 0.5).view(np.uint8)
+        solid = self.light_mask((mask > 0.5).view(np.uint8), target - [x0, y0])
         gain = np.ones(3)
         if cv2.countNonZero(solid) > 20:
             gain = np.clip(np.array(cv2.mean(inside, solid)[:3]) / np.maximum(np.array(cv2.mean(mixed, solid)[:3]), 1.0), *GAIN_LIMITS)
@@ -252,13 +294,26 @@ class EyeMemory:
         return out
 
     # -- storage -----------------------------------------------------------------------------
+    @classmethod
+    def from_profile(cls, folder: Path) -> "RegionMemory | None":
+        """The profile's memory; None for a profile made before it existed or with it damaged (a
+        note says so: the region then comes from the face texture)."""
+        path = Path(folder) / cls.FILE
+        if not path.exists():
+            return None
+        try:
+            return cls.load(path)
+        except CacheError as error:
+            progress.log(f"note: {error}; the {cls.NAME} comes from the face texture until then")
+            return None
+
     def save(self, path: Path) -> None:
-        save_npz(path, format=np.array(EYES_FORMAT), jpeg=self.jpeg, offsets=self.offsets, points=self.points, frames=self.frames, keys=self.keys, scales=self.scales)
+        save_npz(path, format=np.array(self.FORMAT), jpeg=self.jpeg, offsets=self.offsets, points=self.points, frames=self.frames, keys=self.keys, scales=self.scales)
 
     @classmethod
-    def load(cls, path: Path) -> "EyeMemory":
+    def load(cls, path: Path) -> "RegionMemory":
         arrays = load_npz(path)
-        if int(arrays.get("format", -1)) != EYES_FORMAT:
+        if int(arrays.get("format", -1)) != cls.FORMAT:
             raise CacheError(f"{path} is from another talkface version; run finetune again to rebuild it")
         try:
             return cls(*(arrays[name] for name in ("jpeg", "offsets", "points", "frames", "keys", "scales")))
@@ -266,23 +321,19 @@ class EyeMemory:
             raise CacheError(f"{path} is damaged (no {error}); run finetune again to rebuild it") from None
 
 
+class EyeMemory(RegionMemory):
+    """Upright patches of the clip's upper face (both eyes with lids and brows), addressed by eye
+    and brow shape and head angle."""
+
+
 def load_eyes(folder: Path) -> EyeMemory | None:
-    """The profile's eye memory; None for a profile made before it existed or with it damaged
-    (a note says so: the eyes then come from the face texture)."""
-    path = Path(folder) / EYES_FILE
-    if not path.exists():
-        return None
-    try:
-        return EyeMemory.load(path)
-    except CacheError as error:
-        progress.log(f"note: {error}; the eyes come from the face texture until then")
-        return None
+    return EyeMemory.from_profile(folder)
 
 
-def _scaled(parts: tuple[np.ndarray, ...], scales: np.ndarray) -> np.ndarray:
+def _scaled(parts: tuple[np.ndarray, ...], scales: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
     """Each part of a key divided by its spread in the clip (so lids, brows and head angle each
     count, however much more a blink moves than a brow), then weighted."""
-    return np.concatenate([weight * part / scale for part, scale, weight in zip(parts, scales, PART_WEIGHTS)], 1).astype(np.float32)
+    return np.concatenate([weight * part / scale for part, scale, weight in zip(parts, scales, weights)], 1).astype(np.float32)
 
 
 def _patch_maps(source: np.ndarray, target: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -307,21 +358,27 @@ def _patch_maps(source: np.ndarray, target: np.ndarray, grid: np.ndarray) -> tup
 
 
 def _mask(points: np.ndarray, size: tuple[int, int], distance: float) -> np.ndarray:
-    """(H, W) float32 soft mask over both eyes and brows (each side's hull, grown, softened).
+    """(H, W) float32 soft mask over both eyes and brows (each side's hull, grown, softened)."""
+    n_eye = len(topology.eye_indices())
+    eyes, brows = points[:n_eye], points[n_eye:]
+    centre_x = points[:, 0].mean()
+    groups = [np.concatenate([eyes[side(eyes[:, 0], centre_x)], brows[side(brows[:, 0], centre_x)]]) for side in (np.less, np.greater_equal)]
+    return soft_hulls(groups, size, MASK_GROW * distance, MASK_SOFTNESS * distance)
 
-    Made at a quarter of the resolution and enlarged: it is smooth, and a quarter costs a
+
+def soft_hulls(groups: list[np.ndarray], size: tuple[int, int], grow: float, softness: float) -> np.ndarray:
+    """(H, W) float32 mask of the convex hulls of point `groups` (pixels), grown by `grow` px and
+    faded over `softness` px.
+
+    Made at 1 / MASK_SCALE of the resolution and enlarged: it is smooth, and a quarter costs a
     sixteenth."""
     small = (max(1, -(-size[0] // MASK_SCALE)), max(1, -(-size[1] // MASK_SCALE)))
     mask = np.zeros((small[1], small[0]), np.uint8)
-    scaled = (points + 0.5) / MASK_SCALE - 0.5
-    n_eye = len(topology.eye_indices())
-    eyes, brows = scaled[:n_eye], scaled[n_eye:]
-    centre_x = scaled[:, 0].mean()
-    for side in (np.less, np.greater_equal):
-        group = np.concatenate([eyes[side(eyes[:, 0], centre_x)], brows[side(brows[:, 0], centre_x)]])
+    for group in groups:
         if len(group) >= 3:
-            cv2.fillConvexPoly(mask, cv2.convexHull(np.round(group * 4).astype(np.int32)), 1, cv2.LINE_8, 2)
-    grow = max(1, int(round(MASK_GROW * distance / MASK_SCALE)))
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-    mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(MASK_SOFTNESS * distance / MASK_SCALE, 0.5))
+            scaled = (group + 0.5) / MASK_SCALE - 0.5
+            cv2.fillConvexPoly(mask, cv2.convexHull(np.round(scaled * 4).astype(np.int32)), 1, cv2.LINE_8, 2)
+    radius = max(1, int(round(grow / MASK_SCALE)))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
+    mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(softness / MASK_SCALE, 0.5))
     return cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR)

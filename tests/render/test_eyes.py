@@ -1,4 +1,5 @@
-"""The eye memory: the person's own eyes, lids and brows replayed from their clip."""
+"""The eye memory: the person's own eyes, lids and brows replayed from their clip (and what it shares
+with the mouth patches)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,17 @@ import numpy as np
 import pytest
 
 from talkface.evaluate.metrics import psnr
-from talkface.face.fit import build_model
-from talkface.face.model import place_vertices
-from talkface.face.tracker import track_video
 from talkface.render.eyes import EYES_FILE, EYES_FORMAT, EyeMemory, _patch_maps, load_eyes, region_indices
+
+from talkface.render.mouth_patches import MouthPatches
+
+from .conftest import landmarks_at
 
 
 @pytest.fixture(scope="module")
-def clip_eyes(clip, clip_frames):
-    track = track_video(clip)
-    model, fit = build_model(track)
-    memory = EyeMemory.build(model, fit.expression, fit.pose, fit.valid, clip_frames)
-    return model, fit, memory
-
-
-def _landmarks(model, fit, index):
-    return place_vertices(model, fit.expression[index], fit.pose[index])[model.landmark_index]
+def clip_eyes(clip_face, clip_frames):
+    model, fit = clip_face
+    return model, fit, EyeMemory.build(model, fit.expression, fit.pose, fit.valid, clip_frames)
 
 
 def test_memory_holds_every_tracked_frame_upright(clip_eyes, clip_frames):
@@ -80,7 +76,7 @@ def test_pasting_the_frames_own_patch_restores_its_eyes(clip_eyes, clip_frames):
     index = int(np.flatnonzero(fit.valid)[10])
     entry = int(np.flatnonzero(memory.frames == index)[0])
     frame = clip_frames[index]
-    landmarks = _landmarks(model, fit, index)
+    landmarks = landmarks_at(model, fit, index)
     grey = np.full_like(frame, 128)
     pasted = memory.paste(grey, landmarks, [(entry, 1.0)])
     changed = np.abs(pasted.astype(int) - grey).sum(2) > 0
@@ -118,7 +114,7 @@ def test_untracked_frames_and_faces_outside_the_frame_are_left_alone(clip_eyes, 
     frame = clip_frames[0]
     nan = np.full((478, 3), np.nan)
     assert memory.paste(frame, nan, [(0, 1.0)]) is frame
-    far = _landmarks(model, fit, int(np.flatnonzero(fit.valid)[0])) + [5000, 5000, 0]
+    far = landmarks_at(model, fit, int(np.flatnonzero(fit.valid)[0])) + [5000, 5000, 0]
     assert np.array_equal(memory.paste(frame, far, [(0, 1.0)]), frame)
     keys = memory.keys_for(model, fit.expression[:4], fit.pose[:4])
     keys[1] = np.nan
@@ -144,14 +140,15 @@ def test_save_load_round_trip_and_damage(clip_eyes, tmp_path):
     assert load_eyes(tmp_path) is None
 
 
-def test_too_few_frames_is_a_clear_error(clip_eyes, clip_frames):
+@pytest.mark.parametrize("region", [EyeMemory, MouthPatches], ids=["eyes", "mouth"])
+def test_too_few_frames_is_a_clear_error(region, clip_face, clip_frames):
     from talkface.errors import CacheError
 
-    model, fit, _ = clip_eyes
+    model, fit = clip_face
     usable = np.zeros(len(fit.valid), bool)
-    usable[0] = True
-    with pytest.raises(CacheError, match="too few"):
-        EyeMemory.build(model, fit.expression, fit.pose, usable, clip_frames)
+    usable[3] = True
+    with pytest.raises(CacheError, match=f"too few tracked frames to keep the person's {region.NAME}"):
+        region.build(model, fit.expression, fit.pose, usable, clip_frames)
 
 
 def test_sampling_maps_are_float32_whatever_the_inputs(clip_eyes):
