@@ -109,6 +109,7 @@ def test_reenact_transfers_another_persons_mouth_and_carries_their_audio(profile
 
 
 def test_render_onto_redraws_the_face_in_place_and_skips_untracked_frames(profile, clip_motion, clip_frames):
+    from talkface.evaluate.metrics import psnr
     from talkface.output import render_frames
 
     pose = clip_motion.pose.copy()
@@ -117,11 +118,13 @@ def test_render_onto_redraws_the_face_in_place_and_skips_untracked_frames(profil
     frames = list(render_frames(profile, motion, refine=False, onto=clip_frames[:10]))
     assert len(frames) == 10 and np.array_equal(frames[5], clip_frames[5])
     changed = np.abs(frames[6].astype(int) - clip_frames[6]).sum(-1) > 30
-    assert 0.005 < changed.mean() < 0.4 and not changed[:50].any()  # the face region only
-    # the frame's own skin is kept (render/composite.py): what is redrawn is the mouth (and the eyes)
+    # the frame's own skin is kept (render/composite.py); eyes and (without a refiner) the mouth are the
+    # clip's own (render/eyes.py, render/mouth_patches.py): drawn onto its own clip, little changes
+    assert 0 < changed.mean() < 0.03 and not changed[:50].any()
     lips = np.round(motion.landmarks[6][topology.lip_indices(), :2]).astype(int)
     (x0, y0), (x1, y1) = lips.min(0), lips.max(0)
-    assert changed[y0 : y1 + 1, x0 : x1 + 1].mean() > 5 * changed.mean()
+    box = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+    assert psnr(frames[6][box], clip_frames[6][box]) > 28  # the mouth as it was, not the texture's
 
 
 def test_reenact_can_replace_the_drivers_blinks(profile):
