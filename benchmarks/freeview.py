@@ -87,7 +87,7 @@ def real_pairs(profile, work: Path, count: int = 6) -> list[dict]:
     turned the other way (the 60 most turned frames each way, pitch and roll within 1.5 and 2
     degrees), as free view does (the head warped, the face drawn with A's own skin): does the
     measurement read as far a turn as it reads between the two real frames?"""
-    from talkface.render.eyes import load_eyes
+    from talkface.render.eyes import EyeMemory
     from talkface.render.frames import FrameStore
     from talkface.output import own_face
 
@@ -103,7 +103,7 @@ def real_pairs(profile, work: Path, count: int = 6) -> list[dict]:
             pairs.append((int(a), int(match[0])))
     pairs = pairs[:count]
     pairs += [(b, a) for a, b in pairs]
-    compositor, eyes = FaceCompositor(profile.face), load_eyes(profile.folder)
+    compositor, eyes = FaceCompositor(profile.face), EyeMemory.from_profile(profile.folder)
     frames = []
     with headwarp.HeadWarper(face=profile.face.mean_shape) as warper:
         for a, b in pairs:

@@ -144,12 +144,17 @@ def run_speak(profile, speech: Path, folder: Path, device: str) -> tuple[dict, f
     return stages, wall, result.n_frames
 
 
+def _child_env() -> dict:
+    """The environment of a `talkface` child process: this checkout first on the import path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def stream_latency(profile_folder: Path, speech: Path) -> dict:
     """`speak --out -` as a user pipes it: seconds from the command's start to the header and
     to the first fragment (playable frames) on stdout, and to the end."""
     command = [sys.executable, "-m", "talkface", "speak", "--audio", str(speech), "--person", str(profile_folder), "--out", "-"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=_child_env())
     data, first_byte, first_fragment = b"", None, None
     while True:
         chunk = process.stdout.read1(65536)
@@ -221,7 +226,7 @@ def command_wall(profile_folder: Path, speech: Path, folder: Path, repeats: int 
     walls = []
     for _ in range(repeats):
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+        subprocess.run(command, check=True, capture_output=True, cwd=ROOT, env=_child_env())
         walls.append(round(time.perf_counter() - started, 2))
     return walls
 

@@ -59,8 +59,9 @@ def prepare_pairs(
     Args:
         real_frames: the clip's frames in order (RGB uint8).
         n_train: frames [0, n_train) are for training (and the memory); the rest for validation.
-        regions: the person's eye and mouth memories, drawn into the coarse frames as `speak`
-            draws them (never from a frame within `config.exclude_window` of the one rendered).
+        regions: the person's region memories drawn into the coarse frames as `speak` draws them
+            (never from a frame within `config.exclude_window` of the one rendered): the eyes; the
+            mouth patches are for coarse video only (render/mouth_patches.py).
     """
     compositor = FaceCompositor(model, device)
     picks = [region.select(region.keys_for(model, fit.expression, fit.pose), exclude_frames=np.arange(len(fit.pose)), window=config.exclude_window) for region in regions]

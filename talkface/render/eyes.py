@@ -98,13 +98,13 @@ def _patch_matrix(landmarks: np.ndarray, distance: float, size: tuple[int, int])
 
 @dataclass
 class RegionMemory:
-    """Upright patches of one region of the clip's face (see `EyeMemory`), addressed by the
-    region's shape and the head angle; a subclass says which region, how a patch is cut, keyed,
-    warped and masked.
+    """Upright patches of one region of the clip's face, addressed by the region's shape and the
+    head angle; a subclass says which region, how a patch is cut, keyed, warped and masked (the
+    defaults here are the eyes', see `EyeMemory`; `MouthPatches` overrides them).
 
     Attributes:
         jpeg, offsets: the patches as concatenated JPEG bytes (see `encode_jpegs`).
-        points: (N, P, 2) the eye and brow landmarks in each patch.
+        points: (N, P, 2) the region's landmarks in each patch.
         frames: (N,) the clip frame of each patch, increasing.
         keys: (N, D) scaled keys (see `keys_for`).
         scales: (P,) the divisors of the parts of a key (the last part: head pitch and yaw).
@@ -324,10 +324,6 @@ class RegionMemory:
 class EyeMemory(RegionMemory):
     """Upright patches of the clip's upper face (both eyes with lids and brows), addressed by eye
     and brow shape and head angle."""
-
-
-def load_eyes(folder: Path) -> EyeMemory | None:
-    return EyeMemory.from_profile(folder)
 
 
 def _scaled(parts: tuple[np.ndarray, ...], scales: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:

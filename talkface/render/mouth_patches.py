@@ -69,10 +69,10 @@ class MouthPatches(RegionMemory):
     def key_parts(model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, ...]:
         """(T, 80) the 40 lip points in the frontal face relative to the mouth corners' midpoint,
         (T, 5) the opening (the inner lips' gaps, signed) and (T, 2) head pitch and yaw."""
-        indices = model.landmark_index[np.r_[topology.lip_indices(), topology.MOUTH_LEFT, topology.MOUTH_RIGHT]]
-        points = model.vertices(np.asarray(expression, np.float64))[:, indices, :2]
+        vertices = model.vertices(np.asarray(expression, np.float64))
+        points = vertices[:, model.landmark_index[np.r_[topology.lip_indices(), topology.MOUTH_LEFT, topology.MOUTH_RIGHT]], :2]
         centre = points[:, -2:].mean(1, keepdims=True)
-        gaps = model.vertices(np.asarray(expression, np.float64))[:, model.landmark_index[list(GAPS)], 1]
+        gaps = vertices[:, model.landmark_index[list(GAPS)], 1]
         return (points[:, :-2] - centre).reshape(len(points), -1), gaps[:, 0::2] - gaps[:, 1::2], np.asarray(pose, np.float64)[:, :2]
 
     @staticmethod

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from talkface.evaluate.metrics import psnr
-from talkface.render.eyes import EYES_FILE, EYES_FORMAT, EyeMemory, _patch_maps, load_eyes, region_indices
+from talkface.render.eyes import EYES_FILE, EYES_FORMAT, EyeMemory, _patch_maps, region_indices
 
 from talkface.render.mouth_patches import MouthPatches
 
@@ -125,19 +125,19 @@ def test_untracked_frames_and_faces_outside_the_frame_are_left_alone(clip_eyes, 
 def test_save_load_round_trip_and_damage(clip_eyes, tmp_path):
     model, fit, memory = clip_eyes
     memory.save(tmp_path / EYES_FILE)
-    loaded = load_eyes(tmp_path)
+    loaded = EyeMemory.from_profile(tmp_path)
     assert np.array_equal(loaded.keys, memory.keys) and np.array_equal(loaded.patch(3), memory.patch(3))
-    assert load_eyes(tmp_path / "nowhere") is None  # a profile from before the eye memory
+    assert EyeMemory.from_profile(tmp_path / "nowhere") is None  # a profile from before the eye memory
     (tmp_path / EYES_FILE).write_bytes((tmp_path / EYES_FILE).read_bytes()[:200])  # truncated
-    assert load_eyes(tmp_path) is None  # damaged: the eyes come from the texture, with a note
+    assert EyeMemory.from_profile(tmp_path) is None  # damaged: the eyes come from the texture, with a note
     from talkface.storage import save_npz
 
     save_npz(tmp_path / EYES_FILE, format=np.array(1), keys=memory.keys)  # an older format
-    assert load_eyes(tmp_path) is None
+    assert EyeMemory.from_profile(tmp_path) is None
     save_npz(tmp_path / EYES_FILE, format=np.array(EYES_FORMAT), keys=memory.keys)  # arrays missing
-    assert load_eyes(tmp_path) is None
+    assert EyeMemory.from_profile(tmp_path) is None
     (tmp_path / EYES_FILE).write_text("not an npz")  # the wrong kind of file
-    assert load_eyes(tmp_path) is None
+    assert EyeMemory.from_profile(tmp_path) is None
 
 
 @pytest.mark.parametrize("region", [EyeMemory, MouthPatches], ids=["eyes", "mouth"])
