@@ -31,6 +31,12 @@ def prefetched(items: Iterable[T], depth: int = 8) -> Iterator[T]:
     An exception raised while making an item is raised here, in the consumer, at that item's
     place. When the consumer stops early (an error, an interrupt, or it simply stops
     iterating), the producer stops after its current item and its source is closed.
+
+    The producer is not a daemon thread, and it also stops once the main thread has finished:
+    SIGTERM's SystemExit can arrive at any point of the consumer, also before its `finally`
+    could join the producer, and a daemon thread still inside native code when the interpreter
+    shuts down is unwound by force (OpenCV and PyTorch then abort the process: "terminate
+    called without an active exception"). The interpreter waits for non-daemon threads first.
     """
     waiting: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -56,11 +62,11 @@ def prefetched(items: Iterable[T], depth: int = 8) -> Iterator[T]:
                 except Exception:  # the consumer's own error is the one that matters
                     pass
 
-    worker = threading.Thread(target=produce, name="talkface-frames", daemon=True)
-    worker.start()
+    worker = threading.Thread(target=produce, name="talkface-frames")
     try:
+        worker.start()
         while True:
-            item = waiting.get()
+            item = _get(waiting, worker)
             if item is _DONE:
                 return
             if isinstance(item, _Failure):
@@ -68,12 +74,23 @@ def prefetched(items: Iterable[T], depth: int = 8) -> Iterator[T]:
             yield item
     finally:
         stop.set()
-        worker.join()  # it stops within its current item: never two threads on one source
+        if worker.is_alive():
+            worker.join()  # it stops within its current item: never two threads on one source
+
+
+def _get(waiting: queue.Queue, worker: threading.Thread):
+    """The next item; a producer that stopped without one means the program is ending."""
+    while True:
+        try:
+            return waiting.get(timeout=POLL_S)
+        except queue.Empty:
+            if not worker.is_alive() and waiting.empty():
+                raise RuntimeError("the frame producer stopped: the program is ending") from None
 
 
 def _put(waiting: queue.Queue, item, stop: threading.Event) -> bool:
-    """Queue an item unless the consumer has stopped; False if it has."""
-    while not stop.is_set():
+    """Queue an item unless the consumer, or the whole program, has stopped; False if so."""
+    while not stop.is_set() and threading.main_thread().is_alive():
         try:
             waiting.put(item, timeout=POLL_S)
             return True

@@ -231,7 +231,8 @@ def test_cli_dub_is_one_line_on_error_and_resumes_after_sigterm(clip, person, sp
         time.sleep(0.2)
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 143
+        code = process.wait(60)
+        assert code == 143, process.stderr.read()[-3000:]
         assert not out.exists() and not list(out.parent.glob("*.partial"))
     kept = {p.name for p in segments}
     done = subprocess.run(args, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "TALKFACE_QUIET"})
