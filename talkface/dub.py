@@ -2,8 +2,9 @@
 
 Each output frame is a frame of the video. Where the profile's person is tracked, only the lower
 face is redrawn: the mesh takes that frame's head pose, eyes and brows from the video and its lips
-and jaw from the audio-driven motion, is rendered, refined, and blended back under a soft mask
-that follows the jaw; every pixel outside the mask is the input's. Frames without the person
+and jaw from the audio-driven motion, is rendered (the frame's own skin kept away from the mouth,
+moved through the mesh), refined, and blended back under a soft mask that follows the jaw; every
+pixel outside the mask is the input's. Frames without the person
 (cutaways, another face, no face) pass through untouched.
 
 Stages, each cached so a rerun resumes:
@@ -468,28 +469,24 @@ class _LowerFaceRenderer:
             self.patch_picks = self.patches.select(self.patches.keys_for(profile.face, mouth, fit.pose[np.asarray(sources, np.int64)]))
 
     def frames(self, source: FrameSource, start: int, stop: int):
-        """Output frames [start, stop). The coarse lower faces are drawn in a second thread
-        while this one refines and blends the batch before (with the encoder's thread, three
-        stages overlap, as in speak)."""
+        """Output frames [start, stop). The coarse lower faces are drawn (and, with a refiner,
+        their crops prepared) in a second thread while this one refines and blends the batch
+        before (with the encoder's thread, three stages overlap, as in speak)."""
         from talkface.refine.model import BATCH
 
         stream = prefetched(self._coarse(source, start, stop), depth=2 * BATCH)
         try:
-            batch, previous = [], None
+            batch = []
             for frame, drawn in stream:
                 if drawn is None:  # not the person's face: the frame as it is
                     yield from self._finish(batch)
-                    batch, previous = [], None
+                    batch = []
                     yield frame
                     continue
-                coarse, coverage, placed, mouth, mask, jump = drawn
                 if self.refiner is None:
-                    yield _blend(frame, coarse, mask)
+                    yield _blend(frame, drawn[0], drawn[2])
                     continue
-                if jump:  # a cut or a jump in the source: no previous frame to follow
-                    previous = None
-                batch.append((frame, coarse, coarse if previous is None else previous, coverage, placed, mouth, mask))
-                previous = coarse
+                batch.append((frame, *drawn))
                 if len(batch) == BATCH:
                     yield from self._finish(batch)
                     batch = []
@@ -498,29 +495,37 @@ class _LowerFaceRenderer:
             stream.close()
 
     def _coarse(self, source: FrameSource, start: int, stop: int):
-        """(frame, None) for a frame passed on as it is; else (frame, (coarse, coverage,
-        placed vertices, mouth, mask, jump))."""
+        """(frame, None) for a frame passed on as it is; else (frame, (coarse, prepared refiner
+        input or None, mask)). The lower face keeps the frame's own skin away from the mouth,
+        moved through the mesh to the new mouth (as speak keeps its backgrounds'), which the
+        refiner then leaves alone."""
+        previous = None  # the coarse frame before, which the refiner sees too (none after a cut or jump)
         for i in range(start, stop):
             s = int(self.sources[i])
             frame = source[s]
             if not self.dubbed[i]:
+                previous = None
                 yield frame, None
                 continue
             own, new = self.profile.face.vertices(np.stack([self.fit.expression[s], self.mouth[i]]).astype(np.float64))
             shape = own + self.ramp[:, None] * (new - own)
             pose = self.fit.pose[s][None].astype(np.float64)
             placed, placed_own = apply_pose(np.stack([shape, own]), np.repeat(pose, 2, axis=0))
-            coarse, coverage = self.compositor.composite(frame, placed)
+            coarse, coverage, kept = self.compositor.composite_keeping(frame, placed, placed_own)
             if self.patch_picks is not None:
                 coarse = self.patches.paste(coarse, placed[self.profile.face.landmark_index], self.patch_picks[i], coverage)
-            yield frame, (coarse, coverage, placed, self.mouth[i], self._mask(frame.shape, placed, placed_own), bool(self.jumps[i]))
+            prepared = None
+            if self.refiner is not None:
+                before = coarse if previous is None or self.jumps[i] else previous
+                prepared = self.refiner.prepare(self.profile.face, coarse, before, coverage, placed, self.mouth[i], kept)
+            previous = coarse
+            yield frame, (coarse, prepared, self._mask(frame.shape, placed, placed_own))
 
     def _finish(self, batch: list[tuple]):
         if not batch:
             return
-        frames, coarse, before, coverage, placed, mouths, masks = (list(column) for column in zip(*batch))
-        refined = self.refiner.refine(self.profile.face, coarse, before, coverage, placed, np.stack(mouths))
-        for frame, image, mask in zip(frames, refined, masks):
+        frames, coarse, prepared, masks = (list(column) for column in zip(*batch))
+        for frame, image, mask in zip(frames, self.refiner.refine_prepared(coarse, prepared), masks):
             yield _blend(frame, image, mask)
 
     def _mask(self, shape: tuple, placed: np.ndarray, placed_own: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:

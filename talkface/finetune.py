@@ -24,6 +24,7 @@ from talkface.motion.generic import FEATURE_SET as GENERIC_FEATURES
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_dir, load_profile, publish_profile, save_profile_parts, withdraw_profile
 from talkface.refine.model import REFINER_FORMAT, Refiner
+from talkface.render.composite import SKIN_RAMP
 from talkface.refine.memory import MouthMemory
 from talkface.refine.train import CHECKPOINT, PairSet, prepare_pairs, train_refiner
 from talkface.render.eyes import EyeMemory, RegionMemory
@@ -163,7 +164,7 @@ def _train_refiner(video: Path, folder: Path, tracked, refiner_config: RefinerCo
     """Train the refiner on the clip rendered onto itself, or reuse the one already trained."""
     cache = StageCache(folder)
     fit_digest = file_digest(folder / "fit.npz")
-    key = make_key(file_digest(video), fit_digest, file_digest(folder / EyeMemory.FILE), repr(refiner_config), REFINER_FORMAT)
+    key = make_key(file_digest(video), fit_digest, file_digest(folder / EyeMemory.FILE), repr(refiner_config), REFINER_FORMAT, SKIN_RAMP)  # the coarse frames it learns from
     if not force and cache.is_done("refiner", key, ["refiner.json", "refiner.safetensors", "refiner_memory.npz"]):
         return Refiner.load(folder).summary
     n_frames = len(tracked.fit.pose)

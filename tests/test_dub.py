@@ -16,6 +16,8 @@ import pytest
 from talkface.config import DubConfig, FinetuneConfig
 from talkface.dub import assign_slots, dub, source_frames
 from talkface.errors import InputError, NoAudioStreamError
+from talkface.face import topology
+from talkface.face.model import place_vertices
 from talkface.media import Audio, probe, read_frames, write_audio, write_video
 
 from .bad_media import float_wav
@@ -89,6 +91,31 @@ def test_dub_redraws_the_mouth_and_keeps_the_rest(clip, clip_frames, person, spe
     # the redrawn mouth follows the new audio: it moves, and differently from the original
     opening = [f[MOUTH][30:60, 40:80].mean() for f in frames]
     assert np.std(opening) > 1.0
+
+
+def test_the_redrawn_lower_face_is_the_frames_own_skin_away_from_the_lips(clip, clip_frames, person):
+    """Redrawn with the frame's own mouth, the lower face comes back as it was beside and under
+    the lips: the frame's own skin moved through the mesh (here not moved at all), not the
+    profile's median texture (a smooth chin and folds)."""
+    from talkface.dub import _LowerFaceRenderer
+    from talkface.media.video import FrameSource
+
+    fit = person.clip_fit
+    n = 40
+    renderer = _LowerFaceRenderer(person, fit, fit.expression[:n], np.arange(n), np.eye(1, n, dtype=bool)[0], np.ones(n, bool), False, "cpu")
+    landmarks = person.face.landmark_index
+    scores = []
+    for i, (frame, drawn) in enumerate(renderer._coarse(FrameSource(clip), 0, n)):
+        points = place_vertices(person.face, fit.expression[i], fit.pose[i])[landmarks]
+        lips = cv2.convexHull(np.round(points[list(topology.lip_indices()), :2]).astype(np.int32))
+        skin = np.zeros(frame.shape[:2], np.uint8)
+        cv2.fillConvexPoly(skin, cv2.convexHull(np.round(points[points[:, 1] > points[1, 1], :2]).astype(np.int32)), 1)
+        grow = int(0.1 * np.ptp(points[:, 0]))
+        around = np.zeros_like(skin)
+        cv2.fillConvexPoly(around, lips, 1)
+        skin[cv2.dilate(around, np.ones((2 * grow + 1,) * 2, np.uint8)) > 0] = 0
+        scores.append(psnr(drawn[0][skin > 0], frame[skin > 0]))
+    assert np.median(scores) > 40, f"the lower face beside the lips: {np.median(scores):.1f} dB against the frame's own"
 
 
 def test_frames_without_a_face_pass_through(clip, gappy_video, person, speech, tmp_path):

@@ -26,7 +26,10 @@ MOUTH_EDGE_SIGMA = 0.5  # px: blur of the mouth opening's edge (anti-aliasing; a
 FEATHER_SIGMA = 2.0  # px: softness of the face's edge
 ERODE_PX = 2  # px the face mask shrinks before feathering, so no background-coloured rim shows
 GAIN_LIMITS = (0.7, 1.4)  # per-channel colour correction towards the background frame's light
-SKIN_RAMP = (0.25, 0.55)  # eye distances from the nearest lip point: the render's (0) up to the frame's own skin (1)
+# eye distances from the nearest lip point: the render's (0) up to the frame's own skin (1). From
+# (0.25, 0.55) to (0.1, 0.3): Obama's `speak` face detail band 0.80 -> 0.87 of real (the median
+# texture had drawn the upper lip's skin, the chin and the folds beside the mouth); (0.05, 0.2) no more
+SKIN_RAMP = (0.1, 0.3)
 # the kept skin's one resampling: in place (the background's own face, a clip profile's `speak`),
 # bicubic; carried from another image (a photo, a frame whose head is turned), Lanczos (8x8): at a
 # half-pixel shift bicubic keeps 0.6 of a photo's Laplacian variance, Lanczos 0.8 (photo profiles'
