@@ -50,7 +50,7 @@ from talkface.signals import pearson  # noqa: E402
 from report import RESULTS, markdown_table, save_results  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-NOSE_TIP = 1
+NOSE_TIP, CHIN = 1, 152
 
 
 def cut(video: Path, first_s: float, last_s: float, path: Path) -> Path:
@@ -81,34 +81,55 @@ def outside_lower_face_psnr(output: Path, reference: Path) -> float:
     return 10 * np.log10(255**2 / (errors / counts))
 
 
-def self_dub(folder: Path, preset: str) -> list[dict]:
+def lower_face_sharpness(video: Path, landmarks: np.ndarray) -> float:
+    """Mean Laplacian variance of the lower face (nose tip to chin, the middle 70 % of the face's
+    width: skin, lips and teeth, no background), over frames with a face."""
+    values = []
+    for frame, points in zip(read_frames(video), landmarks):
+        if not np.isfinite(points).all():
+            continue
+        x0, x1 = points[:, 0].min(), points[:, 0].max()
+        margin = 0.15 * (x1 - x0)
+        ys = slice(int(max(points[NOSE_TIP, 1], 0)), int(min(points[CHIN, 1], frame.shape[0])))
+        xs = slice(int(max(x0 + margin, 0)), int(min(x1 - margin, frame.shape[1])))
+        grey = cv2.cvtColor(frame[ys, xs], cv2.COLOR_RGB2GRAY)
+        if min(grey.shape) >= 16:
+            values.append(cv2.Laplacian(grey, cv2.CV_64F).var())
+    return float(np.mean(values))
+
+
+def self_dub(folder: Path, preset: str, label: str = "") -> list[dict]:
     video = DATA / "video" / "congressman_d_60s.mp4"
     first, second = cut(video, 0, 30, folder / "first_half.mp4"), cut(video, 30, 60, folder / "second_half.mp4")
     started = time.perf_counter()
     profile = finetune(first, folder / "congressman_d", FinetuneConfig(preset=preset))
     finetune_s = time.perf_counter() - started
     rows = []
-    offset = profile.motion.offset_frames  # the recording's own audio/video offset, found by finetune
-    real = topology.mouth_openness(track_video(second).landmarks)
+    offset = int(round(profile.motion.offset_frames))  # the recording's own audio/video offset (frames, found by finetune to a fraction)
+    real_track = track_video(second)
+    real = topology.mouth_openness(real_track.landmarks)
+    real_sharpness = lower_face_sharpness(second, real_track.landmarks)
     for refine in (False, True):
         out = folder / f"self_dub_{'refined' if refine else 'coarse'}.mp4"
         result = dub(second, second, out, profile, DubConfig(refine=refine), "cpu")
         comparison = evaluate(out, second).comparison
-        made = topology.mouth_openness(track_video(out).landmarks)
+        track = track_video(out)
+        made = topology.mouth_openness(track.landmarks)
         shifted = real[offset:] if offset >= 0 else np.concatenate([np.full(-offset, np.nan), real])
         n = min(len(made), len(shifted), len(real))
         rows.append({
-            "video": f"self-dub, {'refined' if refine else 'coarse'}",
+            "video": f"self-dub, {'refined' if refine else 'coarse'}{f' ({label})' if label else ''}",
             "mouth-opening r (lag 0)": round(pearson(made[:n], real[:n]), 3),
             f"r, recording's offset ({offset:+d}) applied": round(pearson(made[:n], shifted[:n]), 3),
             "PSNR whole frame dB": round(comparison.psnr_full, 2),
             "PSNR outside lower face dB": round(outside_lower_face_psnr(out, second), 2),
+            "lower-face sharpness / real": round(lower_face_sharpness(out, track.landmarks) / real_sharpness, 3),
             "identity distance": round(comparison.identity_distance, 3) if comparison.identity_distance is not None else "",
             "frames": result.n_frames,
             "dub frames/s (256x256)": round(result.frames_per_second, 1),
         })
         print(rows[-1], flush=True)
-    rows.append({"video": f"(finetune on the first 30 s, preset {preset}: {finetune_s:.0f} s)"})
+    rows.append({"video": f"(finetune on the first 30 s, preset {preset}{f', {label}' if label else ''}: {finetune_s:.0f} s)"})
     return rows
 
 
@@ -285,6 +306,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="draft", help="refiner preset of the profiles (draft: ~3 min each on 2 cores)")
     parser.add_argument("--long-minutes", type=float, default=2.0)
+    parser.add_argument("--self-label", default="", help="name the self-dub rows (e.g. before, after); rows of other names are kept")
     parser.add_argument("--parts", default="self,obama,two,long", help="which parts to run (none: only rewrite dub.md); the others keep their committed results")
     args = parser.parse_args()
     parts = set(args.parts.split(",")) - {"none"}  # --parts none: rewrite dub.md from dub.json
@@ -293,14 +315,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         os.environ["TALKFACE_HOME"] = str(folder / "home")
-        self_rows = self_dub(folder, args.preset) if "self" in parts else earlier["self_dub"]
+        self_runs = earlier.get("self_dub", {})
+        self_runs = {"": self_runs} if isinstance(self_runs, list) else self_runs  # from before runs were labelled
+        if "self" in parts:  # runs of other labels are kept (before/after a change)
+            self_runs[args.self_label] = self_dub(folder, args.preset, args.self_label)
+        self_rows = [row for rows in self_runs.values() for row in rows]
         obama_rows, sheet = obama_dubs(folder, args.preset) if "obama" in parts or "long" in parts else (earlier["obama"], earlier["frames"])
         two_row = two_people(folder, args.preset)[0] if "two" in parts else earlier.get("two")
         long_row = long_dub(folder, args.long_minutes) if "long" in parts else earlier["long"]
         print(long_row, flush=True)
     presets = earlier.get("presets", {"self": "draft", "obama": "draft"})
     seconds = time.perf_counter() - started if parts else earlier.get("seconds", 0)
-    command = f"python benchmarks/dub.py --preset {args.preset} --long-minutes {args.long_minutes:g} --parts {args.parts}"
+    command = f"python benchmarks/dub.py --preset {args.preset} --long-minutes {args.long_minutes:g} --parts {args.parts}" + (f" --self-label {args.self_label}" if args.self_label else "")
     commands = earlier.get("commands", {})
     commands.update({part: command for part in ("self", "obama", "two", "long") if part in parts or (part == "obama" and "long" in parts)})
     presets.update({part: args.preset for part in ("self", "obama", "two") if part in parts or (part == "obama" and "long" in parts)})
@@ -316,7 +342,10 @@ Profile finetuned on the first 30 s. Compared with the real second half (30 s, 2
 from Face Mesh on both videos. The recording's own sound is a few frames off its picture (finetune
 measures it against the corpus consensus); the dub puts the mouth in sync with the sound, so the
 comparison with the real mouth is given both as is and with that offset applied (as in lipsync.md).
-Outside the lower face only re-encoding changes pixels (x264 CRF 18 of a CRF-12 source).
+Outside the lower face only re-encoding changes pixels (x264 CRF 18 of a CRF-12 source). Lower-face
+sharpness: Laplacian variance from the nose tip to the chin (the middle 70 % of the face's width), output
+over the real frames'. A name in brackets is the run's `--self-label` (runs of other names are kept, so a
+change is measured before and after it).
 
 {markdown_table(self_rows)}
 
@@ -343,7 +372,7 @@ the profile's person by identity is dubbed, the stranger's half is left as it is
 
 {markdown_table([long_row])}
 """
-    save_results("dub", text, {"self_dub": self_rows, "obama": obama_rows, "two": two_row, "long": long_row, "frames": str(sheet), "presets": presets, "commands": commands, "seconds": round(seconds)})
+    save_results("dub", text, {"self_dub": self_runs, "obama": obama_rows, "two": two_row, "long": long_row, "frames": str(sheet), "presets": presets, "commands": commands, "seconds": round(seconds)})
 
 
 if __name__ == "__main__":
