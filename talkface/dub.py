@@ -483,10 +483,11 @@ class _LowerFaceRenderer:
                     batch = []
                     yield frame
                     continue
+                coarse, prepared, mask = drawn
                 if self.refiner is None:
-                    yield _blend(frame, drawn[0], drawn[2])
+                    yield _blend(frame, coarse, mask)
                     continue
-                batch.append((frame, *drawn))
+                batch.append((frame, coarse, prepared, mask))
                 if len(batch) == BATCH:
                     yield from self._finish(batch)
                     batch = []

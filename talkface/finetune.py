@@ -24,9 +24,9 @@ from talkface.motion.generic import FEATURE_SET as GENERIC_FEATURES
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_dir, load_profile, publish_profile, save_profile_parts, withdraw_profile
 from talkface.refine.model import REFINER_FORMAT, Refiner
-from talkface.render.composite import SKIN_RAMP
 from talkface.refine.memory import MouthMemory
 from talkface.refine.train import CHECKPOINT, PairSet, prepare_pairs, train_refiner
+from talkface.render.composite import SKIN_RAMP
 from talkface.render.eyes import EyeMemory, RegionMemory
 from talkface.render.mouth_patches import MouthPatches
 from talkface.render.frames import save_frames
