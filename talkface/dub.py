@@ -59,6 +59,9 @@ SLOTS = 2  # faces followed per frame (the tracker finds at most two)
 NEW_FACE_COST = 1.0  # face widths: a face farther than this from a slot's last place starts a free slot
 SAME_PERSON = 0.6  # dlib's distance for "same person"
 MUX_RATE = 48000  # Hz of the audio muxed into the output (features use 16 kHz)
+# x264 preset of the dub's segments: most of each frame is the footage re-encoded, where "medium" (speak's)
+# gained 0.3 dB over "veryfast" but cost a fifth of the speed at 1280x720 (24 against 31 frames/s, refined)
+DUB_X264_PRESET = "veryfast"
 
 
 @dataclass(frozen=True)
@@ -581,5 +584,5 @@ def _render_segments(video: Path, folder: Path, n_out: int, config: DubConfig, r
                     yield frame
                     advance(1)
 
-            write_video(path, frames(), FPS, None, config.crf, b_frames=False)
+            write_video(path, frames(), FPS, None, config.crf, b_frames=False, preset=DUB_X264_PRESET)
     return segments

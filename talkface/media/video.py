@@ -249,6 +249,7 @@ def write_video(
     audio: Audio | None = None,
     crf: int = 18,
     b_frames: bool = True,
+    preset: str = X264_PRESET,
 ) -> Path:
     """Encode frames as H.264 mp4 (with AAC audio if given), atomically.
 
@@ -267,6 +268,7 @@ def write_video(
         audio: optional audio to mux; it is trimmed or padded to the video's length.
         crf: x264 quality (lower is better; 18 is visually lossless, 0 lossless in YUV 4:2:0).
         b_frames: False for segments that `concat_videos` joins.
+        preset: x264's speed/quality preset.
 
     Returns:
         The output path.
@@ -278,21 +280,21 @@ def write_video(
     frames = prefetched(itertools.chain([first], frames))  # the next frames are made while these are encoded
     if is_stdout(path):
         with contextlib.closing(frames):
-            _encode(STDOUT, frames, fps, audio, crf, b_frames)
+            _encode(STDOUT, frames, fps, audio, crf, b_frames, preset)
         return Path(STDOUT)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_path(path)
     try:
         with contextlib.closing(frames):  # an encoding error stops the frame maker at once
-            _encode(tmp, frames, fps, audio, crf, b_frames)
+            _encode(tmp, frames, fps, audio, crf, b_frames, preset)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def _encode(tmp: Path | str, frames: Iterator[np.ndarray], fps: float, audio: Audio | None, crf: int, b_frames: bool = True) -> None:
+def _encode(tmp: Path | str, frames: Iterator[np.ndarray], fps: float, audio: Audio | None, crf: int, b_frames: bool = True, preset: str = X264_PRESET) -> None:
     rate = Fraction(fps).limit_denominator(1001)
     streaming = is_stdout(tmp)
     target, options = str(tmp), {}
@@ -313,7 +315,7 @@ def _encode(tmp: Path | str, frames: Iterator[np.ndarray], fps: float, audio: Au
                 video = container.add_stream("libx264", rate=rate)
                 video.width, video.height = image.shape[1], image.shape[0]
                 video.pix_fmt = "yuv420p"
-                video.options = {"crf": str(crf), "preset": X264_PRESET, **({} if b_frames else {"bf": "0"}), **({"tune": "zerolatency"} if streaming else {})}
+                video.options = {"crf": str(crf), "preset": preset, **({} if b_frames else {"bf": "0"}), **({"tune": "zerolatency"} if streaming else {})}
             _encode_frame(container, video, image)
             n_frames += 1
             if audio_stream is not None:
