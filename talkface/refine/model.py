@@ -80,17 +80,11 @@ class Refiner:
         generator.eval().to(device).set_precision(use_bfloat16(device, precision))
         return cls(generator, MouthMemory.load(folder / MEMORY), summary, torch.device(device))
 
-    def refine(self, model: MeshFaceModel, frames: list[np.ndarray], previous: list[np.ndarray], coverage: list[np.ndarray], vertices: list[np.ndarray], expressions: np.ndarray) -> list[np.ndarray]:
-        """Refine coarse full frames (RGB uint8); each comes with its predecessor, face coverage,
-        placed vertices and expression. Returns full frames."""
-        prepared = [self.prepare(model, *item) for item in zip(frames, previous, coverage, vertices, expressions)]
-        return self.refine_prepared(frames, prepared)
-
     def prepare(
         self, model: MeshFaceModel, frame: np.ndarray, previous: np.ndarray, coverage: np.ndarray, vertices: np.ndarray, expression: np.ndarray,
         kept: np.ndarray | None = None,
     ) -> Prepared:
-        """One frame's crops and memory read: the per-frame half of `refine`, which a pipeline can
+        """One frame's crops and memory read: the per-frame half of refining, which a pipeline can
         run in another thread than the batched network (`refine_prepared`). `kept`: (H, W) the
         share of each pixel that is the frame's own skin (`FaceCompositor.composite_keeping`),
         which the refined difference then leaves alone (it only added flicker there)."""

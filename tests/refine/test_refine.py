@@ -218,7 +218,7 @@ def test_refined_difference_leaves_the_kept_skin_alone(pairs, coarse_profile, cl
     vertices = place_vertices(face, fit.expression[index], fit.pose[index])
     frame, coverage, kept = FaceCompositor(face).composite_keeping(clip_frames[index], vertices, vertices)
     assert kept.max() > 0.99 and kept[np.round(vertices[13, 1]).astype(int), np.round(vertices[13, 0]).astype(int)] == 0  # the lips are not kept
-    free = refiner.refine(face, [frame], [frame], [coverage], [vertices], fit.expression[[index]])[0]
+    free = refiner.refine_prepared([frame], [refiner.prepare(face, frame, frame, coverage, vertices, fit.expression[index])])[0]
     held = refiner.refine_prepared([frame], [refiner.prepare(face, frame, frame, coverage, vertices, fit.expression[index], kept)])[0]
     whole = cv2.erode((kept > 0.999).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     assert whole.sum() > 100
