@@ -33,8 +33,13 @@ PATCH_SIZE = (2.6, 1.5)  # (width, height) of a stored patch, in eye distances
 PATCH_RAISE = 0.3  # a patch is centred this far above the eyes' midpoint, in eye distances
 MAX_EYE_DISTANCE = 160.0  # px: patches of larger faces are stored at this scale
 DOWNSCALE_BEFORE = 0.75  # a patch smaller than the frame's face by more than this is area-shrunk first
-PART_WEIGHTS = (1.0, 1.0, 0.7)  # eyes, brows and head angle in the keys, each part of unit spread
-SWITCH_COST = 1.0  # a change of run costs this much key distance (keys: unit total variance)
+# eyes, brows and head angle in the keys, each part of unit spread. The head angle weighed 0.7
+# until 2026-11-30: patches then came from clip frames up to several degrees off the drawn head's
+# pitch, and the face tracker read the brows' pitch-driven rise on Obama's generated motion at
+# 0.58 of the motion's (2.0: 0.67; without the eye memory 0.70)
+PART_WEIGHTS = (1.0, 1.0, 2.0)
+LEGACY_PART_WEIGHTS = (1.0, 1.0, 0.7)  # the weights of memories saved without their weights
+SWITCH_COST = 2.4  # a change of run costs this much key distance (1.0 when the keys' total variance was 1 + 1 + 0.7², now 1 + 1 + 2²)
 FADE_FRAMES = 2  # frames over which a change of run fades in
 FADE_LIMIT = 1.0  # a change between keys farther apart than this (a blink) does not fade
 MASK_GROW = 0.14  # the blend mask reaches this far past the eyes and brows, in eye distances
@@ -113,6 +118,7 @@ class RegionMemory:
     FORMAT = EYES_FORMAT
     FILE = EYES_FILE
     PART_WEIGHTS = PART_WEIGHTS
+    LEGACY_PART_WEIGHTS = LEGACY_PART_WEIGHTS
     PATCH_SIZE = PATCH_SIZE
     SWITCH_COST = SWITCH_COST
     FADE_LIMIT = FADE_LIMIT
@@ -308,7 +314,8 @@ class RegionMemory:
             return None
 
     def save(self, path: Path) -> None:
-        save_npz(path, format=np.array(self.FORMAT), jpeg=self.jpeg, offsets=self.offsets, points=self.points, frames=self.frames, keys=self.keys, scales=self.scales)
+        weights = np.array(self.PART_WEIGHTS, np.float64)
+        save_npz(path, format=np.array(self.FORMAT), jpeg=self.jpeg, offsets=self.offsets, points=self.points, frames=self.frames, keys=self.keys, scales=self.scales, weights=weights)
 
     @classmethod
     def load(cls, path: Path) -> "RegionMemory":
@@ -316,9 +323,11 @@ class RegionMemory:
         if int(arrays.get("format", -1)) != cls.FORMAT:
             raise CacheError(f"{path} is from another talkface version; run finetune again to rebuild it")
         try:
-            return cls(*(arrays[name] for name in ("jpeg", "offsets", "points", "frames", "keys", "scales")))
+            memory = cls(*(arrays[name] for name in ("jpeg", "offsets", "points", "frames", "keys", "scales")))
         except KeyError as error:
             raise CacheError(f"{path} is damaged (no {error}); run finetune again to rebuild it") from None
+        memory.keys = _reweighted(memory.keys, np.asarray(arrays.get("weights", cls.LEGACY_PART_WEIGHTS), np.float64), cls.PART_WEIGHTS, path)
+        return memory
 
 
 class EyeMemory(RegionMemory):
@@ -330,6 +339,19 @@ def _scaled(parts: tuple[np.ndarray, ...], scales: np.ndarray, weights: tuple[fl
     """Each part of a key divided by its spread in the clip (so lids, brows and head angle each
     count, however much more a blink moves than a brow), then weighted."""
     return np.concatenate([weight * part / scale for part, scale, weight in zip(parts, scales, weights)], 1).astype(np.float32)
+
+
+def _reweighted(keys: np.ndarray, saved: np.ndarray, weights: tuple[float, ...], path: Path) -> np.ndarray:
+    """Keys saved with the part weights `saved`, weighted by `weights` instead: the head angle
+    (the last part, pitch and yaw) is rescaled in place; other parts' columns are not known here,
+    so a memory whose other weights differ is rebuilt."""
+    if saved.shape != (len(weights),) or not np.isfinite(saved).all() or not (saved > 0).all() or not np.allclose(saved[:-1], weights[:-1]):
+        raise CacheError(f"{path} was weighted otherwise; run finetune again to rebuild it")
+    if np.isclose(saved[-1], weights[-1]):
+        return keys
+    keys = keys.copy()
+    keys[:, -2:] *= np.float32(weights[-1] / saved[-1])
+    return keys
 
 
 def _patch_maps(source: np.ndarray, target: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

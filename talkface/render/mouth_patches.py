@@ -56,6 +56,7 @@ class MouthPatches(RegionMemory):
     FORMAT = MOUTH_FORMAT
     FILE = MOUTH_FILE
     PART_WEIGHTS = PART_WEIGHTS
+    LEGACY_PART_WEIGHTS = PART_WEIGHTS
     PATCH_SIZE = PATCH_SIZE
     SWITCH_COST = SWITCH_COST
     FADE_LIMIT = 0.0  # no cross-fades: two mouths mixed are a blurred, doubled one

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from talkface.evaluate.metrics import psnr
-from talkface.render.eyes import EYES_FILE, EYES_FORMAT, EyeMemory, _patch_maps, region_indices
+from talkface.render.eyes import EYES_FILE, EYES_FORMAT, LEGACY_PART_WEIGHTS, PART_WEIGHTS, EyeMemory, _patch_maps, region_indices
 
 from talkface.render.mouth_patches import MouthPatches
 
@@ -138,6 +138,29 @@ def test_save_load_round_trip_and_damage(clip_eyes, tmp_path):
     assert EyeMemory.from_profile(tmp_path) is None
     (tmp_path / EYES_FILE).write_text("not an npz")  # the wrong kind of file
     assert EyeMemory.from_profile(tmp_path) is None
+
+
+def test_memories_saved_with_other_head_angle_weights_load_reweighted(clip_eyes, tmp_path):
+    # a profile made before the head angle weighed PART_WEIGHTS[-1] holds keys weighted by
+    # LEGACY_PART_WEIGHTS and no weights of its own: its head angle columns are rescaled on load
+    from talkface.storage import load_npz, save_npz
+
+    model, fit, memory = clip_eyes
+    memory.save(tmp_path / EYES_FILE)
+    arrays = dict(load_npz(tmp_path / EYES_FILE))
+    assert np.allclose(arrays["weights"], PART_WEIGHTS)
+    old = arrays.pop("weights")
+    legacy = memory.keys.copy()
+    legacy[:, -2:] *= LEGACY_PART_WEIGHTS[-1] / PART_WEIGHTS[-1]
+    save_npz(tmp_path / EYES_FILE, **{**arrays, "keys": legacy})
+    loaded = EyeMemory.from_profile(tmp_path)
+    assert np.allclose(loaded.keys, memory.keys, atol=1e-5)
+    assert not np.allclose(legacy, memory.keys)  # the old keys did differ: the test can fail
+    query = memory.keys_for(model, fit.expression[:40], fit.pose[:40])
+    assert loaded.select(query) == memory.select(query)
+    for weights in (old * [2.0, 1.0, 1.0], old[:2], old * np.nan, old * [1.0, 1.0, 0.0]):  # other parts, too few, NaN, zero
+        save_npz(tmp_path / EYES_FILE, **{**arrays, "weights": weights})
+        assert EyeMemory.from_profile(tmp_path) is None  # a note, and the eyes from the texture until a finetune rebuilds them
 
 
 @pytest.mark.parametrize("region", [EyeMemory, MouthPatches], ids=["eyes", "mouth"])
