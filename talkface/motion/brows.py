@@ -17,6 +17,11 @@ from talkface.face.model import MorphableModel
 
 BROW_GAINS = np.round(np.geomspace(0.25, 4.0, 25), 3)  # scales tried: brows widened to the person's spread, or narrowed
 SMOOTH_FRAMES = 2.0  # Gaussian sigma of the widened part: brows move in gestures, not per frame
+# the widened brows may move at most this many times the clip's own spread: 5-s stretches of a
+# person's own clip move theirs 0.62-1.30 times the whole clip's (Obama 0.68-1.17, the congressman
+# 0.62-1.30), so a limit at 1 would narrow every livelier stretch; this one stops overshoot only
+# (a news reader's fitted gain of 2.8 moved his brows 2.1x as far as his own on his next 10 s)
+SPREAD_LIMIT = 1.25
 
 
 def brow_height(model: MorphableModel, expression: np.ndarray) -> np.ndarray:
@@ -58,11 +63,36 @@ def fit_brow_gain(model: MorphableModel, predicted: np.ndarray, real: np.ndarray
     return float(BROW_GAINS[int(np.argmin(np.abs(np.log(spreads / wanted))))])
 
 
-def widen_brows(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray, gain: float) -> np.ndarray:
+def widen_brows(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray, gain: float, limit: float | None = None) -> np.ndarray:
     """(T, K) expressions whose brow height (around `centre`'s) moves `gain` times as far, the
-    added motion smoothed; `axes` from `brow_axes`."""
-    if gain == 1.0 or len(expression) == 0:
+    added motion smoothed; `axes` from `brow_axes`. With `limit` (the person's own spread of
+    `brow_spread`), a gain that would move the brows further than that is lowered until they
+    move just so far (down to BROW_GAINS[0]; a gain that keeps within it is left alone)."""
+    if len(expression) == 0:
         return np.asarray(expression, np.float32)
     height = (np.asarray(expression, np.float64) - centre) @ axes[0]
-    extra = (gain - 1) * smoothed(height)[:, None] * axes[1][None]
+    smooth = smoothed(height)
+    if limit is not None and len(height) > 1:
+        gain = _limited(height, smooth, gain, limit)
+    if gain == 1.0:
+        return np.asarray(expression, np.float32)
+    extra = (gain - 1) * smooth[:, None] * axes[1][None]
     return (expression + extra).astype(np.float32)
+
+
+def brow_spread(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray) -> float:
+    """The spread (std) of the brow height along `axes[0]`, the measure `widen_brows` limits."""
+    return float(((np.asarray(expression, np.float64) - centre) @ axes[0]).std())
+
+
+def _limited(height: np.ndarray, smooth: np.ndarray, gain: float, limit: float) -> float:
+    """The gain, lowered so std(height + (gain - 1) smooth) is at most `limit`: the largest root of
+    that quadratic in (gain - 1), or where it is least when no gain reaches the limit."""
+    h, s = height - height.mean(), smooth - smooth.mean()
+    var_h, var_s, cov = float(h @ h) / len(h), float(s @ s) / len(h), float(h @ s) / len(h)
+    k = gain - 1.0
+    if var_s < 1e-18 or var_h + 2 * k * cov + k * k * var_s <= limit * limit:
+        return gain
+    discriminant = cov * cov - var_s * (var_h - limit * limit)
+    k = (-cov + np.sqrt(discriminant)) / var_s if discriminant >= 0 else -cov / var_s
+    return float(np.clip(1.0 + k, BROW_GAINS[0], gain))

@@ -8,7 +8,7 @@ import numpy as np
 
 from talkface.face.model import FaceFit, MorphableModel, project_landmarks
 from talkface.motion.blinks import BlinkModel, eyes_only
-from talkface.motion.brows import brow_height, brow_axes, fit_brow_gain, widen_brows
+from talkface.motion.brows import SPREAD_LIMIT, brow_axes, brow_height, brow_spread, fit_brow_gain, widen_brows
 from talkface.motion.generic import GenericLipModel
 from talkface.motion.io import Motion
 from talkface.motion.lips import frontal_mouth_opening, lip_basis, lip_offsets, lips_to_expression, neutral_lips, opening_from_offsets
@@ -54,6 +54,8 @@ class MotionModel:
         lip_basis: (K, 120) each expression coefficient's lip offsets (lips are linear in the expression).
         neutral: (40, 3) the person's neutral lips (for the mouth opening).
         closed_floor: the person's lowest mouth opening (signed, see opening_from_offsets), or None.
+        brow_limit: the clip's own brow spread (`brows.brow_spread`): the widened brows never move
+            more than SPREAD_LIMIT times that, whatever the speech (None: profiles made before it).
     """
 
     expression: Ridge
@@ -73,6 +75,7 @@ class MotionModel:
     lip_basis: np.ndarray | None = None
     neutral: np.ndarray | None = None
     closed_floor: float | None = None
+    brow_limit: float | None = None
 
     @property
     def radius(self) -> int:
@@ -103,7 +106,10 @@ class MotionModel:
         return expression
 
     def _widened(self, expression: np.ndarray) -> np.ndarray:
-        return widen_brows(expression, self.brow_axes, self.centre, self.brow_gain) if self.brow_axes is not None else expression
+        if self.brow_axes is None:
+            return expression
+        limit = None if self.brow_limit is None else SPREAD_LIMIT * self.brow_limit
+        return widen_brows(expression, self.brow_axes, self.centre, self.brow_gain, limit)
 
     def _blend(self, features: np.ndarray) -> np.ndarray:
         if self.generic is None:
@@ -127,6 +133,8 @@ class MotionModel:
             arrays.update(self.adapted.to_arrays("adapted_"), adapted_weight=np.float64(self.adapted_weight))
         if self.closed_floor is not None:
             arrays.update(closed_floor=np.float64(self.closed_floor))
+        if self.brow_limit is not None:
+            arrays.update(brow_limit=np.float64(self.brow_limit))
         if self.lip_basis is not None:
             arrays.update(lip_basis=self.lip_basis, neutral_lips=self.neutral)
         return arrays
@@ -142,7 +150,16 @@ class MotionModel:
             # profiles made before the network was adapted to the person have none of these
             GenericLipModel.from_arrays(arrays, "adapted_") if "adapted_header" in arrays else None, float(arrays.get("adapted_weight", 0.0)),
             arrays.get("lip_basis"), arrays.get("neutral_lips"), float(arrays["closed_floor"]) if "closed_floor" in arrays else None,
+            _finite_or_none(arrays.get("brow_limit")),
         )
+
+
+def _finite_or_none(value) -> float | None:
+    """A stored scalar, or None where it is missing or not a finite positive number (damaged)."""
+    if value is None:
+        return None
+    number = float(np.asarray(value, np.float64).reshape(-1)[0]) if np.asarray(value).size else np.nan
+    return number if np.isfinite(number) and number > 0 else None
 
 
 def ridge_inputs(features: np.ndarray, coefficients: np.ndarray | None) -> np.ndarray:
@@ -268,6 +285,7 @@ def train_motion_model(
         return {
             "expression": ridge, "generic_weight": weight, "gain": gain, "centre": centre.astype(np.float32),
             "brow_gain": fit_brow_gain(face_model, predicted, targets[rows], centre, axes),
+            "brow_limit": brow_spread(targets[rows], axes, centre),
             "adapted": generic.adapted(features[:end], lips[:end], rows[:end]) if generic is not None else None,
             "closed_floor": float(np.percentile(openings[rows], CLOSED_QUANTILE)),
         }
@@ -286,10 +304,10 @@ def train_motion_model(
     train[split:] = False
     held[:split] = False
     held_prediction = replace(model, **lip_parts(train, split)).predict_expression(features)[held]
-    brow_spread = brow_height(face_model, held_prediction).std() / max(brow_height(face_model, targets[held]).std(), 1e-9)
+    held_brow_spread = brow_height(face_model, held_prediction).std() / max(brow_height(face_model, targets[held]).std(), 1e-9)
     model.validation.update(
         held_out_frames=int(held.sum()), **mouth_scores(face_model, held_prediction, targets[held]), alpha=model.expression.alpha,
-        brow_spread=round(float(brow_spread), 3), offset_frames=offset, generic_weight=model.generic_weight,
+        brow_spread=round(float(held_brow_spread), 3), offset_frames=offset, generic_weight=model.generic_weight,
         adapted_weight=model.adapted_weight, gain=round(model.gain, 3), brow_gain=round(model.brow_gain, 3),
     )
     return model

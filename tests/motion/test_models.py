@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from talkface.motion.blinks import BlinkModel
 from talkface.motion.model import replay
@@ -184,3 +185,40 @@ def test_brows_are_scaled_to_the_persons_spread_and_lips_stay(clip, clip_frames)
     # and one whose brows move too much is narrowed
     assert fit_brow_gain(model, real + brows * 2, real, centre, mapping) < 1
     assert np.array_equal(widen_brows(real, mapping, centre, 1.0), real.astype(np.float32))
+
+
+def test_widened_brows_never_move_further_than_the_persons_own(clip):
+    # a gain fitted on the clip's cross-validated predictions can overshoot on other speech (a news
+    # reader's gain of 2.8 moved his brows 2.1x as far as his own on his next 10 s): the limit holds
+    # them to the clip's spread, and leaves a prediction within it alone
+    from talkface.face.fit import build_model
+    from talkface.face.tracker import track_video
+    from talkface.motion.brows import BROW_GAINS, brow_axes, brow_spread, widen_brows
+
+    model, fit = build_model(track_video(clip))
+    real = fit.expression[fit.valid].astype(np.float64)
+    centre = real.mean(0)
+    mapping = brow_axes(model)
+    limit = brow_spread(real, mapping, centre)
+    brows = ((real - centre) @ mapping[0])[:, None] * mapping[1]
+    lively = real + brows * 0.2  # brows moving 1.2x as far; a gain of 2.8 (on their smoothed part) makes that over 2x
+    assert brow_spread(widen_brows(lively, mapping, centre, 2.8), mapping, centre) > 2 * limit  # unlimited: the test can fail
+    held = brow_spread(widen_brows(lively, mapping, centre, 2.8, limit), mapping, centre)
+    assert held == pytest.approx(limit, rel=0.02)
+    calm = real - brows * 0.5  # half the spread: widening it by 1.5 stays within the limit, untouched
+    assert np.array_equal(widen_brows(calm, mapping, centre, 1.5, limit), widen_brows(calm, mapping, centre, 1.5))
+    # one so lively that even the narrowest gain cannot hold it: the narrowest gain, no worse
+    wild = real + brows * 20
+    narrowest = widen_brows(wild, mapping, centre, BROW_GAINS[0])
+    assert brow_spread(widen_brows(wild, mapping, centre, 2.8, limit), mapping, centre) == pytest.approx(brow_spread(narrowest, mapping, centre), rel=0.02)
+    # one frame, or none: nothing to measure a spread on
+    assert widen_brows(lively[:1], mapping, centre, 2.8, limit).shape == (1, real.shape[1])
+    assert widen_brows(lively[:0], mapping, centre, 2.8, limit).shape == (0, real.shape[1])
+
+
+@pytest.mark.parametrize("stored, loaded", [(None, None), (0.0123, 0.0123), (np.nan, None), (-1.0, None), (np.inf, None), (np.zeros(0), None)])
+def test_a_motion_models_brow_limit_loads_or_is_left_out(stored, loaded):
+    from talkface.motion.model import _finite_or_none
+
+    result = _finite_or_none(None if stored is None else np.asarray(stored))
+    assert (result is None) if loaded is None else result == pytest.approx(loaded)
