@@ -72,7 +72,7 @@ def widen_brows(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray, ga
         return np.asarray(expression, np.float32)
     height = (np.asarray(expression, np.float64) - centre) @ axes[0]
     smooth = smoothed(height)
-    if limit is not None and len(height) > 1:
+    if limit is not None and np.isfinite(limit) and len(height) > 1:
         gain = _limited(height, smooth, gain, limit)
     if gain == 1.0:
         return np.asarray(expression, np.float32)

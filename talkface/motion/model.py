@@ -155,11 +155,11 @@ class MotionModel:
 
 
 def _finite_or_none(value) -> float | None:
-    """A stored scalar, or None where it is missing or not a finite positive number (damaged)."""
+    """A scalar, or None where it is missing or not a finite number of at least 0 (damaged)."""
     if value is None:
         return None
     number = float(np.asarray(value, np.float64).reshape(-1)[0]) if np.asarray(value).size else np.nan
-    return number if np.isfinite(number) and number > 0 else None
+    return number if np.isfinite(number) and number >= 0 else None
 
 
 def ridge_inputs(features: np.ndarray, coefficients: np.ndarray | None) -> np.ndarray:
@@ -285,7 +285,7 @@ def train_motion_model(
         return {
             "expression": ridge, "generic_weight": weight, "gain": gain, "centre": centre.astype(np.float32),
             "brow_gain": fit_brow_gain(face_model, predicted, targets[rows], centre, axes),
-            "brow_limit": brow_spread(targets[rows], axes, centre),
+            "brow_limit": _finite_or_none(brow_spread(targets[rows], axes, centre)),
             "adapted": generic.adapted(features[:end], lips[:end], rows[:end]) if generic is not None else None,
             "closed_floor": float(np.percentile(openings[rows], CLOSED_QUANTILE)),
         }

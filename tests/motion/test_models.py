@@ -211,12 +211,15 @@ def test_widened_brows_never_move_further_than_the_persons_own(clip):
     wild = real + brows * 20
     narrowest = widen_brows(wild, mapping, centre, BROW_GAINS[0])
     assert brow_spread(widen_brows(wild, mapping, centre, 2.8, limit), mapping, centre) == pytest.approx(brow_spread(narrowest, mapping, centre), rel=0.02)
+    # a still face's clip (limit 0): the narrowest gain; a NaN limit is no limit, never NaN brows
+    assert brow_spread(widen_brows(lively, mapping, centre, 2.8, 0.0), mapping, centre) < brow_spread(lively, mapping, centre)
+    assert np.array_equal(widen_brows(lively, mapping, centre, 2.8, np.nan), widen_brows(lively, mapping, centre, 2.8))
     # one frame, or none: nothing to measure a spread on
     assert widen_brows(lively[:1], mapping, centre, 2.8, limit).shape == (1, real.shape[1])
     assert widen_brows(lively[:0], mapping, centre, 2.8, limit).shape == (0, real.shape[1])
 
 
-@pytest.mark.parametrize("stored, loaded", [(None, None), (0.0123, 0.0123), (np.nan, None), (-1.0, None), (np.inf, None), (np.zeros(0), None)])
+@pytest.mark.parametrize("stored, loaded", [(None, None), (0.0123, 0.0123), (0.0, 0.0), (np.nan, None), (-1.0, None), (np.inf, None), (np.zeros(0), None)])
 def test_a_motion_models_brow_limit_loads_or_is_left_out(stored, loaded):
     from talkface.motion.model import _finite_or_none
 
