@@ -19,7 +19,7 @@ Measured with the face tracker on the output videos:
 - brow spread: std of brow height (over eye distance), output / the person's training clip;
   over 5 s one seed's head motion is a small sample (its brows' spread in the motion ranged
   0.81-1.29 of the clip's over seeds 0-2 on Obama), so `brow_spread_speak_seeds` is the mean
-  over SEEDS; `brow_spread_motion_45s` is the 45-s motion's own (its landmarks, before
+  over SEEDS (5) seeds; `brow_spread_motion_45s` is the 45-s motion's own (its landmarks, before
   rendering), which tells what the motion asks for from what the video shows;
 - flicker: frame-to-frame change of still skin (forehead, cheeks, nose) after aligning
   consecutive faces, output / real; `flicker_onto` aligns `onto` by its own tracked landmarks,
@@ -314,8 +314,8 @@ def main() -> None:
         pictures.update(extra["picture"])
         print(markdown_table([row]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    extra = "" if args.clips == DEFAULT_CLIPS else "_" + args.clips.replace(",", "_")  # never over the default run's sheet
-    crop_sheet(pictures, RESULTS / f"realism_crops_{args.label}{extra}.jpg")
+    suffix = "" if args.clips == DEFAULT_CLIPS else "_" + args.clips.replace(",", "_")  # never over the default run's sheet
+    crop_sheet(pictures, RESULTS / f"realism_crops_{args.label}{suffix}.jpg")
     print(write_results(results, store))
 
 

@@ -326,7 +326,7 @@ class RegionMemory:
             memory = cls(*(arrays[name] for name in ("jpeg", "offsets", "points", "frames", "keys", "scales")))
         except KeyError as error:
             raise CacheError(f"{path} is damaged (no {error}); run finetune again to rebuild it") from None
-        memory.keys = _reweighted(memory.keys, np.asarray(arrays.get("weights", cls.LEGACY_PART_WEIGHTS), np.float64), cls.PART_WEIGHTS, path)
+        memory.keys = _reweighted(memory.keys, arrays.get("weights", cls.LEGACY_PART_WEIGHTS), cls.PART_WEIGHTS, path)
         return memory
 
 
@@ -341,10 +341,14 @@ def _scaled(parts: tuple[np.ndarray, ...], scales: np.ndarray, weights: tuple[fl
     return np.concatenate([weight * part / scale for part, scale, weight in zip(parts, scales, weights)], 1).astype(np.float32)
 
 
-def _reweighted(keys: np.ndarray, saved: np.ndarray, weights: tuple[float, ...], path: Path) -> np.ndarray:
+def _reweighted(keys: np.ndarray, saved, weights: tuple[float, ...], path: Path) -> np.ndarray:
     """Keys saved with the part weights `saved`, weighted by `weights` instead: the head angle
     (the last part, pitch and yaw) is rescaled in place; other parts' columns are not known here,
     so a memory whose other weights differ is rebuilt."""
+    try:
+        saved = np.asarray(saved, np.float64)
+    except (TypeError, ValueError):
+        saved = np.full(len(weights), np.nan)
     if saved.shape != (len(weights),) or not np.isfinite(saved).all() or not (saved > 0).all() or not np.allclose(saved[:-1], weights[:-1]):
         raise CacheError(f"{path} was weighted otherwise; run finetune again to rebuild it")
     if np.isclose(saved[-1], weights[-1]):

@@ -158,7 +158,7 @@ def test_memories_saved_with_other_head_angle_weights_load_reweighted(clip_eyes,
     assert not np.allclose(legacy, memory.keys)  # the old keys did differ: the test can fail
     query = memory.keys_for(model, fit.expression[:40], fit.pose[:40])
     assert loaded.select(query) == memory.select(query)
-    for weights in (old * [2.0, 1.0, 1.0], old[:2], old * np.nan, old * [1.0, 1.0, 0.0]):  # other parts, too few, NaN, zero
+    for weights in (old * [2.0, 1.0, 1.0], old[:2], old * np.nan, old * [1.0, 1.0, 0.0], np.array(["a", "b", "c"])):  # other parts, too few, NaN, zero, text
         save_npz(tmp_path / EYES_FILE, **{**arrays, "weights": weights})
         assert EyeMemory.from_profile(tmp_path) is None  # a note, and the eyes from the texture until a finetune rebuilds them
 
