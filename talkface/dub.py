@@ -479,24 +479,23 @@ class _LowerFaceRenderer:
 
         stream = prefetched(self._coarse(source, start, stop), depth=2 * BATCH)
         try:
-            batch = []
-            for frame, drawn in stream:
-                if drawn is None:  # not the person's face: the frame as it is
-                    yield from self._finish(batch)
-                    batch = []
-                    yield frame
-                    continue
-                coarse, prepared, mask = drawn
-                if self.refiner is None:
-                    yield _blend(frame, coarse, mask)
-                    continue
-                batch.append((frame, coarse, prepared, mask))
-                if len(batch) == BATCH:
-                    yield from self._finish(batch)
-                    batch = []
-            yield from self._finish(batch)
+            drawn = self._drawn(stream)
+            images = ((image, blend) for image, _, blend in drawn) if self.refiner is None else self.refiner.refine_stream(drawn)
+            for image, blend in images:
+                yield image if blend is None else _blend(blend[0], image, blend[1])
         finally:
             stream.close()
+
+    @staticmethod
+    def _drawn(stream):
+        """(image, prepared refiner input, (frame, mask) to blend it into): the coarse lower face,
+        or the frame itself (nothing prepared, nothing to blend) where it is not the person's face."""
+        for frame, drawn in stream:
+            if drawn is None:
+                yield frame, None, None
+                continue
+            coarse, prepared, mask = drawn
+            yield coarse, prepared, (frame, mask)
 
     def _coarse(self, source: FrameSource, start: int, stop: int):
         """(frame, None) for a frame passed on as it is; else (frame, (coarse, prepared refiner
@@ -524,13 +523,6 @@ class _LowerFaceRenderer:
                 prepared = self.refiner.prepare(self.profile.face, coarse, before, coverage, placed, self.mouth[i], kept)
             previous = coarse
             yield frame, (coarse, prepared, self._mask(frame.shape, placed, placed_own))
-
-    def _finish(self, batch: list[tuple]):
-        if not batch:
-            return
-        frames, coarse, prepared, masks = (list(column) for column in zip(*batch))
-        for frame, image, mask in zip(frames, self.refiner.refine_prepared(coarse, prepared), masks):
-            yield _blend(frame, image, mask)
 
     def _mask(self, shape: tuple, placed: np.ndarray, placed_own: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
         """The soft lower-face mask (covering the old and the new jaw), as (box, weights in the box)."""

@@ -112,21 +112,8 @@ def render_frames(
         return
     stream = prefetched(coarse(), depth=2 * REFINE_BATCH)  # frames are composited in another thread while these are refined
     try:
-        frames: list[np.ndarray] = []
-        prepared: list = []
-        for frame, ready in stream:
-            if ready is None:
-                yield from refiner.refine_prepared(frames, prepared) if frames else []
-                frames, prepared = [], []
-                yield frame
-                continue
-            frames.append(frame)
-            prepared.append(ready)
-            if len(frames) == REFINE_BATCH:
-                yield from refiner.refine_prepared(frames, prepared)
-                frames, prepared = [], []
-        if frames:
-            yield from refiner.refine_prepared(frames, prepared)
+        for frame, _ in refiner.refine_stream((frame, ready, None) for frame, ready in stream):
+            yield frame
     finally:
         stream.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from talkface.storage import partial_path, write_json
 REFINER_FORMAT = 1
 WEIGHTS, SUMMARY, MEMORY = "refiner.safetensors", "refiner.json", "refiner_memory.npz"
 BATCH = 8  # frames refined at a time
+T = TypeVar("T")
 
 
 def mouth_patch_size(crop_size: int) -> int:
@@ -109,6 +111,32 @@ class Refiner:
             if item.kept is not None:
                 delta *= np.clip(1 - item.kept, 0, 1)[..., None]
         return [item.crop.paste_difference(frame, delta) for item, frame, delta in zip(inputs, frames, difference)]
+
+    def refine_stream(self, items: Iterable[tuple[np.ndarray, Prepared | None, T]]) -> Iterator[tuple[np.ndarray, T]]:
+        """(frame, prepared, tag) in order -> (frame refined, tag) in the same order, BATCH frames
+        through the network at a time; a frame with `prepared` None passes on as it is (the batch
+        before it is refined first). `tag`: anything the caller needs back with its frame."""
+        frames: list[np.ndarray] = []
+        prepared: list[Prepared] = []
+        tags: list[T] = []
+
+        def flush() -> Iterator[tuple[np.ndarray, T]]:
+            if frames:
+                yield from zip(self.refine_prepared(frames, prepared), tags)
+                for column in (frames, prepared, tags):
+                    column.clear()
+
+        for frame, ready, tag in items:
+            if ready is None:
+                yield from flush()
+                yield frame, tag
+                continue
+            frames.append(frame)
+            prepared.append(ready)
+            tags.append(tag)
+            if len(frames) == BATCH:
+                yield from flush()
+        yield from flush()
 
     def _correction(self, tensor: torch.Tensor) -> np.ndarray:
         """(B, S, S, 3) float pixel differences the generator adds to the rendered crops."""

@@ -227,3 +227,33 @@ def test_refined_difference_leaves_the_kept_skin_alone(pairs, coarse_profile, cl
     lips = kept == 0
     mouth = lips & (coverage > 0.99)
     assert np.abs(held.astype(int) - free)[mouth].max() <= 1 and np.abs(free.astype(int) - frame)[mouth].max() > 1  # the mouth refined as before
+
+
+def test_a_stream_is_refined_in_batches_in_order_and_passes_frames_on(pairs, coarse_profile, clip_frames, tmp_path):
+    """speak's and dub's one batching loop: frames keep their order and their tags, a frame with
+    nothing prepared comes back untouched, and every refined frame is what refining it alone gives."""
+    from talkface.face.model import place_vertices
+    from talkface.refine.model import BATCH
+    from talkface.render.composite import FaceCompositor
+
+    built, memory, n_train = pairs
+    train_refiner(built, memory, n_train, TINY, tmp_path, "key", "tiny")
+    refiner = Refiner.load(tmp_path)
+    face, fit = coarse_profile.face, coarse_profile.clip_fit
+    compositor = FaceCompositor(face)
+    items = []
+    for index in range(BATCH + 3):
+        if index == 4:  # a frame that is not the person's: passed on between two batches
+            items.append((clip_frames[index], None, "passed"))
+            continue
+        vertices = place_vertices(face, fit.expression[index], fit.pose[index])
+        frame, coverage = compositor.composite(clip_frames[index], vertices)
+        items.append((frame, refiner.prepare(face, frame, frame, coverage, vertices, fit.expression[index]), index))
+    out = list(refiner.refine_stream(iter(items)))
+    assert [tag for _, tag in out] == [tag for _, _, tag in items]
+    assert out[4][0] is items[4][0]
+    for (image, _), (frame, ready, _) in zip(out, items):
+        if ready is not None:
+            alone = refiner.refine_prepared([frame], [ready])[0]
+            assert np.abs(image.astype(int) - alone).max() <= 1 and np.abs(image.astype(int) - frame).max() > 0
+    assert list(refiner.refine_stream(iter(()))) == []
