@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from talkface.config import DubConfig, FinetuneConfig, ReconstructConfig, SpeakConfig, TrackConfig
+from talkface.config import CRF_HELP, DubConfig, FinetuneConfig, ReconstructConfig, SpeakConfig, TrackConfig
 from talkface.errors import InputError, TalkfaceError
 
 app = typer.Typer(
@@ -244,6 +244,7 @@ def speak(
     save_motion: Optional[Path] = typer.Option(None, "--save-motion", help="Also write the motion file (.npz)."),
     preview: bool = typer.Option(_SPEAK.preview, "--preview", help="Draw the shaded 3D face on a plain background instead of the full frame."),
     refine: bool = typer.Option(_SPEAK.refine, "--refine/--no-refine", help=REFINE_HELP),
+    crf: int = typer.Option(_SPEAK.crf, help=CRF_HELP),
     yaw: float = YAW,
     pitch: float = PITCH,
     roll: float = ROLL,
@@ -256,7 +257,7 @@ def speak(
     """Make a video of the finetuned person saying AUDIO, in their own room, refined by their GAN refiner."""
     from talkface.speak import speak as run_speak
 
-    config = SpeakConfig(pose=pose, seed=seed, blink_rate=blink_rate, preview=preview, refine=refine)
+    config = SpeakConfig(pose=pose, seed=seed, blink_rate=blink_rate, preview=preview, refine=refine, crf=crf)
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
     result = run_speak(audio, out, person, config, device, save_motion, controls, background)
     _report(out).print(
@@ -278,7 +279,7 @@ def dub(
     fit: str = typer.Option(_DUB.fit, help="When the audio outlasts the video: pingpong (play on backwards, no jump), loop (start again, as a cut) or hold (last frame)."),
     mouth_scale: float = typer.Option(_DUB.mouth_scale, "--mouth-scale", help="Amplitude of the new lip and jaw motion: 0.5 calmer, 1.5 wider."),
     refine: bool = typer.Option(_DUB.refine, "--refine/--no-refine", help=REFINE_HELP),
-    crf: int = typer.Option(_DUB.crf, help="Output quality (x264 CRF): 18 visually lossless, 0 lossless, higher smaller."),
+    crf: int = typer.Option(_DUB.crf, help=CRF_HELP),
     preset: str = typer.Option(_DUB.preset, help="Refiner preset of the profile built from VIDEO: draft, standard or best."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
@@ -306,6 +307,7 @@ def render(
     person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Sound to mux (any audio file or a video with sound)."),
     refine: bool = typer.Option(_SPEAK.refine, "--refine/--no-refine", help=REFINE_HELP),
+    crf: int = typer.Option(_SPEAK.crf, help=CRF_HELP),
     yaw: float = YAW,
     pitch: float = PITCH,
     roll: float = ROLL,
@@ -322,7 +324,7 @@ def render(
     from talkface.render_motion import render as run_render
 
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
-    result = run_render(motion, out, person, audio, controls, device, refine, background, onto)
+    result = run_render(motion, out, person, audio, controls, device, refine, background, onto, crf)
     _report(out).print(f"{out}: {result.motion.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)", highlight=False)
 
 
@@ -334,6 +336,7 @@ def reenact(
     person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Sound for the output (default: the driver's)."),
     refine: bool = typer.Option(_SPEAK.refine, "--refine/--no-refine", help=REFINE_HELP),
+    crf: int = typer.Option(_SPEAK.crf, help=CRF_HELP),
     yaw: float = YAW,
     pitch: float = PITCH,
     roll: float = ROLL,
@@ -349,7 +352,7 @@ def reenact(
     from talkface.reenact import reenact as run_reenact
 
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
-    result = run_reenact(driver, out, person, audio, controls, device, refine, background, save_motion, blink_rate)
+    result = run_reenact(driver, out, person, audio, controls, device, refine, background, save_motion, blink_rate, crf=crf)
     _report(out).print(f"{result.video}: {result.n_frames} frames in {result.seconds:.1f} s", highlight=False)
 
 

@@ -156,6 +156,7 @@ class SpeakConfig:
         blink_rate: blinks per minute; None keeps the rate measured in the clip.
         preview: draw the shaded 3D face on a plain background instead of the full frame.
         refine: pass the frames through the profile's GAN refiner (when it has one).
+        crf: x264 quality of the output: 18 visually lossless (default), 0 lossless in YUV 4:2:0.
     """
 
     pose: str = "generated"
@@ -163,6 +164,7 @@ class SpeakConfig:
     blink_rate: float | None = None
     preview: bool = False
     refine: bool = True
+    crf: int = 18
 
     def check(self) -> "SpeakConfig":
         """Raise InputError naming a setting outside its range; return self."""
@@ -175,11 +177,22 @@ class SpeakConfig:
         rate = self.blink_rate
         if rate is not None and not (isinstance(rate, (int, float)) and 0 <= rate <= MAX_BLINK_RATE):  # NaN fails too
             raise InputError(f"blink rate {rate!r} is not a number of blinks per minute from 0 to {MAX_BLINK_RATE}")
+        check_crf(self.crf)
         return self
 
 
 DUB_FITS = ("pingpong", "loop", "hold")
 MAX_CRF = 51  # x264's range: 0 lossless (in YUV 4:2:0) ... 51
+CRF_HELP = "Output quality (x264 CRF): 18 visually lossless, 0 lossless, higher smaller."
+
+
+def check_crf(crf: object) -> int:
+    """Raise InputError unless `crf` is a whole number in x264's range; return it."""
+    from talkface.errors import InputError
+
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= MAX_CRF:
+        raise InputError(f"--crf {crf!r} is out of range; use a whole number from 0 (lossless) to {MAX_CRF}")
+    return crf
 
 
 @dataclass(frozen=True)
@@ -214,8 +227,7 @@ class DubConfig:
             raise InputError(f"unknown --fit {self.fit!r}; use one of {', '.join(DUB_FITS)}")
         if not (isinstance(self.mouth_scale, (int, float)) and 0 <= self.mouth_scale <= 3):
             raise InputError(f"--mouth-scale {self.mouth_scale!r} is out of range; use 0 (closed) to 3")
-        if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= MAX_CRF:
-            raise InputError(f"--crf {self.crf!r} is out of range; use a whole number from 0 (lossless) to {MAX_CRF}")
+        check_crf(self.crf)
         if self.preset not in REFINER_PRESETS:
             raise InputError(f"unknown refiner preset {self.preset!r}; use one of {', '.join(REFINER_PRESETS)}")
         if not (isinstance(self.sample_seconds, (int, float)) and 10 <= self.sample_seconds <= 60):

@@ -143,8 +143,9 @@ def render_video(
     background: str | None = None,
     onto: str | Path | None = None,
     view: np.ndarray | None = None,
+    crf: int = 18,
 ) -> Path:
-    """Render a motion of this profile's person to an mp4 (with `audio` muxed if given).
+    """Render a motion of this profile's person to an mp4 (with `audio` muxed if given) at x264 quality `crf`.
 
     `background`: an image, a video or a colour to put behind the person instead of their room.
     `onto`: redraw the face in place on this video's frames (see `render_frames`).
@@ -158,4 +159,4 @@ def render_video(
                 yield replacer(frame) if background else frame
                 advance(1)
 
-        return write_video(out, frames(), motion.fps, audio)
+        return write_video(out, frames(), motion.fps, audio, crf)

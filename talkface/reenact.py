@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from talkface import progress
-from talkface.config import ReconstructConfig, TrackConfig
+from talkface.config import ReconstructConfig, TrackConfig, check_crf
 from talkface.controls import Controls, apply_controls, view_change
 from talkface.device import resolve_device
 from talkface.errors import NoFaceError
@@ -84,6 +84,7 @@ def reenact(
     motion_path: str | Path | None = None,
     blink_rate: float | None = None,
     seed: int = 0,
+    crf: int = 18,
 ) -> ReenactResult:
     """Make the profile's person perform the driver video's expressions and head motion.
 
@@ -97,12 +98,14 @@ def reenact(
         motion_path: also write the transferred motion here.
         blink_rate: None keeps the driver's blinks; a number replaces them with the person's own
             blinks at that rate per minute (0: none), placed with `seed`.
+        crf: x264 quality of the output (18 visually lossless, 0 lossless).
 
     Raises:
         InputError: unreadable driver or audio; NoFaceError, MultipleFacesError: not one face.
     """
     started = time.perf_counter()
     controls.check()
+    check_crf(crf)
     check_destination(out, (driver, audio, motion_path))
     profile = person if isinstance(person, Profile) else load_profile(person)
     info = probe(driver)
@@ -121,5 +124,5 @@ def reenact(
         progress.log(f"note: {note}")
     if motion_path:
         save_motion(motion_path, motion)
-    render_video(profile, motion, out, sound, resolve_device(device), refine, background, view=view_change(natural, motion))
+    render_video(profile, motion, out, sound, resolve_device(device), refine, background, view=view_change(natural, motion), crf=crf)
     return ReenactResult(Path(out), motion, driver_mouth, notes, motion.n_frames, time.perf_counter() - started)

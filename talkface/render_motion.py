@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from talkface import progress
+from talkface.config import check_crf
 from talkface.controls import Controls, apply_controls
 from talkface.device import resolve_device
 from talkface.media import check_destination, load_audio
@@ -38,6 +39,7 @@ def render(
     refine: bool = True,
     background: str | None = None,
     onto: str | Path | None = None,
+    crf: int = 18,
 ) -> RenderResult:
     """Render a motion file (from `speak --save-motion` or `track --person P --save-motion`).
 
@@ -51,12 +53,14 @@ def render(
         refine: pass frames through the profile's GAN refiner.
         background: an image, a video or a colour to put behind the person.
         onto: redraw the face in place on this video (the one the motion was tracked from).
+        crf: x264 quality of the output (18 visually lossless, 0 lossless).
 
     Raises:
         InputError: a bad motion file, audio or output path (checked before any rendering).
     """
     # 1. check inputs and the output before heavy work
     controls.check()
+    check_crf(crf)
     check_destination(out, (motion, audio, onto))
     profile = person if isinstance(person, Profile) else load_profile(person)
     loaded, notes = apply_controls(load_motion(motion), profile, controls)
@@ -65,5 +69,5 @@ def render(
     sound = load_audio(audio) if audio else None
     # 2. render, refine and encode
     started = time.perf_counter()
-    render_video(profile, loaded, out, sound, resolve_device(device), refine, background, onto)
+    render_video(profile, loaded, out, sound, resolve_device(device), refine, background, onto, crf=crf)
     return RenderResult(Path(out), loaded, time.perf_counter() - started)

@@ -57,7 +57,7 @@ def speak(
         audio: any speech recording (wav, mp3, flac, m4a, or a video's sound), 0.5 s to hours.
         out: the .mp4 to write.
         person: profile folder or loaded Profile (default: the most recently finetuned).
-        config: pose mode, seed, blink rate, refiner on/off, preview.
+        config: pose mode, seed, blink rate, refiner on/off, preview, output quality (crf).
         device: 'auto', 'cpu' or 'cuda'.
         motion_path: also write the motion file here.
         controls: head pose offsets/scale/frontalisation and mouth amplitude (see talkface.controls).
@@ -94,11 +94,11 @@ def speak(
         save_motion(motion_path, motion)
     # 4. render (and refine) and encode, one frame at a time
     if config.preview:
-        write_video(out, _preview_frames(profile, motion), profile.fps, speech)
+        write_video(out, _preview_frames(profile, motion), profile.fps, speech, config.crf)
     else:
         if config.refine and not profile.has_refiner and not profile.is_photo:
             progress.log("this profile has no refiner (finetune it again with the refiner on); writing the coarse render")
-        render_video(profile, motion, out, speech, resolve_device(device), config.refine, background, view=view_change(natural, motion))
+        render_video(profile, motion, out, speech, resolve_device(device), config.refine, background, view=view_change(natural, motion), crf=config.crf)
     return SpeakResult(Path(out), motion, profile.folder, n_frames, time.perf_counter() - started)
 
 

@@ -15,9 +15,10 @@ from talkface.evaluate.metrics import blink_frames, eye_openness
 from talkface.face import topology
 from talkface.face.model import project_landmarks
 from talkface.finetune import finetune
-from talkface.media import probe, read_frames_at
+from talkface.media import probe, read_frames, read_frames_at
 from talkface.motion import Motion
 from talkface.reenact import reenact
+from talkface.render_motion import render
 from talkface.render.backdrop import BackgroundReplacer, parse_colour
 from talkface.speak import speak
 
@@ -138,6 +139,30 @@ def test_reenact_can_replace_the_drivers_blinks(profile):
     assert np.corrcoef(mouth(calm.landmarks), mouth(motion.landmarks))[0, 1] > 0.99  # the mouth is untouched
 
 
+def test_output_quality_is_chosen_and_a_bad_one_refused_before_any_work(profile, clip_motion, clip, tmp_path):
+    """--crf: 0 lossless and large, 40 small; the same frames either way. Out of range: refused before rendering."""
+    from talkface.motion import save_motion
+
+    motion_file = tmp_path / "m.npz"
+    save_motion(motion_file, clip_motion)
+    sizes = {}
+    for crf in (0, 40):
+        out = tmp_path / f"crf{crf}.mp4"
+        assert render(motion_file, out, profile, refine=False, crf=crf).motion.n_frames == clip_motion.n_frames
+        sizes[crf] = out.stat().st_size
+        assert sum(1 for _ in read_frames(out)) == clip_motion.n_frames
+    assert sizes[0] > 5 * sizes[40], sizes
+    for bad in (-1, 52, 2.5, True):
+        with pytest.raises(InputError, match="--crf"):
+            render(motion_file, tmp_path / "bad.mp4", profile, crf=bad)
+        with pytest.raises(InputError, match="--crf"):
+            reenact(OTHER, tmp_path / "bad.mp4", profile, crf=bad)
+    assert not (tmp_path / "bad.mp4").exists()
+    done = subprocess.run([sys.executable, "-m", "talkface", "render", "--motion", str(motion_file), "--person", str(profile.folder),
+                           "--out", str(tmp_path / "cli.mp4"), "--crf", "60"], capture_output=True, text=True)
+    assert done.returncode != 0 and "--crf 60 is out of range" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_reenact_refuses_a_driver_without_a_face(profile, no_face_video, tmp_path):
     from talkface.errors import NoFaceError
 
@@ -149,7 +174,7 @@ def test_reenact_refuses_a_driver_without_a_face(profile, no_face_video, tmp_pat
 @pytest.mark.parametrize("command", ["speak", "render", "reenact"])
 def test_help_documents_every_control(command):
     text = subprocess.run([sys.executable, "-m", "talkface", command, "--help"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""}).stdout
-    for option in ("--yaw", "--pitch", "--roll", "--pose-scale", "--frontal", "--mouth-scale", "--background", "--no-refine"):
+    for option in ("--yaw", "--pitch", "--roll", "--pose-scale", "--frontal", "--mouth-scale", "--background", "--no-refine", "--crf"):
         assert option in text, option
     if command != "render":
         assert "--blink-rate" in text

@@ -326,7 +326,8 @@ def test_a_pipe_as_manifest_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "settings, message",
     [({"seed": -1}, "seed"), ({"seed": 2**40}, "seed"), ({"seed": True}, "seed"), ({"blink_rate": float("nan")}, "blink rate"),
-     ({"blink_rate": -3.0}, "blink rate"), ({"pose": "spin"}, "pose mode")],
+     ({"blink_rate": -3.0}, "blink rate"), ({"pose": "spin"}, "pose mode"), ({"crf": -1}, "crf"), ({"crf": 52}, "crf"),
+     ({"crf": True}, "crf"), ({"crf": 18.5}, "crf"), ({"crf": "18"}, "crf")],
 )
 def test_speak_settings_out_of_range(settings, message):
     from talkface.config import SpeakConfig

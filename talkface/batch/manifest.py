@@ -2,7 +2,7 @@
 
 A manifest row names a `person` (a profile folder, or a clip to finetune once and share), an
 `audio` file and an `out` video; optional columns set that row's speak options (`pose`, `seed`,
-`blink_rate`, `refine`). A row with a `video` is a dub of that footage (`person` optional: by
+`blink_rate`, `refine`, `crf`). A row with a `video` is a dub of that footage (`person` optional: by
 default a profile is built from the video), with the dub options `fit`, `mouth_scale`, `crf`
 and `refine`. Relative paths are taken from the manifest's folder.
 """
@@ -20,8 +20,8 @@ from talkface.errors import InputError
 
 REQUIRED = ("person", "audio", "out")  # a dub row: video instead of person (person optional)
 SPEAK_OPTIONS = {"pose": str, "seed": int, "blink_rate": float}
-DUB_OPTIONS = {"fit": str, "mouth_scale": float, "crf": int}
-OPTIONS = {**SPEAK_OPTIONS, **DUB_OPTIONS, "refine": bool}
+DUB_OPTIONS = {"fit": str, "mouth_scale": float}
+OPTIONS = {**SPEAK_OPTIONS, **DUB_OPTIONS, "refine": bool, "crf": int}  # refine and crf: both kinds
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".m4a", ".ogg", ".aac"} | VIDEO_SUFFIXES
 
@@ -113,7 +113,7 @@ def _job(manifest: Path, row: int, record: dict) -> Job:
     wrong = sorted(set(options) & set(SPEAK_OPTIONS if is_dub else DUB_OPTIONS))
     if wrong:
         kind, allowed = ("a dub row (it has a video)", DUB_OPTIONS) if is_dub else ("a speak row (it has no video)", SPEAK_OPTIONS)
-        raise InputError(f"{where}: {', '.join(wrong)} cannot be set in {kind}; its options are {', '.join([*allowed, 'refine'])}")
+        raise InputError(f"{where}: {', '.join(wrong)} cannot be set in {kind}; its options are {', '.join([*allowed, 'refine', 'crf'])}")
     try:
         (DubConfig(**options) if is_dub else SpeakConfig(**options)).check()
     except InputError as error:

@@ -152,6 +152,15 @@ def test_dub_rows_are_read_with_their_own_options(tmp_path):
     assert speaking.video is None and speaking.options == {"seed": 4}
 
 
+def test_speak_rows_choose_their_output_quality_too(tmp_path):
+    (tmp_path / "jobs.csv").write_text("person,audio,out,crf\nbob,a.wav,o.mp4,30\nbob,b.wav,p.mp4,\n")
+    chosen, default = read_manifest(tmp_path / "jobs.csv")
+    assert chosen.speak_config().crf == 30 and default.speak_config().crf == 18
+    (tmp_path / "bad.csv").write_text("person,audio,out,crf\nbob,a.wav,o.mp4,99\n")
+    with pytest.raises(InputError, match="crf"):
+        read_manifest(tmp_path / "bad.csv")
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
