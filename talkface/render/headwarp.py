@@ -47,9 +47,13 @@ FILL_REACH = 40  # px around the uncovered gap the fill works in
 _GROW = np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8)  # dilation by GAP_MARGIN
 MATTES_KEPT = 64  # clip frames whose person matte HeadWarper keeps (backgrounds repeat as the clip plays)
 # the head in model units (the face mesh spans about x +-1.3, y +-1.6, z -0.7..1.2 around its
-# centroid; y down, z away from the camera): the skull's centre behind the face, a head's radii
-HEAD_CENTRE = np.array([0.0, -0.3, 1.0])
-HEAD_RADII = np.array([1.35, 2.1, 1.25])
+# centroid, one unit about 5.4 cm; y down, z away from the camera): the skull's centre behind the
+# face, a head's radii. The front stands at the cheeks (z -0.25) and the outline passes the mesh's
+# points beside the ears (x +-1.3 at z 1.2); the depth is a real head's, 3.5 units (19 cm) from
+# brow to back. A head 2.5 units deep (centred at z 1.0) carried the outline too little: clip frames
+# turned to a real frame's yaw read 0.77 of that frame's turn, 0.82 with a head this deep.
+HEAD_CENTRE = np.array([0.0, -0.3, 1.5])
+HEAD_RADII = np.array([1.35, 2.1, 1.75])
 FACE_POINTS = 120  # mesh points the face correction is carried by (a spread-out subset)
 FACE_REACH = 0.2  # model units: the width of each mesh point's influence (about 1.1 cm)
 FACE_FADE = 0.5  # the correction fades off the face where the points' summed weight falls below this
