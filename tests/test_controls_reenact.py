@@ -139,8 +139,8 @@ def test_reenact_can_replace_the_drivers_blinks(profile):
     assert np.corrcoef(mouth(calm.landmarks), mouth(motion.landmarks))[0, 1] > 0.99  # the mouth is untouched
 
 
-def test_output_quality_is_chosen_and_a_bad_one_refused_before_any_work(profile, clip_motion, clip, tmp_path):
-    """--crf: 0 lossless and large, 40 small; the same frames either way. Out of range: refused before rendering."""
+def test_output_quality_is_chosen_and_a_bad_one_refused_before_any_work(profile, clip_motion, tmp_path):
+    """--crf: 0 lossless and large, 40 small; every frame written either way. Out of range: refused before rendering."""
     from talkface.motion import save_motion
 
     motion_file = tmp_path / "m.npz"
