@@ -118,6 +118,8 @@ def test_partials_are_unique_and_stale_ones_removed(tmp_path):
         path.write_bytes(b"x")
     assert remove_stale_partials(out) == [stale]
     assert live.exists() and other.exists() and not stale.exists()
+    stale.write_bytes(b"x")  # a run killed before: the next command's first check clears it
+    assert check_destination(out) == out and not stale.exists() and live.exists() and other.exists()
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path):

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from talkface.errors import InputError
-from talkface.storage import partial_path, remove_stale_partials  # noqa: F401  (the output stage's names)
+from talkface.storage import partial_path, remove_stale_partials  # noqa: F401  (partial_path: the output stage's name)
 
 MAX_NAME_BYTES = 255  # the longest file name common file systems take
 
@@ -27,7 +27,8 @@ def is_stdout(path: str | Path) -> bool:
 
 
 def check_destination(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> Path:
-    """Refuse an output path that cannot be written, before any work is done.
+    """Refuse an output path that cannot be written, before any work is done; and remove the
+    temporaries of it that killed runs left (they would otherwise stay until the video is written).
 
     Args:
         path: the file to write.
@@ -59,4 +60,5 @@ def check_destination(path: str | Path, inputs: tuple[str | Path | None, ...] = 
         raise InputError(f"cannot write to {existing}: permission denied; choose another --out")
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"cannot overwrite {path}: permission denied; choose another --out")
+    remove_stale_partials(path)
     return path
