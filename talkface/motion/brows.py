@@ -70,7 +70,7 @@ def widen_brows(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray, ga
     move just so far (down to BROW_GAINS[0]; a gain that keeps within it is left alone)."""
     if len(expression) == 0:
         return np.asarray(expression, np.float32)
-    height = (np.asarray(expression, np.float64) - centre) @ axes[0]
+    height = _axis_height(expression, axes, centre)
     smooth = smoothed(height)
     if limit is not None and np.isfinite(limit) and len(height) > 1:
         gain = _limited(height, smooth, gain, limit)
@@ -82,7 +82,12 @@ def widen_brows(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray, ga
 
 def brow_spread(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray) -> float:
     """The spread (std) of the brow height along `axes[0]`, the measure `widen_brows` limits."""
-    return float(((np.asarray(expression, np.float64) - centre) @ axes[0]).std())
+    return float(_axis_height(expression, axes, centre).std())
+
+
+def _axis_height(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """(T,) brow height around `centre`'s, along `axes[0]`: what `widen_brows` scales and limits."""
+    return (np.asarray(expression, np.float64) - centre) @ axes[0]
 
 
 def _limited(height: np.ndarray, smooth: np.ndarray, gain: float, limit: float) -> float:
