@@ -116,6 +116,15 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         raise CacheError(f"cannot read {path}: {exc}; delete it and rerun to rebuild") from exc
 
 
+def read_json_object(path: Path) -> dict:
+    """The JSON object (a dict) in `path`. Raises OSError if it cannot be read, ValueError if it
+    is not JSON or is JSON of another kind (a number, a list: a damaged record)."""
+    value = json.loads(path.read_text())
+    if not isinstance(value, dict):
+        raise ValueError(f"{path.name} holds a JSON {type(value).__name__}, not an object")
+    return value
+
+
 def write_json(path: Path, obj) -> None:
     """Write `obj` as indented JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())

@@ -15,7 +15,7 @@ import uuid
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from talkface.errors import TalkfaceError
@@ -165,6 +165,8 @@ def profile_damage(draw):
 
 @FUZZ
 @given(damage=profile_damage())
+@example(damage=("model.json", ("bytes", b"0")))  # valid JSON, not an object: found by this test once
+@example(damage=("model.json", ("bytes", b"[]")))
 def test_fuzzed_profiles_load_or_fail_typed(fuzz_profile, tmp_path, damage):
     from talkface.profile import load_profile
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from talkface.errors import CacheError
 from talkface.face.geometry import apply_pose
-from talkface.storage import atomic_write_bytes, load_npz, save_npz
+from talkface.storage import atomic_write_bytes, load_npz, read_json_object, save_npz
 
 MODEL_FORMAT = 1  # bump when the saved layout of MeshFaceModel changes
 PROJECT_CHUNK = 1000  # frames placed at a time
@@ -87,7 +87,7 @@ class MeshFaceModel:
         """Read a model saved by `save`; CacheError if it is missing, corrupt or of another format."""
         meta_path = folder / "model.json"
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = read_json_object(meta_path)
         except (OSError, ValueError) as exc:
             raise CacheError(f"no readable face model in {folder} ({exc}); rerun talkface track or finetune") from exc
         if meta.get("format") != MODEL_FORMAT:

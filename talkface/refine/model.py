@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
@@ -17,7 +16,7 @@ from talkface.face.model import MeshFaceModel
 from talkface.refine.inputs import CropInputs, crop_inputs, generator_input
 from talkface.refine.memory import MouthMemory, mouth_keys
 from talkface.refine.networks import Generator
-from talkface.storage import partial_path, write_json
+from talkface.storage import partial_path, read_json_object, write_json
 
 REFINER_FORMAT = 1
 WEIGHTS, SUMMARY, MEMORY = "refiner.safetensors", "refiner.json", "refiner_memory.npz"
@@ -72,12 +71,12 @@ class Refiner:
     def load(cls, folder: Path, device: str = "cpu", precision: str = "auto") -> "Refiner":
         """The profile's refiner on `device`; `precision` as in `RefinerConfig.precision`."""
         try:
-            summary = json.loads((folder / SUMMARY).read_text())
+            summary = read_json_object(folder / SUMMARY)
             if summary.get("format") != REFINER_FORMAT:
                 raise CacheError(f"the refiner in {folder} is from another talkface version; run finetune again")
             generator = Generator(tuple(summary["config"]["channels"]))
             generator.load_state_dict(load_file(str(folder / WEIGHTS)))
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:  # TypeError: a field of another kind
             raise CacheError(f"the refiner in {folder} cannot be loaded ({error}); run finetune again to rebuild it") from None
         generator.eval().to(device).set_precision(use_bfloat16(device, precision))
         return cls(generator, MouthMemory.load(folder / MEMORY), summary, torch.device(device))

@@ -257,3 +257,18 @@ def test_a_stream_is_refined_in_batches_in_order_and_passes_frames_on(pairs, coa
             alone = refiner.refine_prepared([frame], [ready])[0]
             assert np.abs(image.astype(int) - alone).max() <= 1 and np.abs(image.astype(int) - frame).max() > 0
     assert list(refiner.refine_stream(iter(()))) == []
+
+
+@pytest.mark.parametrize("summary", ["", "{", "0", "[]", '"refiner"', "null", '{"format": 1}', '{"format": 1, "config": 3}'])
+def test_a_damaged_refiner_summary_is_a_clear_error(pairs, tmp_path, summary):
+    """refiner.json emptied, cut, or JSON of another kind (a number, a list: not an object) or missing
+    its fields: one CacheError naming the fix, never an AttributeError or KeyError."""
+    from talkface.errors import CacheError
+    from talkface.refine.model import SUMMARY
+
+    built, memory, n_train = pairs
+    train_refiner(built, memory, n_train, TINY, tmp_path, "key", "tiny")
+    assert Refiner.load(tmp_path).summary["config"]["crop_size"] == TINY.crop_size
+    (tmp_path / SUMMARY).write_text(summary)
+    with pytest.raises(CacheError, match="run finetune again"):
+        Refiner.load(tmp_path)
