@@ -163,21 +163,27 @@ def test_cli_builds_a_photo_profile_and_a_kill_leaves_none_half_made(tmp_path):
     assert "photo profile" in result.stdout and load_profile(out).is_photo
 
 
-def test_a_closed_mouth_photo_speaks_with_borrowed_teeth(clip, clip_audio, tmp_path):
+@pytest.fixture(scope="module")
+def shut_profile(clip, tmp_path_factory):
+    """A photo profile from the frame of the test clip whose mouth is most shut (its lips meet)."""
+    frames = list(read_frames(clip))
+    with FaceMeshTracker() as tracker:
+        faces = [tracker.process(frame)[0] for frame in frames]
+    gaps = [gap_ratio(face[None], UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)[0] for face in faces]
+    folder = tmp_path_factory.mktemp("shut")
+    photo = folder / "shut.png"
+    cv2.imwrite(str(photo), frames[int(np.argmin(gaps))][..., ::-1])
+    return finetune_image(photo, folder / "profile")
+
+
+def test_a_closed_mouth_photo_speaks_with_borrowed_teeth(shut_profile, clip_audio, tmp_path):
     """A frame of the test clip with the mouth shut: the opened mouth shows teeth (the shipped
     generic mouth), not only the dark hole."""
     from talkface.face.model import place_vertices
     from talkface.render.composite import INNER_LIPS
     from talkface.speak import speak
 
-    frames = list(read_frames(clip))
-    with FaceMeshTracker() as tracker:
-        faces = [tracker.process(frame)[0] for frame in frames]
-    gaps = [gap_ratio(face[None], UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)[0] for face in faces]
-    shut = int(np.argmin(gaps))
-    photo = tmp_path / "shut.png"
-    cv2.imwrite(str(photo), frames[shut][..., ::-1])
-    profile = finetune_image(photo, tmp_path / "shut")
+    profile = shut_profile
     result = speak(write_audio(tmp_path / "line.wav", clip_audio), tmp_path / "out.mp4", profile)
     widest = int(np.argmax(frontal_mouth_opening(profile.face, result.motion.expression)))
     frame = list(read_frames(result.video))[widest]
@@ -253,3 +259,37 @@ def test_a_photos_lips_close_until_they_touch_never_past(photo_profile, clip_aud
     assert lowest(replace(wide, closed_floor=None)) < LIPS_MEET - 0.02
     assert lowest(wide) > LIPS_MEET - 0.005
     assert lowest(profile.motion) > LIPS_MEET - 0.005
+
+
+def test_a_closed_mouth_photos_lips_meet_never_past(clip_audio, tmp_path):
+    """A photo whose lips meet already (matplotlib's sample portrait of Grace Hopper, US Navy,
+    public domain; it ships with a dependency): the motion's centre is closed, so there is nothing
+    to shrink the lips towards; the lips that would pass each other are opened until they meet
+    instead (they were pressed 0.19 mouth widths through each other in 16% of frames), and the
+    mouth still opens and shuts with the speech."""
+    from dataclasses import replace
+
+    import matplotlib.cbook
+
+    from talkface.audio import extract
+    from talkface.motion.lips import lip_offsets, neutral_lips, opening_from_offsets
+    from talkface.oneshot import LIPS_MEET
+
+    photo = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    profile = load_profile(finetune_image(photo, tmp_path / "hopper").folder)
+    motion = profile.motion
+    centre = opening_from_offsets(motion.neutral, (motion.centre @ motion.lip_basis)[None], signed=True)[0]
+    assert centre <= motion.closed_floor, "this photo's mouth is closed: the case under test"
+    features = extract(clip_audio, "mfcc+whisper")
+
+    def openings(motion) -> np.ndarray:
+        expression = motion.predict_expression(features)
+        return opening_from_offsets(neutral_lips(profile.face), lip_offsets(profile.face, expression), signed=True)
+
+    unheld = openings(replace(motion, closed_floor=None))
+    held = openings(motion)
+    assert unheld.min() < LIPS_MEET - 0.02, "the generic lips press through this mouth unheld"
+    assert held.min() > LIPS_MEET - 0.005
+    free = unheld >= LIPS_MEET
+    np.testing.assert_allclose(held[free], unheld[free], atol=1e-6)  # frames that never pressed are left as they were
+    assert held.max() > 0.15 and (held < 0.02).mean() > 0.1, "the mouth still opens wide and shuts"
