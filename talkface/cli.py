@@ -125,7 +125,7 @@ def track(
     smoothing_window: int = typer.Option(_TRACK.smoothing_window, help="Frames in the zero-lag landmark smoother (1 = off)."),
     max_gap: int = typer.Option(_TRACK.max_interpolated_gap, help="Longest face-less run (frames) filled by interpolation."),
     n_expression: int = typer.Option(_RECONSTRUCT.n_expression, help="Expression basis size."),
-    person: Optional[Path] = typer.Option(None, "--person", "-p", help="Fit in this finetuned person's identity and expression basis (only with --save-motion)."),
+    person: Optional[Path] = typer.Option(None, "--person", "--profile", "-p", help="Fit in this finetuned person's identity and expression basis (only with --save-motion)."),
 ) -> None:
     """Track the face in a clip and reconstruct it in 3D (identity, head pose, expression, texture)."""
     from talkface.motion import save_motion as write_motion
@@ -237,7 +237,7 @@ def finetune(
 def speak(
     audio: Path = typer.Option(..., "--audio", "-a", help="Speech to say (wav, mp3, flac, m4a, or a video with sound)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .mp4, or - to stream fragmented MP4 to stdout while it is made (talkface speak ... --out - | ffplay -)."),
-    person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
+    person: Optional[Path] = typer.Option(None, "--person", "--profile", "-p", help="Profile folder (default: the most recently finetuned)."),
     pose: str = typer.Option(_SPEAK.pose, help="Head motion: generated (from the audio, in the person's style), clip (replay the clip's) or still."),
     seed: int = typer.Option(_SPEAK.seed, help="Seed for head motion and blinks."),
     blink_rate: Optional[float] = typer.Option(_SPEAK.blink_rate, help="Blinks per minute (default: the clip's rate; 0 turns blinks off)."),
@@ -275,7 +275,7 @@ def dub(
     video: Path = typer.Option(..., "--video", "-v", help="Footage of the person (any length; cuts, cutaways and other people are fine)."),
     audio: Path = typer.Option(..., "--audio", "-a", help="The new speech (wav, mp3, flac, m4a, or a video with sound); the output lasts as long."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .mp4."),
-    person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile of the person (default: one built from VIDEO itself, cached and reused)."),
+    person: Optional[Path] = typer.Option(None, "--person", "--profile", "-p", help="Profile of the person (default: one built from VIDEO itself, cached and reused)."),
     fit: str = typer.Option(_DUB.fit, help="When the audio outlasts the video: pingpong (play on backwards, no jump), loop (start again, as a cut) or hold (last frame)."),
     mouth_scale: float = typer.Option(_DUB.mouth_scale, "--mouth-scale", help="Amplitude of the new lip and jaw motion: 0.5 calmer, 1.5 wider."),
     refine: bool = typer.Option(_DUB.refine, "--refine/--no-refine", help=REFINE_HELP),
@@ -304,7 +304,7 @@ def dub(
 def render(
     motion: Path = typer.Option(..., "--motion", "-m", help="Motion file from speak --save-motion or track --person --save-motion."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .mp4."),
-    person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
+    person: Optional[Path] = typer.Option(None, "--person", "--profile", "-p", help="Profile folder (default: the most recently finetuned)."),
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Sound to mux (any audio file or a video with sound)."),
     refine: bool = typer.Option(_SPEAK.refine, "--refine/--no-refine", help=REFINE_HELP),
     crf: int = typer.Option(_SPEAK.crf, help=CRF_HELP),
@@ -333,7 +333,7 @@ def render(
 def reenact(
     driver: Path = typer.Option(..., "--driver", "-d", help="A video of anyone talking: their expressions and head motion drive the person."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .mp4."),
-    person: Optional[Path] = typer.Option(None, "--person", "-p", help="Profile folder (default: the most recently finetuned)."),
+    person: Optional[Path] = typer.Option(None, "--person", "--profile", "-p", help="Profile folder (default: the most recently finetuned)."),
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Sound for the output (default: the driver's)."),
     refine: bool = typer.Option(_SPEAK.refine, "--refine/--no-refine", help=REFINE_HELP),
     crf: int = typer.Option(_SPEAK.crf, help=CRF_HELP),

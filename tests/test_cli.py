@@ -70,3 +70,12 @@ def test_doctor_reports_the_installation():
 def test_help_lists_commands():
     done = run("--help")
     assert done.returncode == 0 and "track" in done.stdout and "doctor" in done.stdout
+
+
+def test_profile_is_another_name_for_person(tmp_path):
+    """`finetune --out FOLDER` makes a profile: the commands that use one take it as --profile too
+    (it was `No such option: --profile`)."""
+    for command in ("speak", "render", "reenact", "dub"):
+        assert "--profile" in run(command, "--help").stdout
+    done = run("speak", "--profile", str(tmp_path / "nobody"), "--audio", str(tmp_path / "a.wav"), "--out", str(tmp_path / "o.mp4"))
+    assert done.returncode == 2 and "no talkface profile at" in done.stderr and "No such option" not in done.stderr
