@@ -293,3 +293,36 @@ def test_a_closed_mouth_photos_lips_meet_never_past(clip_audio, tmp_path):
     free = unheld >= LIPS_MEET
     np.testing.assert_allclose(held[free], unheld[free], atol=1e-6)  # frames that never pressed are left as they were
     assert held.max() > 0.15 and (held < 0.02).mean() > 0.1, "the mouth still opens wide and shuts"
+
+
+def test_a_photo_profile_is_reenacted_rendered_and_batched_like_any_other(photo_profile, clip_audio, tmp_path):
+    """The commands besides speak take a photo profile as they take a clip's: reenact drives the
+    photo with another person's motion (their mouth followed), render redraws a saved motion
+    (the same frames speak wrote), and a batch row speaks it."""
+    import json
+
+    from talkface.batch import run_batch
+    from talkface.face import topology
+    from talkface.media import probe
+    from talkface.reenact import reenact
+    from talkface.render_motion import render
+    from talkface.speak import speak
+
+    other = Path(__file__).parent / "data" / "other_person_2s.mp4"
+    acted = reenact(other, tmp_path / "re.mp4", photo_profile)
+    assert acted.n_frames == 50 and probe(acted.video).has_audio
+    assert np.corrcoef(topology.mouth_openness(acted.motion.landmarks), acted.driver_mouth_openness)[0, 1] > 0.7
+    with FaceMeshTracker() as tracker:
+        assert all(tracker.process(frame) for frame in read_frames(acted.video))
+
+    audio = write_audio(tmp_path / "line.wav", clip_audio)
+    spoken = speak(audio, tmp_path / "spoken.mp4", photo_profile, motion_path=tmp_path / "m.npz")
+    rendered = render(tmp_path / "m.npz", tmp_path / "rendered.mp4", photo_profile.folder, audio)
+    a, b = list(read_frames(spoken.video)), list(read_frames(rendered.video))
+    assert len(a) == len(b) == spoken.n_frames
+    assert max(np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(a, b)) < 1.0
+
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"person": str(photo_profile.folder), "audio": str(audio), "out": "batch/out.mp4"}) + "\n")
+    report = run_batch(manifest, workers=1)
+    assert report.ok and len(list(read_frames(tmp_path / "batch" / "out.mp4"))) == spoken.n_frames
