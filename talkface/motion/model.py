@@ -97,7 +97,7 @@ class MotionModel:
         the lips through each other, and a pressed mouth still reads as closed."""
         at_centre = opening_from_offsets(self.neutral, (self.centre @ self.lip_basis)[None], signed=True)[0]
         if at_centre <= self.closed_floor:  # the centre's lips meet already: nothing to shrink towards
-            return self._opened_to_floor(expression)
+            return self._opened_to_floor(expression, at_centre)
         for _ in range(2):  # the lip map reaches lips only nearly: a second pass takes up what the first left
             opening = opening_from_offsets(self.neutral, expression @ self.lip_basis, signed=True)
             shrink = np.where(opening < self.closed_floor, (self.closed_floor - at_centre) / np.minimum(opening - at_centre, -1e-9), 1.0)
@@ -105,28 +105,31 @@ class MotionModel:
             expression = expression + ((shrink - 1.0)[:, None] * lips) @ self.lip_map
         return expression
 
-    def _opened_to_floor(self, expression: np.ndarray) -> np.ndarray:
-        """`_never_past_closed` where the centre's own lips meet (a photo whose mouth is closed):
-        frames whose lips pass each other are opened until they meet, along the smallest change of
-        the face that opens the lips (the opening's gradient in the orthonormal expression basis),
-        its lips alone (`lip_map`: the rest of the face stays). A photo of a closed mouth had its
-        lips pressed up to 0.19 mouth widths through each other in 16% of frames."""
-        lips = expression @ self.lip_basis
-        low = opening_from_offsets(self.neutral, lips, signed=True) < self.closed_floor
+    def _opened_to_floor(self, expression: np.ndarray, at_centre: float) -> np.ndarray:
+        """`_never_past_closed` where the centre's own lips meet (`at_centre`, its opening: a photo
+        whose mouth is closed): frames whose lips pass each other are opened until they meet, along
+        the smallest change of the face that opens the lips (the opening's gradient in the
+        orthonormal expression basis), its lips alone (`lip_map`: the rest of the face stays). A
+        photo of a closed mouth had its lips pressed up to 0.19 mouth widths through each other
+        in 16% of frames."""
+        low = opening_from_offsets(self.neutral, expression @ self.lip_basis, signed=True) < self.closed_floor
         if not low.any():
             return expression
         step = 1e-3
         centre = (self.centre @ self.lip_basis)[None]
-        at_centre = opening_from_offsets(self.neutral, centre, signed=True)[0]
         gradient = (opening_from_offsets(self.neutral, centre + step * self.lip_basis, signed=True) - at_centre) / step
         direction = (gradient @ self.lip_basis) @ self.lip_map
         opens = direction @ self.lip_basis
+        at_start = (opening_from_offsets(self.neutral, centre + step * opens[None], signed=True)[0] - at_centre) / step
+        if not at_start > 0:  # no lip motion opens this mouth (a degenerate basis): left as it is
+            return expression
         expression = expression.copy()
         for _ in range(3):  # Newton steps along the direction: the opening is nearly linear in it
             lips = expression[low] @ self.lip_basis
             opening = opening_from_offsets(self.neutral, lips, signed=True)
             slope = (opening_from_offsets(self.neutral, lips + step * opens, signed=True) - opening) / step
-            expression[low] += (np.maximum(self.closed_floor - opening, 0) / np.maximum(slope, 1e-6))[:, None] * direction
+            slope = np.where(slope > 0.1 * at_start, slope, at_start)  # where the opening bends away, the centre's slope
+            expression[low] += (np.maximum(self.closed_floor - opening, 0) / slope)[:, None] * direction
         return expression
 
     def _widened(self, expression: np.ndarray) -> np.ndarray:

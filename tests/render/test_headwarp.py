@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
 
 from talkface.render.headwarp import GRID_STEP, MIN_DEGREES, RING, grid_moves, head_moves, needs_warp, warp_head
 
