@@ -359,7 +359,7 @@ def reenact(
 @app.command()
 @reports_errors
 def batch(
-    jobs: Path = typer.Argument(..., help="Manifest: .csv or .jsonl with person, audio, out (+ optional pose, seed, blink_rate, refine), or a folder with people/ and audio/."),
+    jobs: Path = typer.Argument(..., help="Manifest: .csv or .jsonl with person (or profile), audio, out (+ optional pose, seed, blink_rate, refine, crf), or a folder with people/ and audio/."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Parallel worker processes on this machine (default: one per core, up to 8)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Run on a Ray cluster: local (start one here), auto, or ray://HOST:PORT."),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON report, read to resume (default: JOBS.report.json)."),

@@ -1,6 +1,7 @@
 """Batch manifests: CSV, JSONL, or a folder of people and audio, read into jobs.
 
-A manifest row names a `person` (a profile folder, or a clip to finetune once and share), an
+A manifest row names a `person` (a profile folder, or a clip to finetune once and share; the
+column may also be called `profile`), an
 `audio` file and an `out` video; optional columns set that row's speak options (`pose`, `seed`,
 `blink_rate`, `refine`, `crf`). A row with a `video` is a dub of that footage (`person` optional: by
 default a profile is built from the video), with the dub options `fit`, `mouth_scale`, `crf`
@@ -91,6 +92,13 @@ def _job(manifest: Path, row: int, record: dict) -> Job:
     where = f"{manifest.name}, row {row}"
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected an object with {', '.join(REQUIRED)}")
+    if "profile" in record:  # another name for person, as on the command line
+        record = dict(record)
+        profile = record.pop("profile")
+        if str(record.get("person") or "").strip() and str(profile or "").strip():
+            raise InputError(f"{where}: both person and profile are given; profile is another name for person, give one")
+        if str(profile or "").strip() or "person" not in record:
+            record["person"] = profile
     is_dub = bool(str(record.get("video") or "").strip())
     required = ("video", "audio", "out") if is_dub else REQUIRED
     missing = [name for name in required if not str(record.get(name) or "").strip()]

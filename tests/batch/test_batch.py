@@ -49,6 +49,9 @@ def test_csv_and_jsonl_manifests_resolve_paths_and_options(tmp_path):
     (tmp_path / "jobs.jsonl").write_text('{"person": "bob", "audio": "a.wav", "out": "o.mp4", "pose": "clip"}\n\n')
     (job,) = read_manifest(tmp_path / "jobs.jsonl")
     assert job.row == 1 and job.options == {"pose": "clip"}
+    (tmp_path / "profiles.csv").write_text("profile,audio,out\nbob,a.wav,o.mp4\n")  # as on the command line
+    (job,) = read_manifest(tmp_path / "profiles.csv")
+    assert job.person == tmp_path / "bob"
 
 
 @pytest.mark.parametrize(
@@ -58,6 +61,7 @@ def test_csv_and_jsonl_manifests_resolve_paths_and_options(tmp_path):
         ("person,audio,out,seed\nbob,a.wav,o.mp4,three\n", "seed='three' is not a valid int"),
         ("person,audio,out,speed\nbob,a.wav,o.mp4,2\n", "unknown column.*speed"),
         ("person,audio,out\n", "has no jobs"),
+        ("person,profile,audio,out\nbob,ann,a.wav,o.mp4\n", "both person and profile"),
     ],
 )
 def test_bad_manifests_are_refused_with_the_row_and_the_fix(tmp_path, text, message):
