@@ -145,6 +145,11 @@ MAX_SEED = 2**32 - 1  # numpy's seed range
 MAX_BLINK_RATE = 120.0  # blinks per minute; people blink 10-40
 
 
+DEFAULT_CRF = 18  # x264 quality of every video talkface writes unless --crf says otherwise: visually lossless
+MAX_CRF = 51  # x264's range: 0 lossless (in YUV 4:2:0) ... 51
+CRF_HELP = "Output quality (x264 CRF): 18 visually lossless, 0 lossless, higher smaller."
+
+
 @dataclass(frozen=True)
 class SpeakConfig:
     """Generating a talking video from audio (`check` holds the accepted ranges).
@@ -164,7 +169,7 @@ class SpeakConfig:
     blink_rate: float | None = None
     preview: bool = False
     refine: bool = True
-    crf: int = 18
+    crf: int = DEFAULT_CRF
 
     def check(self) -> "SpeakConfig":
         """Raise InputError naming a setting outside its range; return self."""
@@ -182,8 +187,6 @@ class SpeakConfig:
 
 
 DUB_FITS = ("pingpong", "loop", "hold")
-MAX_CRF = 51  # x264's range: 0 lossless (in YUV 4:2:0) ... 51
-CRF_HELP = "Output quality (x264 CRF): 18 visually lossless, 0 lossless, higher smaller."
 
 
 def check_crf(crf: object) -> int:
@@ -214,7 +217,7 @@ class DubConfig:
     fit: str = "pingpong"
     mouth_scale: float = 1.0
     refine: bool = True
-    crf: int = 18
+    crf: int = DEFAULT_CRF
     preset: str = "standard"
     sample_seconds: float = 20.0
     segment_frames: int = 500

@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from talkface import progress
+from talkface.config import DEFAULT_CRF
 from talkface.errors import InputError
 from talkface.face.model import place_vertices
 from talkface.media import Audio, read_frames, write_video
@@ -143,7 +144,7 @@ def render_video(
     background: str | None = None,
     onto: str | Path | None = None,
     view: np.ndarray | None = None,
-    crf: int = 18,
+    crf: int = DEFAULT_CRF,
 ) -> Path:
     """Render a motion of this profile's person to an mp4 (with `audio` muxed if given) at x264 quality `crf`.
 

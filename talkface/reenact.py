@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from talkface import progress
-from talkface.config import ReconstructConfig, TrackConfig, check_crf
+from talkface.config import DEFAULT_CRF, ReconstructConfig, TrackConfig, check_crf
 from talkface.controls import Controls, apply_controls, view_change
 from talkface.device import resolve_device
 from talkface.errors import NoFaceError
@@ -84,7 +84,7 @@ def reenact(
     motion_path: str | Path | None = None,
     blink_rate: float | None = None,
     seed: int = 0,
-    crf: int = 18,
+    crf: int = DEFAULT_CRF,
 ) -> ReenactResult:
     """Make the profile's person perform the driver video's expressions and head motion.
 

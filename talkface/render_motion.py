@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from talkface import progress
-from talkface.config import check_crf
+from talkface.config import DEFAULT_CRF, check_crf
 from talkface.controls import Controls, apply_controls
 from talkface.device import resolve_device
 from talkface.media import check_destination, load_audio
@@ -39,7 +39,7 @@ def render(
     refine: bool = True,
     background: str | None = None,
     onto: str | Path | None = None,
-    crf: int = 18,
+    crf: int = DEFAULT_CRF,
 ) -> RenderResult:
     """Render a motion file (from `speak --save-motion` or `track --person P --save-motion`).
 

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
-from talkface.config import FPS
+from talkface.config import DEFAULT_CRF, FPS
 from talkface.errors import InputError, NoVideoStreamError
 from talkface.media.audio import Audio
 from talkface.media.destination import STDOUT, is_stdout, partial_path
@@ -247,7 +247,7 @@ def write_video(
     frames: Iterable[np.ndarray],
     fps: float = FPS,
     audio: Audio | None = None,
-    crf: int = 18,
+    crf: int = DEFAULT_CRF,
     b_frames: bool = True,
     preset: str = X264_PRESET,
 ) -> Path:
