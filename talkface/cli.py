@@ -162,12 +162,50 @@ def track(
     table.add_row("head pose std", ", ".join(f"{k} {v:.1f}°" for k, v in summary.pose_std_deg.items()))
     table.add_row("speed", "cached" if summary.cached else f"{summary.frames_per_second:.0f} frames/s")
     table.add_row("finetune", "ready" if summary.finetune_ready else summary.finetune_problem)
+    table.add_row("sound and picture", _clock_words(summary.picture_after_sound_s))
     table.add_row("results", str(out) + (f"  (overlay: {summary.overlay})" if summary.overlay else ""))
     stdout.print(table)
 
 
 def _ranges(ranges) -> str:
     return ", ".join(f"{a}-{b}" for a, b in ranges)
+
+
+def _clock_words(picture_after_sound: float | None) -> str:
+    if picture_after_sound is None:
+        return "no sound"
+    if picture_after_sound == 0:
+        return "start together"
+    which = "after" if picture_after_sound > 0 else "before"
+    return f"the picture starts {abs(picture_after_sound):.3f} s {which} the sound (frames are read on one clock)"
+
+
+@app.command()
+@reports_errors
+def probe(
+    path: Path = typer.Argument(..., help="A video or audio file."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Say what a media file holds: its streams, size, frame rate, length, and when its picture starts against its sound."""
+    from dataclasses import asdict
+
+    from talkface.media import probe as probe_media
+    from talkface.media.clock import media_clock
+
+    info, clock = probe_media(path), media_clock(path)
+    report = {**asdict(info), "path": str(info.path), "clock": asdict(clock), "overlap_s": clock.overlap}
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"talkface probe: {path.name}", show_header=False)
+    if info.has_video:
+        table.add_row("video", f"{info.width}x{info.height}, {info.fps:.3f} frames/s, {info.duration:.2f} s")
+    table.add_row("audio", f"{info.audio_sample_rate} Hz" if info.has_audio else "none")
+    if info.has_video:
+        table.add_row("sound and picture", _clock_words(None if info.picture_after_sound is None else round(info.picture_after_sound, 4)))
+    if clock.overlap is not None:
+        table.add_row("played together", f"{clock.overlap[0]:.2f}-{clock.overlap[1]:.2f} s ({clock.overlap[1] - clock.overlap[0]:.2f} s)")
+    stdout.print(table)
 
 
 @app.command()
@@ -316,15 +354,18 @@ def render(
     mouth_scale: float = MOUTH_SCALE,
     background: Optional[str] = BACKGROUND,
     onto: Optional[Path] = typer.Option(
-        None, "--onto", help="Redraw the face in place on this video's frames (the video the motion was tracked from: track --person P --save-motion M.npz)."
+        None, "--onto", help="Redraw the face in place on this video's frames (the video the motion was tracked from: track --person P --save-motion M.npz), on its clock and with its sound."
     ),
+    mute: bool = typer.Option(False, "--mute", help="Write no sound (render --onto otherwise keeps the video's own sound when --audio is not given)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Render any motion file of the profile's person as a full-frame video (self-reenactment with a clip's own motion)."""
     from talkface.render_motion import render as run_render
 
+    if mute and audio:
+        raise InputError("--mute writes no sound but --audio gives one; give one of them")
     controls = _controls(yaw, pitch, roll, pose_scale, frontal, mouth_scale)
-    result = run_render(motion, out, person, audio, controls, device, refine, background, onto, crf)
+    result = run_render(motion, out, person, audio, controls, device, refine, background, onto, crf, keep_sound=not mute)
     _report(out).print(f"{out}: {result.motion.n_frames} frames in {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)", highlight=False)
 
 

@@ -43,6 +43,7 @@ from talkface.face.topology import N_LANDMARKS
 from talkface.face.tracker import FaceMeshTracker, FaceTrack, TrackBuilder, face_box
 from talkface.media import check_destination, load_audio, probe, require_video, write_video
 from talkface.media.destination import is_stdout
+from talkface.media.clock import clock_key
 from talkface.media.video import FrameSource, concat_videos, read_frames, write_excerpt
 from talkface.pipeline import pipeline_threads, prefetched
 from talkface.profile import Profile, load_profile, talkface_home
@@ -218,7 +219,7 @@ def dub(
 def load_footage(video: Path, work: Path, track_config: TrackConfig, digest: str | None = None) -> Footage:
     """Track every frame of `video` (cached in `work` by the video's content and the settings)."""
     cache = StageCache(work)
-    key = make_key(digest or file_digest(video), track_config, FOOTAGE_FORMAT)
+    key = make_key(digest or file_digest(video), track_config, FOOTAGE_FORMAT, *clock_key(video))
     arrays = cache.load("footage", key, ["footage.npz"], lambda: load_npz(work / "footage.npz"))
     if arrays is None:
         arrays = _track_footage(video, track_config)
@@ -464,7 +465,7 @@ class _LowerFaceRenderer:
         if refine and profile.has_refiner:
             from talkface.refine.model import Refiner
 
-            self.refiner = Refiner.load(profile.folder, device)
+            self.refiner = profile.read_part(lambda: Refiner.load(profile.folder, device))
         # without a refiner, the person's own lips and teeth for the new mouth shapes, as speak draws them
         self.patches = None if self.refiner else MouthPatches.from_profile(profile.folder)
         self.patch_picks = None

@@ -14,10 +14,11 @@ from talkface.audio import extract, loudness_columns
 from talkface.cache import StageCache, file_digest, make_key
 from talkface.config import FPS, REFINER_PRESETS, FinetuneConfig, ReconstructConfig, RefinerConfig, TrackConfig
 from talkface.device import resolve_device
-from talkface.errors import CacheError, InputError
+from talkface.errors import CacheError, ClipTooShortError, InputError
 from talkface.face.texture import frontal_frames
 from talkface.face.tracker import track_video
 from talkface.media import load_audio, probe, read_frames, read_frames_at, require_audio, require_video
+from talkface.media.clock import media_clock
 from talkface.media.video import write_excerpt
 from talkface.motion.model import train_motion_model
 from talkface.motion.generic import FEATURE_SET as GENERIC_FEATURES
@@ -84,10 +85,11 @@ def finetune(
     require_video(info)
     require_audio(info)
     require_clip_duration(info.duration, str(video), config)
+    require_overlap(video, config)
     withdraw_profile(folder)  # visible again, whole, when this run ends
     remove_stale_partials_in(folder)  # temporaries of a killed earlier run
     source_video = video
-    video = _bounded_clip(video, folder, info.duration, config, track_config, force)
+    video = _bounded_clip(video, folder, config, track_config, force)
     # 2. tracking + 3D reconstruction (cached by `track`)
     progress.log(f"[1/{steps}] tracking and reconstructing the face in {video.name}")
     started = time.perf_counter()
@@ -140,24 +142,59 @@ def finetune(
     return load_profile(folder)
 
 
-SAMPLE_FORMAT = 1
+SAMPLE_FORMAT = 2  # 2: the stretch lies where picture and sound play together
 
 
-def _bounded_clip(video: Path, folder: Path, duration: float, config: FinetuneConfig, track_config: TrackConfig, force: bool) -> Path:
-    """The video itself, or for one longer than `config.max_seconds` its best-tracked stretch of
-    that length (tracked whole first, streamed), written once into the profile folder."""
-    if duration <= config.max_seconds:
+def _bounded_clip(video: Path, folder: Path, config: FinetuneConfig, track_config: TrackConfig, force: bool) -> Path:
+    """The video itself; or, written once into the profile folder, the stretch of it where its
+    picture and its sound both play (a file whose picture starts after its sound, or whose sound
+    stops early), re-timed to start together, and at most `config.max_seconds` long (for a longer
+    video its best-tracked stretch: tracked whole first, streamed)."""
+    first, stop = _overlap_frames(video)
+    longest = int(round(config.max_seconds * FPS))
+    n_frames = _clock_frames(video)
+    if first == 0 and stop >= n_frames - LATE_END_FRAMES and stop - first <= longest:
         return video
     cache = StageCache(folder)
     sample = folder / "sample.mp4"
-    key = make_key(file_digest(video), config.max_seconds, track_config, SAMPLE_FORMAT)
+    key = make_key(file_digest(video), config.max_seconds, track_config, SAMPLE_FORMAT, first, stop)
     if force or not cache.is_done("sample", key, ["sample.mp4"]):
-        length = int(round(config.max_seconds * FPS))
-        progress.log(f"{video.name} is {duration:.0f} s long: tracking it whole to finetune on its best-tracked {config.max_seconds:.0f} s")
-        first = best_window(track_video(video, track_config).tracked, length)
+        length = min(stop - first, longest)
+        if stop - first > longest:
+            progress.log(f"{video.name} is {(stop - first) / FPS:.0f} s long: tracking it whole to finetune on its best-tracked {config.max_seconds:.0f} s")
+            first += best_window(track_video(video, track_config).tracked[first:stop], length)
+        else:
+            progress.log(f"note: {video.name}'s picture and sound play together from {first / FPS:.2f} s to {stop / FPS:.2f} s; finetuning on that stretch")
         write_excerpt(video, first, length, sample)
         cache.mark_done("sample", key)
     return sample
+
+
+LATE_END_FRAMES = 12  # frames (0.5 s): a sound that stops at most this long before the picture does is padded with silence, not cut
+
+
+def _overlap_frames(video: Path) -> tuple[int, int]:
+    """[first, stop): the frames (on the file's clock) in which its picture and sound both play."""
+    start, end = media_clock(video).overlap
+    return int(np.ceil(start * FPS - 0.5)), int(np.floor(end * FPS + 0.5))
+
+
+def _clock_frames(video: Path) -> int:
+    """Frames on the file's clock to the picture's end."""
+    clock = media_clock(video)
+    return int(np.floor((clock.video_end - clock.origin) * FPS + 0.5))
+
+
+def require_overlap(video: Path, config: FinetuneConfig) -> None:
+    """Raise ClipTooShortError if the picture and the sound play together for less than
+    `config.min_seconds` (the sound starting late, or stopping early)."""
+    start, end = media_clock(video).overlap
+    if end - start < config.min_seconds:
+        raise ClipTooShortError(
+            f"the picture and the sound of {video} play together for only {end - start:.1f} s (from {start:.2f} s to "
+            f"{end:.2f} s of the file); finetuning needs at least {config.min_seconds:.0f} s of the person talking "
+            "with their sound (20-30 s is best): give a clip whose sound covers its picture"
+        )
 
 
 def _train_refiner(video: Path, folder: Path, tracked, refiner_config: RefinerConfig, preset: str, device: str, force: bool) -> dict:

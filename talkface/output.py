@@ -59,7 +59,7 @@ def render_frames(
             natural[:, :3] -= view
         indices = background_indices(natural, clip_pose, profile.clip_fit.valid)
         poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
-        store = FrameStore(profile.folder / "frames.npz")
+        store = profile.read_part(lambda: FrameStore(profile.folder / "frames.npz"))
         if view is None and not profile.is_photo:
             # each background frame with where its own face is: its skin is kept (render/composite.py)
             scenes, warper = ((store[int(i)], own_face(profile, int(i)), None) for i in indices), contextlib.nullcontext()
@@ -74,13 +74,13 @@ def render_frames(
     compositor = FaceCompositor(profile.face, device)
     if profile.is_photo:  # the photo's own skin over the whole face, and its own teeth, carried by the lips
         compositor.keep_whole_face()
-        photo = FrameStore(profile.folder / "frames.npz")[0]
+        photo = profile.read_part(lambda: FrameStore(profile.folder / "frames.npz")[0])
         placed = place_vertices(profile.face, profile.clip_fit.expression[0], profile.clip_fit.pose[0])
         landmarks = placed[profile.face.landmark_index]
         compositor.teeth = PhotoMouth(photo, landmarks, INNER_LIPS)
         if not compositor.teeth.usable:  # a closed mouth in the photo: teeth from the corpus, in its light
             compositor.teeth = GenericMouth.load().for_face(photo, landmarks, INNER_LIPS)
-    refiner = Refiner.load(profile.folder, device) if refine and profile.has_refiner else None
+    refiner = profile.read_part(lambda: Refiner.load(profile.folder, device)) if refine and profile.has_refiner else None
     # the person's own eyes; their own lips and teeth too where no refiner draws the mouth (render/mouth_patches.py)
     regions = [region.from_profile(profile.folder) for region in ((EyeMemory,) if refiner else (EyeMemory, MouthPatches))]
     regions = [region for region in regions if region is not None]

@@ -25,6 +25,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import cv2
 import numpy as np
@@ -34,6 +35,7 @@ from talkface.face.model import FaceFit, MeshFaceModel
 from talkface.motion.model import MotionModel
 from talkface.storage import atomic_write_bytes, load_npz, save_npz, write_json
 
+T = TypeVar("T")
 PROFILE_KINDS = ("clip", "photo")
 PROFILE_FORMAT = 3  # bump when the folder layout changes; older profiles must be re-finetuned
 
@@ -162,6 +164,16 @@ class Profile:
     @property
     def feature_set(self) -> str:
         return self.info.features
+
+    def read_part(self, load: Callable[[], T]) -> T:
+        """`load()` of one of the profile's files (refiner, frames, ...): a damaged file is the
+        profile's own error, naming the file and the command that rebuilds the profile."""
+        try:
+            return load()
+        except CacheError as error:
+            option = "--image" if self.is_photo else "--video"
+            rebuild = f"talkface finetune {option} {self.info.source.path} --out {self.folder} --force"
+            raise ProfileError(f"the profile at {self.folder} is damaged ({error}); rebuild it: {rebuild}") from None
 
     @property
     def has_refiner(self) -> bool:

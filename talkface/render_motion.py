@@ -10,7 +10,7 @@ from talkface import progress
 from talkface.config import DEFAULT_CRF, check_crf
 from talkface.controls import Controls, apply_controls
 from talkface.device import resolve_device
-from talkface.media import check_destination, load_audio
+from talkface.media import check_destination, load_audio, probe
 from talkface.motion import Motion, load_motion
 from talkface.output import render_video
 from talkface.profile import Profile, load_profile
@@ -40,6 +40,7 @@ def render(
     background: str | None = None,
     onto: str | Path | None = None,
     crf: int = DEFAULT_CRF,
+    keep_sound: bool = True,
 ) -> RenderResult:
     """Render a motion file (from `speak --save-motion` or `track --person P --save-motion`).
 
@@ -52,8 +53,10 @@ def render(
         device: 'auto', 'cpu' or 'cuda'.
         refine: pass frames through the profile's GAN refiner.
         background: an image, a video or a colour to put behind the person.
-        onto: redraw the face in place on this video (the one the motion was tracked from).
+        onto: redraw the face in place on this video (the one the motion was tracked from), on
+            its clock: frame k of the motion is drawn on the picture shown k / 25 s into it.
         crf: x264 quality of the output (18 visually lossless, 0 lossless).
+        keep_sound: with `onto` and no `audio`, mux the video's own sound (False: none).
 
     Raises:
         InputError: a bad motion file, audio or output path (checked before any rendering).
@@ -66,7 +69,12 @@ def render(
     loaded, notes = apply_controls(load_motion(motion), profile, controls)
     for note in notes:
         progress.log(f"note: {note}")
-    sound = load_audio(audio) if audio else None
+    if audio:
+        sound = load_audio(audio)
+    elif onto and keep_sound and probe(onto).has_audio:
+        sound = load_audio(onto)
+    else:
+        sound = None
     # 2. render, refine and encode
     started = time.perf_counter()
     render_video(profile, loaded, out, sound, resolve_device(device), refine, background, onto, crf=crf)

@@ -19,6 +19,7 @@ from talkface.face.overlay import draw_overlay
 from talkface.face.texture import bake_texture, frontal_frames
 from talkface.face.tracker import FaceTrack, format_ranges, track_video
 from talkface.media import load_audio, probe, read_frames, read_frames_at, require_video, write_video
+from talkface.media.clock import clock_key
 from talkface.motion import Motion
 from talkface.storage import load_npz, save_npz, write_json
 
@@ -52,6 +53,7 @@ class TrackSummary:
     folder: str
     overlay: str | None
     cached: bool
+    picture_after_sound_s: float | None = None  # the picture starts this long after the sound (None: no sound)
     version: str = field(default=__version__)
 
     def to_json(self) -> dict:
@@ -129,7 +131,7 @@ def track(
     require_video(info)
     folder.mkdir(parents=True, exist_ok=True)
     cache = StageCache(folder)
-    video_key = make_key(file_digest(video), FPS)
+    video_key = make_key(file_digest(video), FPS, *clock_key(video))
     cached = True
     # 2. face tracking
     track_key = make_key(video_key, track_config, TRACK_FORMAT)
@@ -225,7 +227,12 @@ def _summarise(video, folder, face_track, fit, projected, model, track_seconds, 
         folder=str(folder),
         overlay=str(overlay_path) if overlay_path else None,
         cached=cached,
+        picture_after_sound_s=_rounded(probe(video).picture_after_sound),
     )
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 4)
 
 
 def require_clip_duration(seconds: float, source: str, config: FinetuneConfig = FinetuneConfig()) -> None:

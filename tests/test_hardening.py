@@ -302,7 +302,9 @@ def test_bad_manifests_are_one_clear_error(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):
-        read_manifest(path)
+        jobs = read_manifest(path)  # a file that is no manifest, or one whose one row cannot run
+        assert len(jobs) == 1 and jobs[0].problem
+        raise InputError(jobs[0].problem)
 
 
 def test_batch_with_a_failed_row_reports_it_and_exits_1(tmp_path, clip):

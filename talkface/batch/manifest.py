@@ -38,6 +38,7 @@ class Job:
     out: Path
     options: dict = field(default_factory=dict)
     video: Path | None = None
+    problem: str = ""  # what is wrong with the row (it is reported failed, the others run)
 
     def speak_config(self) -> SpeakConfig:
         return SpeakConfig(**self.options)
@@ -52,8 +53,12 @@ def read_manifest(path: str | Path) -> list[Job]:
     The folder convention: every audio file in audio/ is said by every person in people/
     (profile folders or clips), written to out/PERSON/AUDIO.mp4.
 
+    A row that cannot run (a missing column, a bad option value, a line that is not JSON) is
+    still a Job, with `problem` saying what is wrong and how to fix it: the batch reports it as
+    failed and runs the other rows.
+
     Raises:
-        InputError: no such manifest, a missing column, a bad option value.
+        InputError: no such manifest, not a readable CSV/JSONL file, no rows at all.
     """
     path = Path(path)
     if path.is_dir():
@@ -80,12 +85,27 @@ def read_manifest(path: str | Path) -> list[Job]:
                 try:
                     records.append((number, json.loads(line)))
                 except json.JSONDecodeError as error:
-                    raise InputError(f"{path}, line {number}: not JSON ({error.msg}); each line must be one JSON object") from None
+                    records.append((number, f"{path.name}, line {number}: not JSON ({error.msg}); each line must be one JSON object"))
     else:
         raise InputError(f"{path}: a manifest must be .csv or .jsonl (or a folder with people/ and audio/)")
     if not records:
         raise InputError(f"{path} has no jobs")
-    return [_job(path, number, record) for number, record in records]
+    return [_job_or_problem(path, number, record) for number, record in records]
+
+
+def _job_or_problem(manifest: Path, row: int, record) -> Job:
+    """The row's Job, or for a row that cannot run a Job carrying its problem (and whatever
+    paths it names, for the report)."""
+    try:
+        if isinstance(record, str):  # a line that did not parse
+            raise InputError(record)
+        return _job(manifest, row, record)
+    except InputError as error:
+        named = record if isinstance(record, dict) else {}
+        path = lambda name: Path(str(named.get(name) or "").strip())  # noqa: E731
+        video = path("video") if str(named.get("video") or "").strip() else None
+        person = path("person") if str(named.get("person") or "").strip() else (path("profile") if str(named.get("profile") or "").strip() else None)
+        return Job(row, person, path("audio"), path("out"), video=video, problem=str(error))
 
 
 def _job(manifest: Path, row: int, record: dict) -> Job:

@@ -126,9 +126,15 @@ def run_batch(
         raise InputError(f"--workers must be at least 1 (got {workers})")
 
     results: dict[int, JobResult] = {}
-    profiles, person_errors = _prepare_people(job_list, preset, device)
+    for job in job_list:
+        if job.problem:
+            results[job.row] = _failed(job, "", f"InputError: {job.problem}")
+            progress.log(f"  row {job.row} FAILED: {job.problem}")
+    profiles, person_errors = _prepare_people([job for job in job_list if not job.problem], preset, device)
     pending: list[tuple[Job, str]] = []
     for job in job_list:
+        if job.problem:
+            continue
         who = _who(job)
         if who in person_errors:
             results[job.row] = _failed(job, "", person_errors[who])

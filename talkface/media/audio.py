@@ -11,6 +11,7 @@ import numpy as np
 
 from talkface.config import SAMPLE_RATE
 from talkface.errors import InputError, NoAudioStreamError
+from talkface.media.clock import media_clock
 from talkface.media.probe import open_media
 from talkface.storage import partial_path
 
@@ -42,7 +43,9 @@ class Audio:
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
-    """Decode the first audio stream of `path`, mixed to mono and resampled.
+    """Decode the first audio stream of `path`, mixed to mono and resampled, on the file's clock:
+    a video's sound that starts after its picture is preceded by that much silence, so sample n
+    plays with the picture at n / sample_rate seconds (`talkface.media.clock`).
 
     Args:
         path: an audio file (wav, mp3, flac, m4a, ...) or a video with sound.
@@ -68,6 +71,9 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
         except av.error.FFmpegError as exc:
             raise InputError(f"the audio of {path} could not be decoded: {exc}") from exc
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    late = int(round(media_clock(path).audio_offset * sample_rate))
+    if late:
+        samples = np.concatenate([np.zeros(late, np.float32), samples])
     broken = int(np.count_nonzero(~np.isfinite(samples)))
     if broken:
         raise InputError(

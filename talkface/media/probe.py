@@ -10,6 +10,7 @@ from typing import Iterator
 import av
 
 from talkface.errors import InputError, NoAudioStreamError, NoVideoStreamError
+from talkface.media.clock import media_clock
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class MediaInfo:
         duration: seconds of video, or of audio for an audio-only file.
         has_video, has_audio: whether such a stream exists.
         audio_sample_rate: Hz of the first audio stream; 0 without audio.
+        picture_after_sound: seconds the picture starts after the sound (negative: before it);
+            None unless the file has both (`talkface.media.clock`).
+        video_offset: seconds from the file's clock's zero to its first picture (frames before
+            it hold that picture).
     """
 
     path: Path
@@ -33,6 +38,8 @@ class MediaInfo:
     has_video: bool
     has_audio: bool
     audio_sample_rate: int
+    picture_after_sound: float | None = None
+    video_offset: float = 0.0
 
 
 @contextlib.contextmanager
@@ -91,7 +98,10 @@ def probe(path: str | Path) -> MediaInfo:
                 duration = float(video.duration * video.time_base)
         elif audio is not None and audio.duration and audio.time_base:
             duration = float(audio.duration * audio.time_base)
+        clock = media_clock(path)
         return MediaInfo(
+            picture_after_sound=clock.picture_after_sound,
+            video_offset=clock.video_offset,
             path=Path(path),
             width=width,
             height=height,

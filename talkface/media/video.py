@@ -15,6 +15,7 @@ import numpy as np
 from talkface.config import DEFAULT_CRF, FPS
 from talkface.errors import InputError, NoVideoStreamError
 from talkface.media.audio import Audio
+from talkface.media.clock import media_clock
 from talkface.media.destination import STDOUT, is_stdout, partial_path
 from talkface.media.probe import open_media
 from talkface.pipeline import prefetched
@@ -38,19 +39,22 @@ def _video_stream(container, path: Path) -> tuple:
 
 
 def _timed_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield (seconds since the first frame, RGB uint8 HxWx3 frame) in decode order, rotation applied."""
+    """Yield (seconds on the file's clock, RGB uint8 HxWx3 frame) in decode order, rotation
+    applied. The clock's zero is the earlier of the picture's and the sound's starts
+    (`talkface.media.clock`), so a picture that starts after the sound starts after zero."""
     with open_media(path) as container:
         stream, rate = _video_stream(container, path)
+        origin = media_clock(path).origin
         start, index, time = None, 0, 0.0
         declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
         try:
             for index, frame in enumerate(container.decode(stream)):
-                time = frame.time if frame.time is not None else index / rate
+                time = frame.time if frame.time is not None else (origin if start is None else start) + index / rate
                 start = time if start is None else start
-                yield time - start, _image(frame)
+                yield time - origin, _image(frame)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path} could not be decoded past {index} frames: {exc}") from exc
-        decoded = time - (start or 0.0) + 1.0 / rate
+        decoded = time - (start if start is not None else time) + 1.0 / rate
         if declared is not None and declared - decoded > max(1.0, 0.05 * declared):
             raise InputError(
                 f"{path} is cut short: it declares {declared:.1f} s of video but only {decoded:.1f} s decode; "
@@ -69,7 +73,11 @@ def _image(frame) -> np.ndarray:
 
 
 def read_frames(path: str | Path, fps: float = FPS) -> Iterator[np.ndarray]:
-    """Yield the video's frames resampled to `fps` by nearest timestamp.
+    """Yield the video's frames resampled to `fps` by nearest timestamp, on the file's clock.
+
+    Frame k is the picture shown k / fps seconds after the file's start, the earlier of its
+    picture's and its sound's (`talkface.media.clock`): frame k and the sound at k / fps seconds
+    of `load_audio` play together. Before its first picture the video holds that picture.
 
     Args:
         path: a video file (mp4, mov, mkv, webm, ...).
@@ -115,7 +123,7 @@ def read_frames_from(path: str | Path, first: int, fps: float = FPS) -> Iterator
     indices, reached by seeking to the keyframe before it instead of decoding from the start."""
     with open_media(path) as container:
         stream, rate = _video_stream(container, path)
-        origin = next((f.time for f in container.decode(stream) if f.time is not None), 0.0)
+        origin = media_clock(path).origin
         target = max(first / fps - 1.0, 0.0)
         container.seek(int((origin + target) / stream.time_base), stream=stream, backward=True, any_frame=False)
         k, prev_time, prev_image = first, None, None

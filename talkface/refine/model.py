@@ -8,6 +8,7 @@ from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from talkface.device import use_bfloat16
@@ -76,8 +77,8 @@ class Refiner:
                 raise CacheError(f"the refiner in {folder} is from another talkface version; run finetune again")
             generator = Generator(tuple(summary["config"]["channels"]))
             generator.load_state_dict(load_file(str(folder / WEIGHTS)))
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:  # TypeError: a field of another kind
-            raise CacheError(f"the refiner in {folder} cannot be loaded ({error}); run finetune again to rebuild it") from None
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:  # TypeError: a field of another kind
+            raise CacheError(f"the refiner in {folder} cannot be loaded ({type(error).__name__}: {error}); run finetune again to rebuild it") from None
         generator.eval().to(device).set_precision(use_bfloat16(device, precision))
         return cls(generator, MouthMemory.load(folder / MEMORY), summary, torch.device(device))
 

@@ -35,6 +35,13 @@ def lines(clip_audio, tmp_path_factory):
     return {"first": first, "second": second, "broken": broken, "missing": folder / "missing.wav"}
 
 
+def manifest_problem(path) -> str:
+    """The manifest's one row's problem; the manifest's own error if it has no rows to report."""
+    jobs = read_manifest(path)
+    assert len(jobs) == 1 and jobs[0].problem, "the row should have been refused"
+    raise InputError(jobs[0].problem)
+
+
 def write_csv(path, rows):
     path.write_text("person,audio,out,seed\n" + "".join(f"{p},{a},{o},{s}\n" for p, a, o, s in rows))
     return path
@@ -67,7 +74,7 @@ def test_csv_and_jsonl_manifests_resolve_paths_and_options(tmp_path):
 def test_bad_manifests_are_refused_with_the_row_and_the_fix(tmp_path, text, message):
     (tmp_path / "jobs.csv").write_text(text)
     with pytest.raises(InputError, match=message):
-        read_manifest(tmp_path / "jobs.csv")
+        manifest_problem(tmp_path / "jobs.csv")
 
 
 def test_folder_convention_pairs_every_person_with_every_audio(tmp_path, person, lines):
@@ -162,7 +169,7 @@ def test_speak_rows_choose_their_output_quality_too(tmp_path):
     assert chosen.speak_config().crf == 30 and default.speak_config().crf == 18
     (tmp_path / "bad.csv").write_text("person,audio,out,crf\nbob,a.wav,o.mp4,99\n")
     with pytest.raises(InputError, match="crf"):
-        read_manifest(tmp_path / "bad.csv")
+        manifest_problem(tmp_path / "bad.csv")
 
 
 @pytest.mark.parametrize(
@@ -179,7 +186,7 @@ def test_speak_rows_choose_their_output_quality_too(tmp_path):
 def test_bad_dub_rows(tmp_path, text, message):
     (tmp_path / "jobs.csv").write_text(text)
     with pytest.raises(InputError, match=message):
-        read_manifest(tmp_path / "jobs.csv")
+        manifest_problem(tmp_path / "jobs.csv")
 
 
 def test_a_batch_dubs_and_speaks(clip, person, lines, tmp_path):
@@ -193,3 +200,30 @@ def test_a_batch_dubs_and_speaks(clip, person, lines, tmp_path):
     dubbed = report.results[0]
     assert dubbed.video == str(clip) and probe(tmp_path / "dub.mp4").duration == pytest.approx(1.0, abs=0.1)
     assert probe(tmp_path / "speak.mp4").has_video
+
+
+def test_bad_rows_are_all_named_and_the_good_ones_run(person, lines, tmp_path):
+    """A seed of -1 in one row and a blink rate of nan in another: both named at once in the
+    report (field and value), the good rows rendered, exit status 1."""
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(
+        "person,audio,out,seed,blink_rate,refine\n"
+        f"{person},{lines['first']},good1.mp4,1,,no\n"
+        f"{person},{lines['first']},bad_seed.mp4,-1,,no\n"
+        f"{person},{lines['second']},bad_blinks.mp4,,nan,no\n"
+        f"{person},{lines['second']},good2.mp4,,,no\n"
+    )
+    run = subprocess.run([sys.executable, "-m", "talkface", "batch", str(manifest), "--workers", "1"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    jobs = json.loads((tmp_path / "jobs.csv.report.json").read_text())["jobs"]
+    assert [job["status"] for job in jobs] == ["done", "failed", "failed", "done"]
+    assert "row 2: seed -1" in jobs[1]["error"] and "row 3: blink rate nan" in jobs[2]["error"]
+    assert jobs[1]["error_type"] == jobs[2]["error_type"] == "InputError"
+    assert jobs[1]["out"].endswith("bad_seed.mp4") and jobs[2]["audio"].endswith("second.flac")
+    assert "row 2" in run.stderr and "row 3" in run.stderr
+    assert probe(tmp_path / "good1.mp4").has_video and probe(tmp_path / "good2.mp4").has_video
+    assert not (tmp_path / "bad_seed.mp4").exists()
+    # a JSONL line that is not JSON is one bad row too
+    (tmp_path / "jobs.jsonl").write_text(json.dumps({"person": str(person), "audio": str(lines["first"]), "out": "j.mp4"}) + "\n{not json\n")
+    good, broken = read_manifest(tmp_path / "jobs.jsonl")
+    assert not good.problem and "line 2: not JSON" in broken.problem

@@ -175,8 +175,13 @@ def test_a_checkpoint_for_other_inputs_or_a_damaged_one_is_not_resumed(pairs, tm
     assert not trainer.resume(tmp_path / CHECKPOINT, "key") and trainer.step == 0
 
 
-def test_finetune_trains_the_refiner_and_speak_uses_it(clip, tmp_path):
-    profile = finetune(clip, tmp_path / "p", RULES, refiner_config=TINY)
+@pytest.fixture(scope="module")
+def refined_profile(clip, tmp_path_factory):
+    return finetune(clip, tmp_path_factory.mktemp("refined") / "p", RULES, refiner_config=TINY)
+
+
+def test_finetune_trains_the_refiner_and_speak_uses_it(clip, refined_profile, tmp_path):
+    profile = refined_profile
     assert profile.has_refiner
     info = json.loads((profile.folder / "profile.json").read_text())
     validation = info["refiner"]["validation"]
@@ -193,7 +198,7 @@ def test_finetune_trains_the_refiner_and_speak_uses_it(clip, tmp_path):
     assert changed[:40].max() == 0 and changed[-40:].max() == 0  # top and bottom of the frame untouched
     # a rerun reuses the trained refiner
     stamp = (profile.folder / "refiner.safetensors").stat().st_mtime_ns
-    finetune(clip, tmp_path / "p", RULES, refiner_config=TINY)
+    finetune(clip, profile.folder, RULES, refiner_config=TINY)
     assert (profile.folder / "refiner.safetensors").stat().st_mtime_ns == stamp
 
 
@@ -272,3 +277,31 @@ def test_a_damaged_refiner_summary_is_a_clear_error(pairs, tmp_path, summary):
     (tmp_path / SUMMARY).write_text(summary)
     with pytest.raises(CacheError, match="run finetune again"):
         Refiner.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["refiner.safetensors", "refiner_memory.npz", "refiner.json", "frames.npz"])
+def test_a_damaged_weights_file_is_the_profiles_own_error(refined_profile, clip_audio, tmp_path, name):
+    """A profile file cut in half (a copy interrupted, a full disk): the profile's error naming the
+    file and the finetune ... --force that rebuilds it, in one line, never an internal error."""
+    import shutil
+    import subprocess
+    import sys
+
+    from talkface.errors import ProfileError
+    from talkface.media import Audio, write_audio
+
+    folder = tmp_path / "p"
+    shutil.copytree(refined_profile.folder, folder)
+    data = (folder / name).read_bytes()
+    (folder / name).write_bytes(data[: len(data) // 2])
+    line = write_audio(tmp_path / "line.wav", Audio(clip_audio.samples[:16000], clip_audio.sample_rate))
+    with pytest.raises(ProfileError, match=f"{name}|the refiner in") as caught:
+        speak(line, tmp_path / "o.mp4", folder)
+    assert f"finetune --video {refined_profile.info.source.path} --out {folder} --force" in str(caught.value)
+    done = subprocess.run(
+        [sys.executable, "-m", "talkface", "speak", "--audio", str(line), "--out", str(tmp_path / "o.mp4"), "--person", str(folder)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2 and "ProfileError" in done.stderr and "--force" in done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "o.mp4").exists()
