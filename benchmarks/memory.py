@@ -36,12 +36,18 @@ EXAMPLE = ROOT / "examples" / "obama_weekly_20s.mp4"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def measure(args: list[str]) -> dict:
-    """Run `python -m talkface ARGS`, sampling its RSS; peak and the quartiles' RSS in MB."""
+def measure(args: list[str], limit: float | None = None) -> dict:
+    """Run `python -m talkface ARGS`, sampling its RSS; peak and the quartiles' RSS in MB. With
+    `limit` (seconds) the command is stopped then, and the RSS at a tenth and nine tenths of that
+    window are given too (how flat it stays)."""
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "talkface", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     samples = []
     while process.poll() is None:
+        if limit is not None and time.perf_counter() - started > limit:
+            process.terminate()
+            process.wait()
+            break
         try:
             for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -51,6 +57,11 @@ def measure(args: list[str]) -> dict:
         time.sleep(0.5)
     err = process.stderr.read()
     seconds = time.perf_counter() - started
+    if limit is not None and seconds > limit:
+        rss = np.array([mb for _, mb in samples])
+        at = lambda share: float(rss[min(int(share * len(rss)), len(rss) - 1)])  # noqa: E731
+        return {"peak RSS MB": round(float(rss.max())), "RSS at 25/50/75 % MB": f"{at(0.25):.0f} / {at(0.5):.0f} / {at(0.75):.0f}",
+                "RSS at 10/90 % MB": f"{at(0.1):.0f} / {at(0.9):.0f}", "seconds": f"stopped at {limit:.0f}"}
     if process.returncode != 0:
         raise SystemExit(f"talkface {' '.join(args)} failed: {err[-500:]}")
     rss = np.array([mb for _, mb in samples]) if samples else np.zeros(1)
@@ -84,6 +95,8 @@ def main() -> None:
     parser.add_argument("--no-refined", action="store_true", help="skip the refined speak row")
     parser.add_argument("--preview", action="store_true", help="speak rows with --preview (the shaded mesh: every stage that grows with length, at a fraction of the rendering time)")
     parser.add_argument("--append", action="store_true", help="add these rows to the committed results instead of replacing them")
+    parser.add_argument("--refined-minutes", type=float, default=1.0, help="audio length of the refined speak row")
+    parser.add_argument("--limit", type=float, default=None, help="stop the refined speak after this many seconds (an hour refined takes hours on 2 cores)")
     args = parser.parse_args()
     started = time.perf_counter()
     rows = []
@@ -107,10 +120,11 @@ def main() -> None:
             row = measure(["speak", "--audio", str(audio), "--person", str(d / "person"), "--out", str(d / "out.mp4"), mode])
             rows.append({"command": f"speak {mode} ({args.size}x{args.size})", "input": f"{minutes:g} min audio", **row, "frames/s": round(minutes * 60 * 25 / row["seconds"], 1)})
             print(rows[-1], flush=True)
-        audio = long_audio(1, d / "speech_1min.flac")
-        row = None if args.no_refined else measure(["speak", "--audio", str(audio), "--person", str(d / "person"), "--out", str(d / "out.mp4")])
+        audio = long_audio(args.refined_minutes, d / f"speech_{args.refined_minutes:g}min.flac")
+        row = None if args.no_refined else measure(["speak", "--audio", str(audio), "--person", str(d / "person"), "--out", str(d / "out.mp4")], args.limit)
         if row:
-            rows.append({"command": f"speak (refined, {args.size}x{args.size})", "input": "1 min audio", **row, "frames/s": round(60 * 25 / row["seconds"], 1)})
+            speed = round(args.refined_minutes * 60 * 25 / row["seconds"], 1) if args.limit is None else ""
+            rows.append({"command": f"speak (refined, {args.size}x{args.size})", "input": f"{args.refined_minutes:g} min audio", **row, "frames/s": speed})
             print(rows[-1], flush=True)
         for minutes in () if args.no_track else (1, 10):
             video = long_video(minutes, d / f"video_{minutes}min.mp4")

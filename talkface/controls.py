@@ -14,7 +14,7 @@ import numpy as np
 
 from talkface.errors import InputError
 from talkface.face import topology
-from talkface.face.model import FaceFit, MeshFaceModel, project_landmarks
+from talkface.face.model import FaceFit, MeshFaceModel, ProjectedLandmarks
 from talkface.motion import Motion
 from talkface.profile import Profile
 
@@ -74,7 +74,7 @@ def apply_controls(motion: Motion, profile: Profile, controls: Controls) -> tupl
         reference = motion.expression if profile.is_photo else profile.clip_fit.expression
         expression = expression @ mouth_scaling(profile.face, controls.mouth_scale, reference).T
     fit = FaceFit(pose.astype(np.float32), expression.astype(np.float32))
-    return Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), motion.fps), range_notes(pose, profile.clip_fit.pose)
+    return Motion(fit.expression, fit.pose, ProjectedLandmarks(profile.face, fit), motion.fps), range_notes(pose, profile.clip_fit.pose)
 
 
 def view_change(before: Motion, after: Motion) -> np.ndarray | None:

@@ -81,6 +81,14 @@ def test_speak_makes_a_video_with_the_audio(profile, speech, tmp_path):
     assert motion.pose.shape == (75, 6) and motion.landmarks.shape == (75, 478, 3)
     assert np.isfinite(motion.landmarks).all()
     assert motion.pose[:, 1].std() > 0, "the head moves"
+    # the spoken motion's landmarks are projected when read, and are what the motion file holds
+    from talkface.face.model import FaceFit, project_landmarks
+
+    made = result.motion.landmarks
+    whole = project_landmarks(profile.face, FaceFit(result.motion.pose, result.motion.expression))
+    assert made.shape == whole.shape and np.array_equal(np.asarray(made), whole)
+    assert np.allclose(motion.landmarks, whole, atol=1e-3)
+    assert np.array_equal(made[7], whole[7]) and np.array_equal(made[10:20:3, [1, 13], :2], whole[10:20:3, [1, 13], :2])
 
 
 def test_the_mouth_comes_from_the_clip_and_a_profile_from_before_still_speaks(profile, speech, tmp_path):

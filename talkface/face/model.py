@@ -136,3 +136,34 @@ def place_vertices(model: MorphableModel, expression: np.ndarray, pose: np.ndarr
     """One frame's model vertices in the image: (K,) expression and (6,) pose -> (V, 3) pixels."""
     vertices = model.vertices(np.asarray(expression, np.float64)[None])
     return apply_pose(vertices, np.asarray(pose, np.float64)[None])[0]
+
+
+class ProjectedLandmarks:
+    """(T, 478, 3) float32 landmarks of a motion (as `project_landmarks` gives them), projected
+    from its expression and pose only when read: an hour of speech's are 0.5 GB, and `speak`
+    renders from the expression and pose alone, so they are made whole only for a motion file
+    (`--save-motion`) or a measurement. Indexing projects just the frames asked for; NumPy
+    functions read the whole array."""
+
+    def __init__(self, model: MorphableModel, fit: FaceFit):
+        self._model, self._fit = model, fit
+        self.shape = (len(fit.pose), len(model.landmark_index), 3)
+        self.dtype, self.ndim = np.dtype(np.float32), 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        frames = np.arange(self.shape[0])[first]
+        one = frames.ndim == 0
+        frames = np.atleast_1d(frames)
+        points = project_landmarks(self._model, FaceFit(self._fit.pose[frames], self._fit.expression[frames]))
+        return points[0][rest] if one else points[(slice(None), *rest)]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = project_landmarks(self._model, self._fit)
+        return whole if dtype is None else whole.astype(dtype)
+
+    def astype(self, dtype) -> np.ndarray:
+        return np.asarray(self).astype(dtype)

@@ -23,7 +23,8 @@ class Motion:
     Attributes:
         expression: (T, K) float32 coefficients of the person's expression basis.
         pose: (T, 6) float32 [pitch, yaw, roll] radians, [tx, ty] pixels, scale.
-        landmarks: (T, 478, 3) float32 the model's Face Mesh landmarks in output pixels.
+        landmarks: (T, 478, 3) float32 the model's Face Mesh landmarks in output pixels (a generated
+            motion's are a `ProjectedLandmarks`, made when read).
         fps: frames/s.
     """
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from talkface.face.model import FaceFit, MorphableModel, project_landmarks
+from talkface.face.model import FaceFit, MorphableModel, ProjectedLandmarks, project_landmarks
 from talkface.motion.blinks import BlinkModel, eyes_only
 from talkface.motion.brows import SPREAD_LIMIT, brow_axes, brow_height, brow_spread, fit_brow_gain, widen_brows
 from talkface.motion.generic import GenericLipModel
@@ -365,7 +365,7 @@ def generate_motion(
     expression = own_blinks(model.predict_expression(features), model.blinks, face_model, fps, rng, blink_rate)
     pose = replay(clip_pose, n_frames) if clip_pose is not None else model.pose.predict(features, rng)
     fit = FaceFit(pose.astype(np.float32), expression.astype(np.float32))
-    return Motion(fit.expression, fit.pose, project_landmarks(face_model, fit), fps)
+    return Motion(fit.expression, fit.pose, ProjectedLandmarks(face_model, fit), fps)
 
 
 def own_blinks(

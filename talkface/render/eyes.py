@@ -200,7 +200,13 @@ class RegionMemory:
 
     # -- choosing ----------------------------------------------------------------------------
     def keys_for(self, model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        return _scaled(self.key_parts(model, expression, pose), self.scales, self.PART_WEIGHTS)
+        """(T, D) float32 keys of T frames, made KEY_CHUNK frames at a time: the face's vertices
+        behind them take ~40 kB a frame (3.7 GB for an hour of speech at once)."""
+        chunks = [
+            _scaled(self.key_parts(model, expression[start : start + KEY_CHUNK], pose[start : start + KEY_CHUNK]), self.scales, self.PART_WEIGHTS)
+            for start in range(0, max(len(pose), 1), KEY_CHUNK)
+        ]
+        return np.concatenate(chunks)
 
     def select(self, keys: np.ndarray, exclude_frames: np.ndarray | None = None, window: int = 0) -> list[list[tuple[int, float]]]:
         """For each of T frames with `keys`, the patches to mix: [(entry, weight), ...].
@@ -333,6 +339,9 @@ class RegionMemory:
 class EyeMemory(RegionMemory):
     """Upright patches of the clip's upper face (both eyes with lids and brows), addressed by eye
     and brow shape and head angle."""
+
+
+KEY_CHUNK = 2048  # frames whose keys are made at once
 
 
 def _scaled(parts: tuple[np.ndarray, ...], scales: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
