@@ -148,7 +148,9 @@ runs every stage that grows with the audio's length, features, motion, frames st
 draws the shaded mesh instead of the textured face, so the hour takes 25 minutes instead of two hours; the
 textured render's own memory does not grow with length, as the 1- and 10-minute rows show). Each row is one run of the real CLI; its resident memory is
 sampled every 0.5 s from outside. The person is a profile of the shipped 3 s test clip (450x450, or
-scaled down).
+scaled down). The refined hour (`python benchmarks/memory.py --minutes --no-track --refined-minutes 60 --limit 900
+--append`) is stopped after 900 s (a refined hour takes hours on 2 cores): its first ~250 s are the audio's features
+(the peak, Whisper), then it renders; RSS at 10 / 90 % of that window shows how flat it stays.
 
 {markdown_table(rows)}
 

@@ -19,12 +19,12 @@ from talkface.profile import Profile
 from talkface.refine.model import BATCH as REFINE_BATCH
 from talkface.refine.model import Refiner
 from talkface.render.backdrop import BackgroundReplacer
-from talkface.render.background import background_indices, seat_head
+from talkface.render.background import follow_indices, follow_turn, seat_head
 from talkface.render.composite import INNER_LIPS, FaceCompositor
 from talkface.render.eyes import EyeMemory
 from talkface.render.mouth_patches import MouthPatches
 from talkface.render.frames import FrameStore
-from talkface.render.headwarp import HeadWarper
+from talkface.render.headwarp import HeadWarper, needs_warp
 from talkface.render.mouth import GenericMouth, PhotoMouth
 
 SAME_FACE = object()  # marks a background whose face is where the motion puts it (`onto`)
@@ -57,15 +57,18 @@ def render_frames(
         natural = motion.pose.astype(np.float64).copy()
         if view is not None:
             natural[:, :3] -= view
-        indices = background_indices(natural, clip_pose, profile.clip_fit.valid)
+        indices = follow_indices(natural, clip_pose, profile.clip_fit.valid)
         poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
         store = profile.read_part(lambda: FrameStore(profile.folder / "frames.npz"))
-        if view is None and not profile.is_photo:
+        turned = clip_pose[indices].copy()
+        if profile.is_photo:  # a photo's one head turned by every turn of the motion
+            turned[:, :3] = motion.pose[:, :3]
+        else:  # what the chosen frames' heads lack of the motion's angles (capped), and the view asked for
+            turned[:, :3] += follow_turn(natural[:, :3] - clip_pose[indices, :3]) + (0.0 if view is None else view)
+        if not profile.is_photo and not any(needs_warp(a, b) for a, b in zip(clip_pose[indices], turned)):
             # each background frame with where its own face is: its skin is kept (render/composite.py)
             scenes, warper = ((store[int(i)], own_face(profile, int(i)), None) for i in indices), contextlib.nullcontext()
-        else:  # each clip frame's head turned by the view asked for; a photo's by every turn of the motion
-            turned = clip_pose[indices].copy()
-            turned[:, :3] = motion.pose[:, :3] if profile.is_photo else turned[:, :3] + view
+        else:  # each clip frame's whole head (hair, ears, outline) turned to the drawn angles
             warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape)
             scenes = _turned_scenes(profile, store, warper, indices, clip_pose, turned)
     else:  # the motion was tracked from these frames: the face is where they show it

@@ -183,8 +183,7 @@ def test_help_documents_every_control(command):
 def test_a_turned_view_turns_the_whole_head_while_the_clip_plays_on(profile, clip_motion):
     """--yaw 12 on the clip's own motion: the backgrounds are the frames the unturned motion
     plays (the room far from the head is theirs), and each one's head outline is turned with the
-    face, so Face Mesh finds the outline at the cheeks moved farther than when only the face
-    turned."""
+    face, so Face Mesh finds the outline at the cheeks moved with it."""
     from talkface.face.tracker import FaceMeshTracker
     from talkface.output import render_frames
 
@@ -194,14 +193,12 @@ def test_a_turned_view_turns_the_whole_head_while_the_clip_plays_on(profile, cli
     view = view_change(still, turned)
     assert view is not None and np.allclose(np.degrees(view[:, 1]), 12) and view_change(still, still) is None
     unturned = list(render_frames(profile, still, refine=False))
-    face_only = list(render_frames(profile, turned, refine=False))  # no view given: only the face turns
     whole = list(render_frames(profile, turned, refine=False, view=view))
     for k in range(n):
         np.testing.assert_array_equal(whole[k][:30, :30], unturned[k][:30, :30])  # the same clip frame, the room untouched
     with FaceMeshTracker() as tracker:
-        points = {name: tracker.process(frames[n // 2])[0][:, 0] for name, frames in
-                  (("unturned", unturned), ("face_only", face_only), ("whole", whole))}
-    shift = {name: (points[name][[234, 454]] - points["unturned"][[234, 454]]).mean() for name in ("face_only", "whole")}
-    # the cheeks' outline (behind the head's centre) moves the same way in both, farther when the
-    # head behind it turns too (measured: 4 px with the face alone, 9 px with the whole head)
-    assert np.sign(shift["whole"]) == np.sign(shift["face_only"]) and abs(shift["whole"]) > abs(shift["face_only"]) + 2, shift
+        points = {name: tracker.process(frames[n // 2])[0][:, 0] for name, frames in (("unturned", unturned), ("whole", whole))}
+    shift = (points["whole"][[234, 454]] - points["unturned"][[234, 454]]).mean()
+    # the cheeks' outline (behind the head's centre) moves with the turn (measured: 9-13 px; 4 px
+    # when only the face turned, before the whole head was warped)
+    assert abs(shift) > 6, shift

@@ -103,8 +103,15 @@ def test_the_mouth_comes_from_the_clip_and_a_profile_from_before_still_speaks(pr
     new, old = (list(render_frames(p, motion, refine=False))[index] for p in (profile, older))
     changed = np.abs(new.astype(int) - old).sum(2) > 24
     ys, xs = np.nonzero(changed)
-    lips = motion.landmarks[index, topology.lip_indices(), :2]
-    reach = MouthPatches.reach(float(np.linalg.norm(np.subtract(*topology.eye_centres(motion.landmarks[index])))))
+    # where the frame shows the face: the motion's angles, seated where the chosen background's head is
+    from talkface.face.model import FaceFit, project_landmarks
+    from talkface.render.background import follow_indices, seat_head
+
+    clip_pose = profile.clip_fit.pose.astype(np.float64)
+    seated = seat_head(motion.pose.astype(np.float64), clip_pose, follow_indices(motion.pose, clip_pose, profile.clip_fit.valid))
+    shown = project_landmarks(profile.face, FaceFit(seated.astype(np.float32), motion.expression))[index]
+    lips = shown[topology.lip_indices(), :2]
+    reach = MouthPatches.reach(float(np.linalg.norm(np.subtract(*topology.eye_centres(shown)))))
     assert changed.sum() > 100  # the opening shows the clip's mouth, not the texture's dark hole
     assert xs.min() >= lips[:, 0].min() - reach and xs.max() <= lips[:, 0].max() + reach
     assert ys.min() >= lips[:, 1].min() - reach and ys.max() <= lips[:, 1].max() + reach

@@ -79,3 +79,72 @@ def seat_head(poses: np.ndarray, clip_poses: np.ndarray, indices: np.ndarray) ->
     seated = poses.copy()
     seated[:, 3:] = clip_poses[indices, 3:]
     return seated
+
+
+# -- following the motion ------------------------------------------------------------------------
+# Costs in degrees of head-angle mismatch per output frame (|pitch| + |yaw| + |roll| between the drawn
+# face and the background frame's head); playing the clip on costs nothing.
+TURN_FREE_DEGREES = 1.5  # per angle: a lack this small costs little (it is left as it is: follow_turn)
+TURN_WEIGHT = 0.2  # what each degree of it still costs
+PAUSE_COST = 1.0  # the background holds a frame for one more output frame
+REVERSE_COST = 2.0  # it plays one frame backwards
+CUT_COST = 150.0  # it jumps to another part of the clip (a cut: seen, so rare)
+FOLLOW_TURN_DEGREES = 10.0  # the most a background's whole head is turned towards the drawn angles (headwarp.py)
+TURN_FROM_DEGREES = 1.5  # a background head lacking less than this of the drawn angles is not turned
+TURN_FULL_DEGREES = 3.0  # one lacking this or more is turned all the way (up to FOLLOW_TURN_DEGREES)
+
+
+def follow_indices(poses: np.ndarray, clip_poses: np.ndarray, clip_valid: np.ndarray) -> np.ndarray:
+    """For every output frame, the clip frame that serves as its background, chosen so its head
+    follows the drawn head's angles frame by frame: the path over the clip's frames (one step a
+    frame: play on, hold, play back, or cut to any frame) with the least angle mismatch plus
+    PAUSE_COST, REVERSE_COST and CUT_COST for each such step (Viterbi; memory T x N bytes).
+
+    Args:
+        poses: (T, 6) output head poses (the angles are followed).
+        clip_poses: (N, 6) the clip's head poses.
+        clip_valid: (N,) bool, clip frames with a fitted face (only those can be used).
+
+    Returns:
+        (T,) int clip frame indices.
+    """
+    n_frames, n_clip = len(poses), len(clip_poses)
+    clip_angles = np.degrees(clip_poses[:, :3].astype(np.float64))
+    angles = np.degrees(poses[:, :3].astype(np.float64))
+    unusable = np.where(clip_valid, 0.0, np.inf)
+
+    def mismatch(t: int) -> np.ndarray:
+        lack = np.abs(clip_angles - angles[t])
+        return (np.maximum(lack - TURN_FREE_DEGREES, 0.0) + TURN_WEIGHT * lack).sum(1) + unusable
+
+    cost = mismatch(0)
+    steps = np.empty((n_frames, n_clip), np.int8)  # 0: played on from n-1, 1: held n, 2: played back from n+1, 3: cut
+    cut_from = np.zeros(n_frames, np.int64)
+    options = np.empty((4, n_clip))
+    for t in range(1, n_frames):
+        best = int(np.argmin(cost))
+        options[0, 0], options[0, 1:] = np.inf, cost[:-1]
+        options[1] = cost + PAUSE_COST
+        options[2, :-1], options[2, -1] = cost[1:] + REVERSE_COST, np.inf
+        options[3] = cost[best] + CUT_COST
+        steps[t] = np.argmin(options, 0)
+        cut_from[t] = best
+        cost = options[steps[t], np.arange(n_clip)] + mismatch(t)
+    path = np.empty(n_frames, np.int64)
+    path[-1] = int(np.argmin(cost))
+    for t in range(n_frames - 1, 0, -1):
+        step, here = steps[t, path[t]], path[t]
+        path[t - 1] = here - 1 if step == 0 else here if step == 1 else here + 1 if step == 2 else cut_from[t]
+    return path
+
+
+def follow_turn(residual: np.ndarray) -> np.ndarray:
+    """(T, 3) radians a background frame's head is turned (render/headwarp.py) towards the drawn
+    face: the angles it lacks (`residual`), each at most FOLLOW_TURN_DEGREES. A frame that lacks
+    under TURN_FROM_DEGREES (on every axis) is left as it is (a warp costs 30-50 ms a frame), one
+    that lacks TURN_FULL_DEGREES or more is turned all the way, and the turn grows smoothly
+    between, so the head's outline never jumps as frames start or stop being turned."""
+    lack = np.degrees(np.abs(residual)).max(axis=1, keepdims=True)
+    share = np.clip((lack - TURN_FROM_DEGREES) / (TURN_FULL_DEGREES - TURN_FROM_DEGREES), 0.0, 1.0)
+    limit = np.radians(FOLLOW_TURN_DEGREES)
+    return np.clip(residual * share, -limit, limit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from talkface.render.background import background_indices, seat_head, select_keyframes
+from talkface.render.background import FOLLOW_TURN_DEGREES, background_indices, follow_indices, follow_turn, seat_head, select_keyframes
 from talkface.render.composite import FaceCompositor, _feather
 
 
@@ -32,6 +32,47 @@ def test_background_skips_clip_frames_without_a_face():
     valid[20:30] = False
     indices = background_indices(clip[::-1].copy(), clip, valid)
     assert valid[indices].all()
+
+
+def talking_clip(n: int = 500, seed: int = 0) -> np.ndarray:
+    """A clip's head poses: angles wandering a few degrees (radians), position and scale."""
+    rng = np.random.default_rng(seed)
+    clip = np.zeros((n, 6))
+    for k, degrees in enumerate((3.0, 6.0, 2.0)):
+        walk = np.convolve(rng.normal(0, 1, n + 40), np.ones(40) / 40, "valid")[:n]
+        clip[:, k] = np.radians(degrees) * walk / walk.std()
+    clip[:, 3:5], clip[:, 5] = 200.0, 100.0
+    return clip
+
+
+def test_following_backgrounds_replay_the_clip_driven_by_its_own_poses():
+    clip = talking_clip()
+    np.testing.assert_array_equal(follow_indices(clip, clip, np.ones(len(clip), bool)), np.arange(len(clip)))
+
+
+def test_following_backgrounds_keep_up_with_a_new_motion_and_rarely_cut():
+    clip, motion = talking_clip(500, 0), talking_clip(750, 1) * 0.9  # another take, within the clip's range
+    valid = np.ones(500, bool)
+    valid[100:140] = False  # no face there
+    for choose in (background_indices, follow_indices):
+        indices = choose(motion, clip, valid)
+        residual = motion[:, :3] - clip[indices, :3]
+        lack = np.degrees(np.abs(residual)).sum(1)
+        assert valid[indices].all()
+        if choose is background_indices:
+            keyframe_lack = np.median(lack)
+            continue
+        assert np.median(lack) < 0.75 * keyframe_lack, (np.median(lack), keyframe_lack)
+        assert np.degrees(np.abs(residual - follow_turn(residual))).max() < 2  # the turn closes (nearly) all the rest
+        cuts = (np.abs(np.diff(indices)) > 1).sum()
+        assert cuts <= 750 / 25 / 10  # at most one a 10 s
+        assert np.isin(np.diff(indices), [-1, 0, 1]).mean() > 0.95  # otherwise it plays on, holds or plays back
+
+
+def test_the_follow_turn_is_capped():
+    residual = np.radians([[3.0, -25.0, 0.5], [-40.0, 8.0, 0.0]])
+    turn = np.degrees(follow_turn(residual))
+    np.testing.assert_allclose(turn, [[3.0, -FOLLOW_TURN_DEGREES, 0.5], [-FOLLOW_TURN_DEGREES, 8.0, 0.0]])
 
 
 def test_head_sits_where_the_background_head_is():

@@ -1,0 +1,184 @@
+"""Benchmark: does the head in the video move as the generated motion says?
+
+Three people no model or setting of talkface was tuned on (corpus clips, 15-20 s: a German news reader
+at 512x512, a Chinese vlogger at 900x900, a bald man at the Capitol at 458x458) are finetuned without a
+refiner and speak unseen English (english_17s.m4a), coarse, seed 0, twice in one run:
+- before: keyframe background matching (the clip played between matched keyframes, render/background.py's
+  `background_indices`), no turn of the background's head;
+- after: backgrounds chosen frame by frame to follow the drawn angles (`follow_indices`) and each one's
+  whole head turned by what it lacks, up to FOLLOW_TURN_DEGREES (render/headwarp.py).
+Face Mesh on the output, fitted in the person's model (`track_in_profile`), against the motion `speak`
+drew: yaw and pitch spread (std) ratio and frame-by-frame r, roll ratio; the head angle the chosen
+backgrounds lack after the turn (median and max over frames, |pitch| + |yaw| + |roll|); background cuts
+per 10 s; the video's yaw spread against the person's own clip; speak frames/s.
+Writes benchmarks/results/follow.md, follow.json and follow_frames.jpg (each person's frame of the largest
+yaw, before and after).
+
+Usage: python benchmarks/follow.py [--people german,chinese,bald]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+os.environ.setdefault("TALKFACE_QUIET", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import talkface.output as output  # noqa: E402
+from talkface import __version__  # noqa: E402
+from talkface.config import FinetuneConfig, SpeakConfig  # noqa: E402
+from talkface.finetune import finetune  # noqa: E402
+from talkface.media import read_frames_at  # noqa: E402
+from talkface.motion import load_motion  # noqa: E402
+from talkface.render import background  # noqa: E402
+from talkface.signals import pearson  # noqa: E402
+from talkface.speak import speak  # noqa: E402
+from talkface.track import track_in_profile  # noqa: E402
+
+from report import RESULTS, markdown_table, save_results  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+PEOPLE = {
+    "german": DATA / "corpus" / "german_man_newsdesk_mimictalk_german20s.mp4",
+    "chinese": DATA / "corpus" / "chinese_woman_vlog_joygen_example15s.mp4",
+    "bald": DATA / "corpus" / "bald_man_capitol_infinitetalk_ref_video.mp4",
+}
+SPEECH = DATA / "audio" / "english_17s.m4a"
+WORK = ROOT / "out" / "follow"
+
+
+def keyframes_before():
+    """The render as it was: keyframe matching, no turn of the background's head."""
+    saved = output.follow_indices, output.follow_turn
+    output.follow_indices = background.background_indices
+    output.follow_turn = lambda residual: np.zeros_like(residual)
+    return saved
+
+
+def measure(profile, video: Path, motion_path: Path) -> dict:
+    drawn = load_motion(motion_path)
+    seen = track_in_profile(video, profile.folder)
+    n = min(drawn.n_frames, seen.n_frames)
+    a, b = np.degrees(drawn.pose[:n, :3].astype(np.float64)), np.degrees(seen.pose[:n, :3].astype(np.float64))
+    ok = np.isfinite(b).all(1)
+    ratio = lambda k: float(np.std(b[ok, k]) / max(np.std(a[ok, k]), 1e-9))  # noqa: E731
+    clip_yaw = np.degrees(np.nanstd(profile.clip_fit.pose[:, 1]))
+    return {
+        "yaw spread video/motion": round(ratio(1), 2),
+        "yaw r": round(pearson(a[ok, 1], b[ok, 1]), 3),
+        "pitch spread video/motion": round(ratio(0), 2),
+        "pitch r": round(pearson(a[ok, 0], b[ok, 0]), 3),
+        "roll video/motion": round(ratio(2), 2),
+        "video yaw spread / clip's": round(float(np.std(b[ok, 1]) / clip_yaw), 2),
+        "face found": f"{ok.mean():.0%}",
+    }
+
+
+def backgrounds(profile, motion_path: Path, follow: bool) -> dict:
+    """What the chosen backgrounds' heads lack of the drawn angles after their turn, and cuts."""
+    drawn = load_motion(motion_path)
+    clip_pose = profile.clip_fit.pose.astype(np.float64)
+    natural = drawn.pose.astype(np.float64)
+    choose = background.follow_indices if follow else background.background_indices
+    indices = choose(natural, clip_pose, profile.clip_fit.valid)
+    residual = natural[:, :3] - clip_pose[indices, :3]
+    if follow:
+        residual = residual - background.follow_turn(residual)
+    lack = np.degrees(np.abs(residual)).sum(1)
+    cuts = int((np.abs(np.diff(indices)) > 2).sum())
+    return {
+        "lacking deg (median / max)": f"{np.median(lack):.1f} / {lack.max():.1f}",
+        "cuts per 10 s": round(cuts / (len(indices) / 25) * 10, 2),
+        "held frames": f"{np.mean(np.diff(indices) == 0):.0%}",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", default=",".join(PEOPLE))
+    parser.add_argument("--refined", default="german", help="people whose refined speak is timed before and after (a draft refiner is trained)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rows, tiles = [], []
+    for name in args.people.split(","):
+        folder = WORK / name
+        profile = finetune(PEOPLE[name], folder / "profile", FinetuneConfig(refiner=False))
+        shown = {}
+        for label in ("before", "after"):
+            saved = keyframes_before() if label == "before" else None
+            try:
+                out, motion_path = folder / f"speak_{label}.mp4", folder / f"motion_{label}.npz"
+                begun = time.perf_counter()
+                result = speak(SPEECH, out, profile, SpeakConfig(refine=False, seed=0), motion_path=motion_path)
+                seconds = time.perf_counter() - begun
+            finally:
+                if saved:
+                    output.follow_indices, output.follow_turn = saved
+            row = {"person": name, "render": label, **measure(profile, out, motion_path), **backgrounds(profile, motion_path, label == "after"),
+                   "speak frames/s": round(result.n_frames / seconds, 1)}
+            rows.append(row)
+            print(row, flush=True)
+            yaw = load_motion(motion_path).pose[:, 1]
+            shown[label] = {int(np.argmax(yaw)): out, int(np.argmin(yaw)): out}
+        for label in ("before", "after"):
+            for index, video in shown[label].items():
+                frame = read_frames_at(video, [index])[index]
+                tiles.append(cv2.resize(frame, (256, 256), interpolation=cv2.INTER_AREA))
+    speed_rows = refined_speed(args.refined.split(",") if args.refined else [])
+    sheet = np.concatenate([np.concatenate(tiles[i : i + 4], 1) for i in range(0, len(tiles), 4)], 0)
+    cv2.imwrite(str(RESULTS / "follow_frames.jpg"), sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    seconds = time.perf_counter() - started
+    markdown = f"""# The head in the video follows the motion
+
+talkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, {seconds:.0f} s in all. Command: `python benchmarks/follow.py`.
+Each person: a profile from their corpus clip (no refiner), `speak` of english_17s.m4a coarse, seed 0, before
+(keyframe matching) and after (backgrounds following the drawn angles, heads turned by at most
+{background.FOLLOW_TURN_DEGREES:g} degrees) in one run. Spread: std of Face Mesh's angles on the output (fitted in
+the person's model) over the std of the motion's; r frame by frame. Lacking: |pitch| + |yaw| + |roll| the
+background's head (after its turn) lacks of the drawn face. A cut: the background moves more than 2 clip frames
+in one output frame. follow_frames.jpg: per person, rows before / after, the frames of largest and smallest yaw.
+
+{markdown_table(rows)}
+
+Refined `speak` (draft refiner) of the same audio, frames/s of the whole call, before and after alternately, twice each:
+
+{markdown_table(speed_rows) if speed_rows else "(not run)"}
+"""
+    save_results("follow", markdown, {"rows": rows, "refined_speed": speed_rows, "seconds": round(seconds)})
+
+
+def refined_speak(profile, label: str, out: Path) -> float:
+    saved = keyframes_before() if label == "before" else None
+    try:
+        begun = time.perf_counter()
+        result = speak(SPEECH, out, profile, SpeakConfig(seed=0))
+        return result.n_frames / (time.perf_counter() - begun)
+    finally:
+        if saved:
+            output.follow_indices, output.follow_turn = saved
+
+
+def refined_speed(names: list[str]) -> list[dict]:
+    rows = []
+    for name in names:
+        profile = finetune(PEOPLE[name], WORK / name / "refined", FinetuneConfig(preset="draft"))
+        speeds = {"before": [], "after": []}
+        for label in ("before", "after", "after", "before"):
+            speeds[label].append(refined_speak(profile, label, WORK / name / f"refined_{label}.mp4"))
+        before, after = np.mean(speeds["before"]), np.mean(speeds["after"])
+        rows.append({"person": name, "refined frames/s before": f"{before:.1f} ({', '.join(f'{v:.1f}' for v in speeds['before'])})",
+                     "after": f"{after:.1f} ({', '.join(f'{v:.1f}' for v in speeds['after'])})", "after / before": round(after / before, 2)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
