@@ -195,3 +195,13 @@ def test_render_onto_keeps_the_videos_clock_and_sound(timed, person, tmp_path):
     assert len(made) == len(real) and np.median([psnr(m[:200], r[:200]) for m, r in zip(made, real)]) > 35
     silent = render(motion, tmp_path / "silent.mp4", person, refine=False, onto=video, keep_sound=False).video
     assert not probe(silent).has_audio
+
+
+@pytest.mark.parametrize("content", [None, b"", b"hello, not media", b"\x00" * 4096])
+def test_probe_of_a_bad_file_is_one_line(tmp_path, content):
+    path = tmp_path / "bad.mp4"
+    if content is not None:
+        path.write_bytes(content)
+    run = subprocess.run([sys.executable, "-m", "talkface", "probe", str(path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "InputError" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
