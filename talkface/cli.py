@@ -491,6 +491,22 @@ def _evaluation_table(result) -> Table:
 
 
 @app.command()
+@reports_errors
+def studio(
+    port: int = typer.Option(7860, "--port", help="Port to serve the page on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on: 127.0.0.1 keeps it to this machine; 0.0.0.0 opens it to the network (needs --auth)."),
+    auth: Optional[str] = typer.Option(None, "--auth", help="USER:PASS the page asks for (required with a --host other than this machine's)."),
+    work: Optional[Path] = typer.Option(None, "--work", help="Folder for uploads and jobs (default: $TALKFACE_HOME/studio); profiles go to $TALKFACE_HOME/profiles, shared with the CLI."),
+    max_upload: int = typer.Option(1024, "--max-upload", help="Largest upload in MB."),
+    jobs: int = typer.Option(1, "--jobs", help="Jobs run at once (the others wait their turn)."),
+) -> None:
+    """A local web page for the whole workflow: make a profile, speak, dub, batch, evaluate (needs the studio extra, which make install includes)."""
+    from talkface.studio.serve import run_studio
+
+    run_studio(port, host, auth, work, max_upload, jobs, lambda url: stdout.print(f"talkface studio on {url} (Ctrl-C stops it)", highlight=False))
+
+
+@app.command()
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """Report versions, ffmpeg, the face tracker model, the compute device and what is missing."""
     from talkface.doctor import as_json as report_json
