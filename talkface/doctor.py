@@ -150,6 +150,7 @@ def run_checks() -> list[Check]:
         _photo_models(),
         _identity_models(),
         _device(),
+        _package("studio (gradio)", "gradio", required=False, why="talkface studio needs it: pip install 'talkface[studio]'"),
     ]
 
 

@@ -26,7 +26,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 PHOTO = DATA / "biden_portrait_320.jpg"
-SPEAK_DEFAULTS = ("generated", 0, 1.0, 15, None, True, {})  # pose, yaw, mouth scale, blinks, background, refine, browser state
+SPEAK_DEFAULTS = ("generated", 0, 1.0, -1, None, True, {})  # pose, yaw, mouth scale, blinks (-1: own rate), background, refine, browser state
 
 pytestmark = pytest.mark.slow
 
@@ -271,3 +271,25 @@ def test_a_port_in_use_is_one_line():
         port = taken.getsockname()[1]
         result = subprocess.run([sys.executable, "-m", "talkface", "studio", "--port", str(port)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_batch_runs_its_rows_and_shows_their_states(studio, photo_profile, speech, tmp_path):
+    manifest = tmp_path / "lines.csv"
+    manifest.write_text(f"person,audio,out\n{photo_profile},two_seconds.wav,said.mp4\n{photo_profile},missing.wav,never.mp4\n")
+    state, rows, files, job_id, _ = studio.client().predict(handle_file(str(manifest)), [handle_file(str(speech))], {}, api_name="/batch")
+    assert "done" in state, state  # the batch ran; one row of it failed
+    table = {row[3]: row[4] for row in rows["data"]}
+    assert table == {"said.mp4": "done", "never.mp4": "failed"}
+    names = sorted(Path(path).name for path in files)
+    assert names == ["report.json", "said.mp4"]
+    assert probe(next(path for path in files if path.endswith("said.mp4"))).has_audio
+
+
+def test_evaluate_shows_the_metrics_and_the_report_pictures(studio, photo_profile, speech):
+    client = studio.client()
+    _, video, *_ = client.predict(photo_profile, handle_file(str(speech)), *SPEAK_DEFAULTS, api_name="/speak")
+    state, metrics, sheet, curves, job_id, _ = client.predict(handle_file(video), None, {}, api_name="/evaluate")
+    assert "done" in state, state
+    names = {row[0] for row in metrics["data"]}
+    assert any("sync" in name or "offset" in name for name in names), names
+    assert Path(sheet).stat().st_size > 1000 and Path(curves).stat().st_size > 1000

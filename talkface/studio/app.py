@@ -144,7 +144,7 @@ def start_speak(settings: Settings, store: JobStore, profile, audio, pose: str, 
     info = _media(speech, "speech", "audio")
     if pose not in POSES:
         raise InputError(f"unknown head motion {pose!r}: choose generated, clip or still")
-    for label, value, low, high in (("yaw", yaw, -30, 30), ("mouth scale", mouth_scale, 0, 3), ("blink rate", blink_rate, 0, 120)):
+    for label, value, low, high in (("yaw", yaw, -30, 30), ("mouth scale", mouth_scale, 0, 3), ("blink rate", blink_rate, -1, 120)):
         if value is None or not (low <= float(value) <= high):
             raise InputError(f"the {label} {value} is outside {low}..{high}: set it within")
     backdrop = _need(background, "background") if background else None
@@ -162,7 +162,9 @@ def start_speak(settings: Settings, store: JobStore, profile, audio, pose: str, 
         out = job.path("out") / ("preview.mp4" if preview else "speak.mp4")
         out.parent.mkdir(exist_ok=True)
         argv = ["speak", "--audio", str(given), "--person", str(folder), "--out", str(out), "--pose", pose,
-                "--yaw", f"{float(yaw):g}", "--mouth-scale", f"{float(mouth_scale):g}", "--blink-rate", f"{float(blink_rate):g}"]
+                "--yaw", f"{float(yaw):g}", "--mouth-scale", f"{float(mouth_scale):g}"]
+        if float(blink_rate) >= 0:  # -1: the clip's own rate (speak's default)
+            argv += ["--blink-rate", f"{float(blink_rate):g}"]
         if backdrop is not None:
             argv += ["--background", str(job.take(backdrop, "background" + backdrop.suffix.lower()))]
         if preview or not refine:
@@ -288,6 +290,23 @@ def batch_rows(job: Job | None) -> list[list]:
     return rows
 
 
+def batch_files(job: Job | None) -> list[str]:
+    """A finished batch's report and the videos of its finished rows (those inside its folder)."""
+    files = result_files(job)
+    if not files:
+        return []
+    try:
+        report = json.loads(Path(files[0]).read_text())
+    except (OSError, ValueError):
+        return files
+    folder = job.folder.resolve()
+    for item in report.get("results", []) if isinstance(report, dict) else []:
+        out = Path(str(item.get("out", ""))) if isinstance(item, dict) else None
+        if out is not None and item.get("status") in ("done", "skipped") and out.is_file() and folder in out.resolve().parents:
+            files.append(str(out))
+    return files
+
+
 def job_rows(store: JobStore) -> list[list]:
     rows = []
     for job in store.jobs():
@@ -315,14 +334,18 @@ def build(settings: Settings, store: JobStore):
                 return
             time.sleep(FOLLOW_EVERY)
 
-    def started(make):
-        """Run `make()` (which starts a job), turning a bad input into the page's message."""
+    def started(make, n_outputs: int):
+        """Run `make()` (which starts a job) and return its job; a bad input is shown in the action's
+        state (the first output) and as the page's message, and starts nothing."""
         try:
             return make()
         except TalkfaceError as exc:
-            raise page_error(exc) from None
+            message, error = str(exc), page_error(exc)
         except OSError as exc:
-            raise gr.Error(f"could not store the upload: {exc.strerror or exc}; check the disk space of {settings.work}", print_exception=False) from None
+            message = f"could not store the upload: {exc.strerror or exc}; check the disk space of {settings.work}"
+            error = gr.Error(message, duration=None, print_exception=False)
+        yield (f"**not started:** {message}", *[gr.skip()] * (n_outputs - 1))
+        raise error
 
     def choices():
         return gr.update(choices=list_profiles(settings, store))
@@ -331,18 +354,19 @@ def build(settings: Settings, store: JobStore):
         files = result_files(job)
         return files[0] if files else None
 
-    with gr.Blocks(title="talkface studio", analytics_enabled=False) as page:
+    # uploads older than a day are removed from the upload folder (each job keeps its own copy)
+    with gr.Blocks(title="talkface studio", analytics_enabled=False, delete_cache=(3600, 86400)) as page:
         last = gr.BrowserState({}, storage_key="talkface-studio-jobs")  # kind -> the job this browser last started
         gr.Markdown("# talkface studio\nA talking video of a person from a short clip or a photo of them and any speech. Everything stays on this machine.")
         with gr.Tab("Profile"):
             gr.Markdown("A clip of 10-30 s of the person talking (a profile in minutes), or one photo of them (a profile in seconds).")
             with gr.Row():
-                profile_source = gr.File(label="Clip or photo", file_types=["video", "image"], type="filepath")
+                profile_source = gr.File(label="Clip or photo", file_types=["video", "image"], type="filepath", elem_id="profile-source")
                 with gr.Column():
                     preset = gr.Radio(list(PRESETS), value="draft", label="Preset (clips: the refiner's training)", info="draft: minutes on a CPU; standard: about 20 min; best: for a GPU")
                     profile_name = gr.Textbox(label="Name", placeholder="the file's name")
                     with gr.Row():
-                        profile_go = gr.Button("Make profile", variant="primary")
+                        profile_go = gr.Button("Make profile", variant="primary", elem_id="profile-go")
                         profile_stop = gr.Button("Cancel")
             profile_state = gr.Markdown(elem_id="profile-state")
             profile_job = gr.Textbox(visible=False)
@@ -351,23 +375,23 @@ def build(settings: Settings, store: JobStore):
             with gr.Row():
                 with gr.Column():
                     with gr.Row():
-                        speak_profile = gr.Dropdown(choices=list_profiles(settings, store), label="Profile", scale=4, allow_custom_value=True)
+                        speak_profile = gr.Dropdown(choices=list_profiles(settings, store), label="Profile", scale=4, allow_custom_value=True, elem_id="speak-profile")
                         refresh = gr.Button("↻", scale=0, min_width=40)
-                    speech = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
+                    speech = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech", elem_id="speech")
                     pose = gr.Radio(list(POSES), value="generated", label="Head motion")
                     yaw = gr.Slider(-20, 20, value=0, step=1, label="Yaw (degrees)")
                     mouth = gr.Slider(0.5, 1.5, value=1.0, step=0.05, label="Mouth scale")
-                    blinks = gr.Slider(0, 40, value=15, step=1, label="Blinks per minute")
+                    blinks = gr.Slider(-1, 40, value=-1, step=1, label="Blinks per minute (-1: the person's own rate; 0: none)")
                     backdrop = gr.File(label="Background (optional image or video)", file_types=["image", "video"], type="filepath")
                     refine = gr.Checkbox(value=True, label="Refine (the profile's GAN refiner; off: faster, coarser)")
                     with gr.Row():
                         preview_go = gr.Button(f"Quick preview ({PREVIEW_SECONDS:.0f} s)")
-                        speak_go = gr.Button("Speak", variant="primary")
+                        speak_go = gr.Button("Speak", variant="primary", elem_id="speak-go")
                         speak_stop = gr.Button("Cancel")
                 with gr.Column():
                     speak_state = gr.Markdown(elem_id="speak-state")
-                    speak_video = gr.Video(label="Result", interactive=False)
-                    speak_file = gr.File(label="Download", interactive=False)
+                    speak_video = gr.Video(label="Result", interactive=False, elem_id="speak-video")
+                    speak_file = gr.File(label="Download", interactive=False, elem_id="speak-file")
             speak_job = gr.Textbox(visible=False)
 
         with gr.Tab("Dub"):
@@ -396,7 +420,7 @@ def build(settings: Settings, store: JobStore):
                 batch_stop = gr.Button("Cancel")
             batch_state = gr.Markdown(elem_id="batch-state")
             batch_table = gr.Dataframe(headers=["row", "person", "audio", "out", "status", "s", "problem"], interactive=False)
-            batch_report = gr.File(label="Report", interactive=False)
+            batch_report = gr.File(label="Report and videos", file_count="multiple", interactive=False)
             batch_job = gr.Textbox(visible=False)
 
         with gr.Tab("Evaluate"):
@@ -420,58 +444,58 @@ def build(settings: Settings, store: JobStore):
                 jobs_refresh = gr.Button("↻ Refresh", scale=0)
                 jobs_stop = gr.Button("Cancel job", scale=0)
             picked_state = gr.Markdown()
-            picked_files = gr.File(label="Outputs", file_count="multiple", interactive=False)
+            picked_files = gr.File(label="Outputs", file_count="multiple", interactive=False, elem_id="picked-files")
 
         # ---- events: each action starts a job and follows it; the job id goes to the browser's store
         def remember(memory, kind, job):
             return {**(memory or {}), kind: job.id}
 
         def profile_action(upload, preset_value, name, memory):
-            job = started(lambda: start_profile(settings, store, upload, preset_value, name))
+            job = yield from started(lambda: start_profile(settings, store, upload, preset_value, name), 5)
             memory = remember(memory, "profile", job)
             for shown in follow(job, lambda j: describe(store, j)):
                 yield shown, job.id, memory, gr.skip(), gr.skip()
             yield describe(store, store.get(job.id)), job.id, memory, choices(), choices()
 
         profile_go.click(profile_action, [profile_source, preset, profile_name, last], [profile_state, profile_job, last, speak_profile, dub_profile],
-                         api_name="make_profile", concurrency_limit=None)
+                         api_name="make_profile", concurrency_limit=None, show_progress="hidden")
 
         def speak_action(profile, audio, pose_value, yaw_value, mouth_value, blink_value, backdrop_value, refine_value, memory, preview=False):
-            job = started(lambda: start_speak(settings, store, profile, audio, pose_value, yaw_value, mouth_value, blink_value, backdrop_value, refine_value, preview))
+            job = yield from started(lambda: start_speak(settings, store, profile, audio, pose_value, yaw_value, mouth_value, blink_value, backdrop_value, refine_value, preview), 5)
             memory = remember(memory, "speak", job)
             for shown in follow(job, lambda j: (describe(store, j), video_of(j), video_of(j))):
                 yield *shown, job.id, memory
 
         speak_inputs = [speak_profile, speech, pose, yaw, mouth, blinks, backdrop, refine, last]
         speak_outputs = [speak_state, speak_video, speak_file, speak_job, last]
-        speak_go.click(speak_action, speak_inputs, speak_outputs, api_name="speak", concurrency_limit=None)
-        preview_go.click(lambda *values: (yield from speak_action(*values, preview=True)), speak_inputs, speak_outputs, api_name="preview", concurrency_limit=None)
+        speak_go.click(speak_action, speak_inputs, speak_outputs, api_name="speak", concurrency_limit=None, show_progress="hidden")
+        preview_go.click(lambda *values: (yield from speak_action(*values, preview=True)), speak_inputs, speak_outputs, api_name="preview", concurrency_limit=None, show_progress="hidden")
 
         def dub_action(video, audio, profile, mouth_value, refine_value, memory):
-            job = started(lambda: start_dub(settings, store, video, audio, profile, mouth_value, refine_value))
+            job = yield from started(lambda: start_dub(settings, store, video, audio, profile, mouth_value, refine_value), 4)
             memory = remember(memory, "dub", job)
             for shown in follow(job, lambda j: (describe(store, j), video_of(j))):
                 yield *shown, job.id, memory
 
         dub_go.click(dub_action, [dub_video, dub_audio, dub_profile, dub_mouth, dub_refine, last], [dub_state, dub_result, dub_job, last],
-                     api_name="dub", concurrency_limit=None)
+                     api_name="dub", concurrency_limit=None, show_progress="hidden")
 
         def batch_action(listing, files, memory):
-            job = started(lambda: start_batch(settings, store, listing, files))
+            job = yield from started(lambda: start_batch(settings, store, listing, files), 5)
             memory = remember(memory, "batch", job)
-            for shown in follow(job, lambda j: (describe(store, j), batch_rows(j), video_of(j))):
+            for shown in follow(job, lambda j: (describe(store, j), batch_rows(j), batch_files(j) or None)):
                 yield *shown, job.id, memory
 
-        batch_go.click(batch_action, [manifest, batch_media, last], [batch_state, batch_table, batch_report, batch_job, last], api_name="batch", concurrency_limit=None)
+        batch_go.click(batch_action, [manifest, batch_media, last], [batch_state, batch_table, batch_report, batch_job, last], api_name="batch", concurrency_limit=None, show_progress="hidden")
 
         def evaluate_action(made, real, memory):
-            job = started(lambda: start_evaluate(settings, store, made, real))
+            job = yield from started(lambda: start_evaluate(settings, store, made, real), 6)
             memory = remember(memory, "evaluate", job)
             for shown in follow(job, lambda j: (describe(store, j), evaluation_rows(j), *_report_images(j))):
                 yield *shown, job.id, memory
 
         evaluate_go.click(evaluate_action, [generated, reference, last], [evaluate_state, metrics, sheet, curves, evaluate_job, last],
-                          api_name="evaluate", concurrency_limit=None)
+                          api_name="evaluate", concurrency_limit=None, show_progress="hidden")
 
         def cancel(job_id):
             job = store.cancel(job_id) if job_id else None
@@ -527,10 +551,15 @@ def theme():
     return gr.themes.Default(font=local, font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
 
 
+def private_gradio(work: Path) -> None:
+    """Gradio's analytics off and its uploads in WORK/uploads: set before gradio is imported."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["GRADIO_TEMP_DIR"] = str(Path(work) / "uploads")
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None, ready=None) -> None:
     """Run the studio until interrupted. `ready(url)` is called once it listens."""
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.work / "uploads"))
+    private_gradio(settings.work)
     settings.work.mkdir(parents=True, exist_ok=True)
     settings.profiles.mkdir(parents=True, exist_ok=True)
     with JobStore(settings.work, settings.parallel) as store:

@@ -47,12 +47,13 @@ def run_studio(port: int, host: str, auth: str | None, work: Path | None, max_up
         raise InputError(f"--host {host} opens the studio to other machines: give --auth USER:PASS too, or leave --host out to keep it to this one")
     if max_upload_mb < 1 or jobs < 1:
         raise InputError("--max-upload and --jobs must be at least 1")
+    check_port(host, port)
+    from talkface.studio.app import Settings, default_work, private_gradio, serve
+
+    settings = Settings(work=Path(work) if work else default_work(), profiles=talkface_home() / "profiles", max_upload_mb=max_upload_mb, parallel=jobs)
+    private_gradio(settings.work)
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise InputError("the studio needs its extra: pip install 'talkface[studio]' (or make install)") from None
-    check_port(host, port)
-    from talkface.studio.app import Settings, default_work, serve
-
-    settings = Settings(work=Path(work) if work else default_work(), profiles=talkface_home() / "profiles", max_upload_mb=max_upload_mb, parallel=jobs)
     serve(settings, host, port, credentials, ready)
