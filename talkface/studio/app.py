@@ -283,7 +283,7 @@ def batch_rows(job: Job | None) -> list[list]:
     except (OSError, ValueError):
         return []
     rows = []
-    for item in report.get("results", []) if isinstance(report, dict) else []:
+    for item in report.get("jobs", []) if isinstance(report, dict) else []:
         if isinstance(item, dict):
             rows.append([item.get("row"), Path(str(item.get("person", ""))).name, Path(str(item.get("audio", ""))).name,
                          Path(str(item.get("out", ""))).name, item.get("status"), item.get("seconds"), item.get("error", "")])
@@ -300,7 +300,7 @@ def batch_files(job: Job | None) -> list[str]:
     except (OSError, ValueError):
         return files
     folder = job.folder.resolve()
-    for item in report.get("results", []) if isinstance(report, dict) else []:
+    for item in report.get("jobs", []) if isinstance(report, dict) else []:
         out = Path(str(item.get("out", ""))) if isinstance(item, dict) else None
         if out is not None and item.get("status") in ("done", "skipped") and out.is_file() and folder in out.resolve().parents:
             files.append(str(out))

@@ -280,8 +280,8 @@ class JobStore:
             if job_id in self._cancelled:
                 self._cancelled.discard(job_id)
                 self._finish(job, CANCELLED, "cancelled")
-            elif code in job.ok_codes and all(Path(path).exists() for path in job.outputs):
-                self._finish(job, DONE, "")
+            elif code in job.ok_codes and all(Path(path).exists() for path in job.outputs):  # a batch with failed rows is done too
+                self._finish(job, DONE, "" if code == 0 else "some parts failed: see the table")
             else:
                 message = error_line(job.path("stderr.log")) or f"the command ended with exit code {code} (see {job.path('stderr.log')})"
                 self._finish(job, FAILED, message)
