@@ -527,11 +527,11 @@ def build(settings: Settings, store: JobStore):
             memory = memory or {}
             shown = {kind: store.get(job_id) for kind, job_id in memory.items()}
             profile, speak_, dub_, batch_, evaluate_ = (shown.get(kind) for kind in ("profile", "speak", "dub", "batch", "evaluate"))
-            return (describe(store, profile), describe(store, speak_), video_of(speak_), describe(store, dub_), video_of(dub_),
+            return (describe(store, profile), describe(store, speak_), video_of(speak_), video_of(speak_), describe(store, dub_), video_of(dub_),
                     describe(store, batch_), batch_rows(batch_), describe(store, evaluate_), evaluation_rows(evaluate_), *_report_images(evaluate_),
                     *(job.id if job else "" for job in (profile, speak_, dub_, batch_, evaluate_)), choices(), choices(), job_rows(store))
 
-        page.load(resume, last, [profile_state, speak_state, speak_video, dub_state, dub_result, batch_state, batch_table, evaluate_state, metrics, sheet, curves,
+        page.load(resume, last, [profile_state, speak_state, speak_video, speak_file, dub_state, dub_result, batch_state, batch_table, evaluate_state, metrics, sheet, curves,
                                  profile_job, speak_job, dub_job, batch_job, evaluate_job, speak_profile, dub_profile, jobs_table], api_name=False)
     return page
 
