@@ -40,8 +40,8 @@ def free_port() -> int:
 class Studio:
     """A `talkface studio` process with its home and work folder."""
 
-    def __init__(self, home: Path, work: Path):
-        self.home, self.work = home, work
+    def __init__(self, home: Path, work: Path, *options: str):
+        self.home, self.work, self.options = home, work, options
         self.process: subprocess.Popen | None = None
         self.url = ""
 
@@ -49,7 +49,7 @@ class Studio:
         port = free_port()
         environment = {**os.environ, "TALKFACE_HOME": str(self.home)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "talkface", "studio", "--port", str(port), "--work", str(self.work)],
+            [sys.executable, "-m", "talkface", "studio", "--port", str(port), "--work", str(self.work), *self.options],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
         )
         line = self.process.stdout.readline()  # "talkface studio on URL (...)" once it listens
@@ -293,3 +293,18 @@ def test_evaluate_shows_the_metrics_and_the_report_pictures(studio, photo_profil
     names = {row[0] for row in metrics["data"]}
     assert any("sync" in name or "offset" in name for name in names), names
     assert Path(sheet).stat().st_size > 1000 and Path(curves).stat().st_size > 1000
+
+
+def test_an_upload_over_the_limit_is_refused_and_nothing_is_kept(tmp_path):
+    server = Studio(tmp_path / "home", tmp_path / "work", "--max-upload", "1").start()
+    try:
+        big = tmp_path / "big.mp4"
+        big.write_bytes(os.urandom(3 << 20))
+        with pytest.raises(Exception, match="(?i)(too large|size|exceed)"):
+            server.client().predict(handle_file(str(big)), "draft", "", {}, api_name="/make_profile")
+        assert server.process.poll() is None
+        kept = [path for path in (server.work / "uploads").rglob("*") if path.is_file()] if (server.work / "uploads").exists() else []
+        assert not any(path.stat().st_size >= 1 << 20 for path in kept), "the large upload is not stored"
+        assert not list((server.work / "jobs").iterdir())
+    finally:
+        server.stop()
