@@ -90,8 +90,8 @@ def backgrounds(profile, motion_path: Path, follow: bool) -> dict:
     choose = background.follow_indices if follow else background.background_indices
     indices = choose(natural, clip_pose, profile.clip_fit.valid)
     residual = natural[:, :3] - clip_pose[indices, :3]
-    if follow:
-        residual = residual - background.follow_turn(residual)
+    if follow:  # the turn as the warp shows it: it is asked TURN_GAIN of what is lacking, and shows about 1/TURN_GAIN of that
+        residual = residual - background.follow_turn(residual) / background.TURN_GAIN
     lack = np.degrees(np.abs(residual)).sum(1)
     cuts = int((np.abs(np.diff(indices)) > 2).sum())
     return {

@@ -10,7 +10,7 @@ import numpy as np
 
 from talkface import progress
 from talkface.config import DEFAULT_CRF
-from talkface.errors import InputError
+from talkface.errors import CacheError, InputError
 from talkface.face.model import place_vertices
 from talkface.media import Audio, read_frames, write_video
 from talkface.motion import Motion
@@ -23,7 +23,7 @@ from talkface.render.background import follow_indices, follow_turn, seat_head
 from talkface.render.composite import INNER_LIPS, FaceCompositor
 from talkface.render.eyes import EyeMemory
 from talkface.render.mouth_patches import MouthPatches
-from talkface.render.frames import FrameStore
+from talkface.render.frames import FrameStore, MatteStore
 from talkface.render.headwarp import HeadWarper, needs_warp
 from talkface.render.mouth import GenericMouth, PhotoMouth
 
@@ -69,7 +69,7 @@ def render_frames(
             # each background frame with where its own face is: its skin is kept (render/composite.py)
             scenes, warper = ((store[int(i)], own_face(profile, int(i)), None) for i in indices), contextlib.nullcontext()
         else:  # each clip frame's whole head (hair, ears, outline) turned to the drawn angles
-            warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape)
+            warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape, mattes=stored_mattes(profile))
             scenes = _turned_scenes(profile, store, warper, indices, clip_pose, turned)
     else:  # the motion was tracked from these frames: the face is where they show it
         poses, warper = motion.pose.astype(np.float64), contextlib.nullcontext()
@@ -120,6 +120,19 @@ def render_frames(
             yield frame
     finally:
         stream.close()
+
+
+def stored_mattes(profile: Profile) -> MatteStore | None:
+    """The clip frames' person mattes finetune stored, or None (a profile made before they were,
+    or a damaged file: the head warp then makes each one as it needs it)."""
+    path = profile.folder / "mattes.npz"
+    if not path.exists():
+        return None
+    try:
+        return MatteStore(path)
+    except CacheError as error:
+        progress.log(f"note: {error}; the person mattes are made while rendering (slower) until the profile is finetuned again")
+        return None
 
 
 def own_face(profile: Profile, index: int) -> np.ndarray:

@@ -11,6 +11,8 @@ Layout (all plain arrays and JSON, nothing executable):
                      it existed render the mouth from the face texture
     reference.png    a frontal frame of the clip
     frames.npz       the clip's frames (JPEG), the backgrounds of rendered video
+    mattes.npz       each clip frame's person matte (PNG), for turning the background's head;
+                     profiles made before it existed make the mattes while rendering (slower)
     refiner.*        the GAN refiner (generator weights, mouth memory, summary), when trained;
                      refiner.json is written last; refiner_checkpoint.safetensors while training
 `profile.json` is written last, when everything above (the refiner included) is done, so a folder

@@ -16,6 +16,7 @@ from talkface.media import check_destination, load_audio, write_video
 from talkface.motion import Motion, save_motion
 from talkface.motion.model import generate_motion
 from talkface.profile import Profile, load_profile
+from talkface.render.background import pose_range_note
 from talkface.render.preview import draw_mesh, triangle_colours
 from talkface.output import render_video
 
@@ -89,8 +90,11 @@ def speak(
     del features  # 0.2 GB for an hour of speech: not kept while the frames are made
     natural = motion
     motion, notes = apply_controls(motion, profile, controls)
+    if config.pose == "generated" and not profile.is_photo and view_change(natural, motion) is None:  # what the clip's frames can show
+        notes = [*notes, pose_range_note(motion.pose, profile.clip_fit.pose, profile.clip_fit.valid)]
     for note in notes:
-        progress.log(f"note: {note}")
+        if note:
+            progress.log(f"note: {note}")
     if motion_path:
         save_motion(motion_path, motion)
     # 4. render (and refine) and encode, one frame at a time

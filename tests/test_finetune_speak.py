@@ -12,7 +12,7 @@ import pytest
 from talkface.config import FinetuneConfig, SpeakConfig
 from talkface.errors import CacheError, ClipTooShortError, InputError
 from talkface.finetune import finetune
-from talkface.media import Audio, probe, write_audio
+from talkface.media import Audio, probe, read_frames, write_audio
 from talkface.motion import load_motion
 from talkface.profile import load_profile
 from talkface.speak import speak
@@ -34,8 +34,11 @@ def speech(clip_audio, tmp_path_factory):
 
 def test_finetune_writes_a_complete_profile(profile):
     folder = profile.folder
-    for name in ("profile.json", "model.npz", "fit.npz", "motion.npz", "reference.png", "frames.npz", "eyes.npz", "mouth_patches.npz"):
+    for name in ("profile.json", "model.npz", "fit.npz", "motion.npz", "reference.png", "frames.npz", "mattes.npz", "eyes.npz", "mouth_patches.npz"):
         assert (folder / name).exists(), name
+    from talkface.render.frames import FrameStore, MatteStore
+
+    assert len(MatteStore(folder / "mattes.npz")) == len(FrameStore(folder / "frames.npz")) == 75
     info = json.loads((folder / "profile.json").read_text())
     assert info["format"] == 3 and info["features"] == "mfcc+whisper"
     assert info["source"]["n_frames"] == 75 and info["generic"]["cross_validation"]["network"]["mean_r"] > 0.3
@@ -246,3 +249,20 @@ def test_a_long_video_is_finetuned_on_its_best_tracked_stretch(clip_frames, clip
     assert profile.info.source.n_frames == 38 and profile.info.source.path == str(video)
     assert probe(tmp_path / "p" / "sample.mp4").duration == pytest.approx(1.52, abs=0.05)
     assert profile.motion.validation  # the motion model was trained and validated on the stretch
+
+
+def test_a_profile_with_damaged_or_no_mattes_still_turns_the_head(profile, speech, tmp_path):
+    import shutil
+
+    from talkface.controls import Controls
+
+    for damage in ("cut", "gone"):
+        folder = tmp_path / damage
+        shutil.copytree(profile.folder, folder)
+        mattes = folder / "mattes.npz"
+        if damage == "cut":
+            mattes.write_bytes(mattes.read_bytes()[: mattes.stat().st_size // 2])
+        else:
+            mattes.unlink()
+        result = speak(speech, tmp_path / f"{damage}.mp4", folder, controls=Controls(yaw=10.0))
+        assert result.n_frames == sum(1 for _ in read_frames(result.video))

@@ -59,3 +59,35 @@ class FrameStore:
             self._cache.pop(next(iter(self._cache)))
         self._cache[index] = frame
         return frame
+
+
+MATTES_FORMAT = 1  # mattes.npz: the person matte of every stored frame (render/headwarp.py), PNG bytes
+
+
+def save_mattes(path: Path, mattes: Iterable[np.ndarray]) -> int:
+    """Store person mattes ((H, W) float in [0, 1]) as one npz of 8-bit PNGs; returns how many.
+    A matte is mostly 0 and 1, so each takes a few kB."""
+    chunks, offsets = [], [0]
+    for matte in mattes:
+        ok, data = cv2.imencode(".png", np.clip(matte * 255 + 0.5, 0, 255).astype(np.uint8))
+        chunks.append(data.ravel())
+        offsets.append(offsets[-1] + len(data))
+    save_npz(path, data=np.concatenate(chunks) if chunks else np.zeros(0, np.uint8), offsets=np.array(offsets, np.int64))
+    return len(offsets) - 1
+
+
+class MatteStore:
+    """Random access to stored person mattes, as float32 in [0, 1]."""
+
+    def __init__(self, path: Path):
+        arrays = load_npz(path)
+        self._data, self._offsets = arrays["data"], arrays["offsets"]
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        matte = cv2.imdecode(self._data[self._offsets[index] : self._offsets[index + 1]], cv2.IMREAD_GRAYSCALE)
+        if matte is None:
+            raise CacheError(f"stored person matte {index} cannot be decoded; finetune again to rebuild the profile")
+        return matte.astype(np.float32) * np.float32(1 / 255)

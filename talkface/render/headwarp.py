@@ -31,6 +31,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from talkface.errors import CacheError
 from talkface.face.geometry import apply_pose, euler_to_rotation
 
 MIN_DEGREES = 1.0  # head turns below this leave the frame as it is
@@ -182,20 +183,14 @@ def clean_plate(frame: np.ndarray, person: np.ndarray) -> np.ndarray:
     return fill_from_room(frame, mask, ~mask)
 
 
-class HeadWarper:
-    """`warp_head` for a stream of clip frames, with each frame's person matte (computed once per
-    clip frame, kept for the last MATTES_KEPT). Use as a context manager."""
+class PersonMatter:
+    """The person matte of frames (MediaPipe selfie segmentation, refined along the frame's edges
+    and firmed: `firm_matte`), (H, W) float32 in [0, 1]. Use as a context manager."""
 
-    def __init__(self, recurring: bool = False, face: np.ndarray | None = None):
-        """`recurring`: the same few frames are warped again and again (a photo profile): each one's
-        room is filled once (`clean_plate`) instead of in every output frame. `face`: the
-        person's face mesh (see `warp_head`)."""
-        self._face = face
+    def __init__(self):
         self._segmenter = None
-        self._mattes: dict[int, np.ndarray] = {}
-        self._plates: dict[int, np.ndarray] | None = {} if recurring else None
 
-    def __enter__(self) -> "HeadWarper":
+    def __enter__(self) -> "PersonMatter":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -203,14 +198,7 @@ class HeadWarper:
             self._segmenter.close()
             self._segmenter = None
 
-    def __call__(self, frame: np.ndarray, index: int, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
-        if not needs_warp(source_pose, target_pose):
-            return frame
-        matte = _kept(self._mattes, index, lambda: self._matte(frame))
-        room = None if self._plates is None else _kept(self._plates, index, lambda: clean_plate(frame, matte))
-        return warp_head(frame, source_pose, target_pose, matte, room, self._face)
-
-    def _matte(self, frame: np.ndarray) -> np.ndarray:
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
         if self._segmenter is None:  # its start-up notices (TFLite, absl) do not reach the user
             from mediapipe.python.solutions.selfie_segmentation import SelfieSegmentation
 
@@ -223,6 +211,46 @@ class HeadWarper:
             raw = self._segmenter.process(frame).segmentation_mask.astype(np.float32)
         guide = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
         return firm_matte(cv2.ximgproc.guidedFilter(guide, raw, 4, 1e-3))
+
+
+class HeadWarper:
+    """`warp_head` for a stream of clip frames, with each frame's person matte (read from the
+    profile's stored mattes where given, else computed once per clip frame; the last MATTES_KEPT
+    are kept). Use as a context manager."""
+
+    def __init__(self, recurring: bool = False, face: np.ndarray | None = None, mattes=None):
+        """`recurring`: the same few frames are warped again and again (a photo profile): each one's
+        room is filled once (`clean_plate`) instead of in every output frame. `face`: the
+        person's face mesh (see `warp_head`). `mattes`: the clip frames' stored mattes
+        (render/frames.py MatteStore, made at finetune: about a third of a turned frame's time)."""
+        self._face = face
+        self._matter = PersonMatter()
+        self._stored = mattes
+        self._mattes: dict[int, np.ndarray] = {}
+        self._plates: dict[int, np.ndarray] | None = {} if recurring else None
+
+    def __enter__(self) -> "HeadWarper":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._matter.__exit__(*exc)
+
+    def __call__(self, frame: np.ndarray, index: int, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
+        if not needs_warp(source_pose, target_pose):
+            return frame
+        matte = _kept(self._mattes, index, lambda: self._matte(frame, index))
+        room = None if self._plates is None else _kept(self._plates, index, lambda: clean_plate(frame, matte))
+        return warp_head(frame, source_pose, target_pose, matte, room, self._face)
+
+    def _matte(self, frame: np.ndarray, index: int) -> np.ndarray:
+        if self._stored is not None and 0 <= index < len(self._stored):
+            try:
+                matte = self._stored[index]
+            except CacheError:  # a damaged entry: made again here
+                matte = None
+            if matte is not None and matte.shape == frame.shape[:2]:
+                return matte
+        return self._matter(frame)
 
 
 def firm_matte(matte: np.ndarray) -> np.ndarray:

@@ -241,3 +241,35 @@ def test_the_moved_persons_edge_stays_as_firm_as_the_frames():
         share = (out[90, :, 0].astype(float) - 40) / 160  # how much of the person each pixel of the row shows
         rims = [((part > 0.05) & (part < 0.95)).sum() for part in (share[:100], share[100:])]
         assert max(rims) <= source_rim, (yaw, rims, source_rim)
+
+
+def test_stored_mattes_are_the_mattes_the_warp_would_make(tmp_path):
+    """finetune stores each clip frame's person matte (8-bit PNG): read back, it is the matte the
+    warper makes of the frame (to 1/255), and the warper takes it instead of segmenting again."""
+    from talkface.media import read_frames
+    from talkface.render.frames import MatteStore, save_mattes
+    from talkface.render.headwarp import HeadWarper, PersonMatter
+
+    frames = [frame for _, frame in zip(range(3), read_frames(CLIP))]
+    with PersonMatter() as matter:
+        made = [matter(frame) for frame in frames]
+    assert save_mattes(tmp_path / "mattes.npz", made) == 3
+    stored = MatteStore(tmp_path / "mattes.npz")
+    assert len(stored) == 3 and (tmp_path / "mattes.npz").stat().st_size < 60_000
+    for index, matte in enumerate(made):
+        assert np.abs(stored[index] - matte).max() <= 0.5 / 255 + 1e-6
+        assert 0.05 < matte.mean() < 0.95  # a person and a room
+
+    class Counted(PersonMatter):
+        calls = 0
+
+        def __call__(self, frame):
+            Counted.calls += 1
+            return super().__call__(frame)
+
+    pose = np.array([0.0, 0.0, 0.0, 225.0, 200.0, 60.0])
+    with HeadWarper(mattes=stored) as warper:
+        warper._matter = Counted()
+        warper(frames[1], 1, pose, turned(pose, 5))
+        warper(frames[2], 7, pose, turned(pose, 5))  # beyond the stored ones: made here
+    assert Counted.calls == 1
