@@ -148,7 +148,8 @@ in one output frame. follow_frames.jpg: per person, rows before / after, the fra
 
 {markdown_table(rows)}
 
-Refined `speak` (draft refiner) of the same audio, frames/s of the whole call, before and after alternately, twice each:
+Refined `speak` (draft refiner) of the same audio, frames/s of the whole call, before and after alternately, twice each,
+and Face Mesh on the refined videos (as above):
 
 {markdown_table(speed_rows) if speed_rows else "(not run)"}
 """
@@ -159,7 +160,7 @@ def refined_speak(profile, label: str, out: Path) -> float:
     saved = keyframes_before() if label == "before" else None
     try:
         begun = time.perf_counter()
-        result = speak(SPEECH, out, profile, SpeakConfig(seed=0))
+        result = speak(SPEECH, out, profile, SpeakConfig(seed=0), motion_path=out.with_suffix(".npz"))
         return result.n_frames / (time.perf_counter() - begun)
     finally:
         if saved:
@@ -174,8 +175,11 @@ def refined_speed(names: list[str]) -> list[dict]:
         for label in ("before", "after", "after", "before"):
             speeds[label].append(refined_speak(profile, label, WORK / name / f"refined_{label}.mp4"))
         before, after = np.mean(speeds["before"]), np.mean(speeds["after"])
+        seen = {label: measure(profile, WORK / name / f"refined_{label}.mp4", WORK / name / f"refined_{label}.npz") for label in ("before", "after")}
         rows.append({"person": name, "refined frames/s before": f"{before:.1f} ({', '.join(f'{v:.1f}' for v in speeds['before'])})",
-                     "after": f"{after:.1f} ({', '.join(f'{v:.1f}' for v in speeds['after'])})", "after / before": round(after / before, 2)})
+                     "after": f"{after:.1f} ({', '.join(f'{v:.1f}' for v in speeds['after'])})", "after / before": round(after / before, 2),
+                     **{f"refined {label} yaw spread / r": f"{seen[label]['yaw spread video/motion']} / {seen[label]['yaw r']}" for label in seen},
+                     **{f"refined {label} pitch spread / r": f"{seen[label]['pitch spread video/motion']} / {seen[label]['pitch r']}" for label in seen}})
         print(rows[-1], flush=True)
     return rows
 

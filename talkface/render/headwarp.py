@@ -45,6 +45,7 @@ GAP_MARGIN = 2  # px the filled gap reaches past what the head uncovered
 FILL_WIDTH = 3.0  # px, the narrowest Gaussian the uncovered room is filled with (fill_from_room)
 FILL_SURE = 0.05  # the share of a fill's neighbourhood that must be room
 FILL_REACH = 40  # px around the uncovered gap the fill works in
+DENSE_HOLE = 8  # a hole of more than 1/8 of its box is filled level by level (`_fill_dense`), a thinner one point by point
 _GROW = np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8)  # dilation by GAP_MARGIN
 MATTES_KEPT = 64  # clip frames whose person matte HeadWarper keeps (backgrounds repeat as the clip plays)
 # the head in model units (the face mesh spans about x +-1.3, y +-1.6, z -0.7..1.2 around its
@@ -147,9 +148,39 @@ def fill_from_room(image: np.ndarray, hole: np.ndarray, room: np.ndarray) -> np.
     """`image` (RGB uint8) with the `hole` pixels filled from the `room` pixels (both (H, W) bool):
     each one the Gaussian-weighted mean of the room around it (FILL_WIDTH px wide) where the room
     makes up FILL_SURE of that neighbourhood; further into a large hole, the same on the image
-    shrunk 3x, 9x, ... (a pyramid: each wider mean costs less than the one before). A hole pixel
-    no room reaches keeps its colour. A millisecond or two a head's gap, where inpainting the
-    gap with the person masked (OpenCV's Telea) took 90 ms."""
+    shrunk 3x, 9x, ... (a pyramid: each wider mean costs less than the one before), read at the
+    hole's pixels only (bilinear, as resizing the level back would give them). A hole pixel no
+    room reaches keeps its colour. A few milliseconds a head's gap, where inpainting the gap with
+    the person masked (OpenCV's Telea) took 90 ms."""
+    ys, xs = np.nonzero(hole)
+    if len(ys) > hole.size // DENSE_HOLE:  # a large hole (a photo's whole person): whole levels resized back are cheaper
+        return _fill_dense(image, hole, room)
+    out = image.copy()
+    left = np.arange(len(ys))  # the hole's pixels not yet filled
+    weight = room.astype(np.float32)
+    weighted = image.astype(np.float32) * weight[..., None]
+    height, width = image.shape[:2]
+    while len(left) and min(weight.shape) >= 2:
+        mass = cv2.GaussianBlur(weight, (0, 0), FILL_WIDTH)
+        total = cv2.GaussianBlur(weighted, (0, 0), FILL_WIDTH)
+        if mass.shape == (height, width):
+            here, mean = mass[ys[left], xs[left]], total[ys[left], xs[left]] / np.maximum(mass[ys[left], xs[left]], 1e-6)[:, None]
+        else:  # a shrunk level, read where each full-size pixel's centre falls on it
+            level_mean = total / np.maximum(mass, 1e-6)[..., None]
+            at_x = (xs[left] + 0.5) * (mass.shape[1] / width) - 0.5
+            at_y = (ys[left] + 0.5) * (mass.shape[0] / height) - 0.5
+            here, mean = _bilinear(mass, at_x, at_y), _bilinear(level_mean, at_x, at_y)
+        sure = here > FILL_SURE
+        filled = left[sure]
+        out[ys[filled], xs[filled]] = np.clip(mean[sure] + 0.5, 0, 255).astype(np.uint8)
+        left = left[~sure]
+        size = (max(weight.shape[1] // 3, 1), max(weight.shape[0] // 3, 1))
+        weight, weighted = cv2.resize(weight, size, interpolation=cv2.INTER_AREA), cv2.resize(weighted, size, interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _fill_dense(image: np.ndarray, hole: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """`fill_from_room` with each level resized back to full size and read through masks."""
     out = image.copy()
     need = hole.copy()
     weight = room.astype(np.float32)
@@ -167,6 +198,21 @@ def fill_from_room(image: np.ndarray, hole: np.ndarray, room: np.ndarray) -> np.
         size = (max(weight.shape[1] // 3, 1), max(weight.shape[0] // 3, 1))
         weight, weighted = cv2.resize(weight, size, interpolation=cv2.INTER_AREA), cv2.resize(weighted, size, interpolation=cv2.INTER_AREA)
     return out
+
+
+def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """`image` ((h, w) or (h, w, c)) at the points (x, y), bilinear, edges replicated."""
+    height, width = image.shape[:2]
+    x = np.clip(x, 0, width - 1)
+    y = np.clip(y, 0, height - 1)
+    x0, y0 = np.minimum(x.astype(np.int64), width - 2 if width > 1 else 0), np.minimum(y.astype(np.int64), height - 2 if height > 1 else 0)
+    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
+    fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+    if image.ndim == 3:
+        fx, fy = fx[:, None], fy[:, None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
+    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def _blend_person(out: np.ndarray, moved: np.ndarray, room: np.ndarray, matte: np.ndarray, x0: int, y0: int) -> np.ndarray:
