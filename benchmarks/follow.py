@@ -132,6 +132,7 @@ def main() -> None:
             for index, video in shown[label].items():
                 frame = read_frames_at(video, [index])[index]
                 tiles.append(cv2.resize(frame, (256, 256), interpolation=cv2.INTER_AREA))
+    largest_turn_crops(args.people.split(","))
     speed_rows = refined_speed(args.refined.split(",") if args.refined else [])
     sheet = np.concatenate([np.concatenate(tiles[i : i + 4], 1) for i in range(0, len(tiles), 4)], 0)
     cv2.imwrite(str(RESULTS / "follow_frames.jpg"), sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -144,7 +145,8 @@ Each person: a profile from their corpus clip (no refiner), `speak` of english_1
 {background.FOLLOW_TURN_DEGREES:g} degrees) in one run. Spread: std of Face Mesh's angles on the output (fitted in
 the person's model) over the std of the motion's; r frame by frame. Lacking: |pitch| + |yaw| + |roll| the
 background's head (after its turn) lacks of the drawn face. A cut: the background moves more than 2 clip frames
-in one output frame. follow_frames.jpg: per person, rows before / after, the frames of largest and smallest yaw.
+in one output frame. follow_frames.jpg: per person, rows before / after, the frames of largest and smallest yaw;
+follow_turns.jpg: per person, the frame whose background head was turned the most, at 100 %.
 
 {markdown_table(rows)}
 
@@ -154,6 +156,28 @@ and Face Mesh on the refined videos (as above):
 {markdown_table(speed_rows) if speed_rows else "(not run)"}
 """
     save_results("follow", markdown, {"rows": rows, "refined_speed": speed_rows, "seconds": round(seconds)})
+
+
+def largest_turn_crops(names: list[str]) -> None:
+    """follow_turns.jpg: per person, the 'after' frame whose background head was turned the most, the
+    head and its surroundings at 100 % (the frame's middle: half its width and three quarters of its height)."""
+    crops = []
+    for name in names:
+        folder = WORK / name
+        profile = finetune(PEOPLE[name], folder / "profile", FinetuneConfig(refiner=False))
+        drawn = load_motion(folder / "motion_after.npz").pose.astype(np.float64)
+        clip_pose = profile.clip_fit.pose.astype(np.float64)
+        indices = background.follow_indices(drawn, clip_pose, profile.clip_fit.valid)
+        turn = np.degrees(np.abs(background.follow_turn(drawn[:, :3] - clip_pose[indices, :3]))).sum(1)
+        index = int(np.argmax(turn))
+        frame = read_frames_at(folder / "speak_after.mp4", [index])[index]
+        height, width = frame.shape[:2]
+        crop = np.ascontiguousarray(frame[height // 8 : height * 7 // 8, width // 8 : width * 7 // 8])
+        cv2.putText(crop, f"{name} {index}: {turn[index]:.1f} deg", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 0), 2)
+        crops.append(crop)
+    height = max(crop.shape[0] for crop in crops)
+    sheet = np.concatenate([cv2.copyMakeBorder(crop, 0, height - crop.shape[0], 0, 0, cv2.BORDER_CONSTANT) for crop in crops], 1)
+    cv2.imwrite(str(RESULTS / "follow_turns.jpg"), sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
 
 
 def refined_speak(profile, label: str, out: Path) -> float:
