@@ -16,9 +16,13 @@ JPEG_QUALITY = 95  # about 40 dB PSNR: well above what the face render reaches
 
 def encode_jpegs(images: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """RGB images -> (concatenated JPEG bytes, offsets): image i is data[offsets[i]:offsets[i + 1]]."""
+    return _encode_all(cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1] for image in images)
+
+
+def _encode_all(encoded: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded images (byte arrays) -> (their bytes concatenated, offsets)."""
     chunks, offsets = [], [0]
-    for image in images:
-        ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    for data in encoded:
         chunks.append(data.ravel())
         offsets.append(offsets[-1] + len(data))
     return np.concatenate(chunks), np.array(offsets, np.int64)
@@ -67,12 +71,8 @@ MATTES_FORMAT = 1  # mattes.npz: the person matte of every stored frame (render/
 def save_mattes(path: Path, mattes: Iterable[np.ndarray]) -> int:
     """Store person mattes ((H, W) float in [0, 1]) as one npz of 8-bit PNGs; returns how many.
     A matte is mostly 0 and 1, so each takes a few kB."""
-    chunks, offsets = [], [0]
-    for matte in mattes:
-        ok, data = cv2.imencode(".png", np.clip(matte * 255 + 0.5, 0, 255).astype(np.uint8))
-        chunks.append(data.ravel())
-        offsets.append(offsets[-1] + len(data))
-    save_npz(path, data=np.concatenate(chunks) if chunks else np.zeros(0, np.uint8), offsets=np.array(offsets, np.int64))
+    data, offsets = _encode_all(cv2.imencode(".png", np.clip(matte * 255 + 0.5, 0, 255).astype(np.uint8))[1] for matte in mattes)
+    save_npz(path, data=data, offsets=offsets)
     return len(offsets) - 1
 
 
