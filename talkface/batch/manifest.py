@@ -85,7 +85,7 @@ def read_manifest(path: str | Path) -> list[Job]:
                 try:
                     records.append((number, json.loads(line)))
                 except json.JSONDecodeError as error:
-                    records.append((number, f"{path.name}, line {number}: not JSON ({error.msg}); each line must be one JSON object"))
+                    records.append((number, _NotJson(f"{path.name}, line {number}: not JSON ({error.msg}); each line must be one JSON object")))
     else:
         raise InputError(f"{path}: a manifest must be .csv or .jsonl (or a folder with people/ and audio/)")
     if not records:
@@ -93,12 +93,16 @@ def read_manifest(path: str | Path) -> list[Job]:
     return [_job_or_problem(path, number, record) for number, record in records]
 
 
+class _NotJson(str):
+    """A JSONL line that did not parse, as its problem."""
+
+
 def _job_or_problem(manifest: Path, row: int, record) -> Job:
     """The row's Job, or for a row that cannot run a Job carrying its problem (and whatever
     paths it names, for the report)."""
     try:
-        if isinstance(record, str):  # a line that did not parse
-            raise InputError(record)
+        if isinstance(record, _NotJson):  # a line that did not parse (a line that is a JSON string is not an object: _job says so)
+            raise InputError(str(record))
         return _job(manifest, row, record)
     except InputError as error:
         named = record if isinstance(record, dict) else {}

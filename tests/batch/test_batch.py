@@ -227,3 +227,6 @@ def test_bad_rows_are_all_named_and_the_good_ones_run(person, lines, tmp_path):
     (tmp_path / "jobs.jsonl").write_text(json.dumps({"person": str(person), "audio": str(lines["first"]), "out": "j.mp4"}) + "\n{not json\n")
     good, broken = read_manifest(tmp_path / "jobs.jsonl")
     assert not good.problem and "line 2: not JSON" in broken.problem
+    # and a line that is JSON but not an object (a string, an empty one too) is a bad row, not an empty job
+    (tmp_path / "strings.jsonl").write_text('""\n"jobs.csv"\n[1, 2]\n')
+    assert all("expected an object" in job.problem for job in read_manifest(tmp_path / "strings.jsonl"))
