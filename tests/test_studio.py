@@ -183,7 +183,7 @@ def _running_with_progress(studio: Studio, job_id: str, timeout: float = 120) ->
 
 
 def _job_of(pending, timeout: float = 60) -> str:
-    """The id of the job a submitted /speak call started (its first update carries it)."""
+    """The id of the job a submitted /speak_live call started (its first update carries it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         updates = pending.outputs()
@@ -201,7 +201,7 @@ def long_speech(tmp_path_factory, clip_audio) -> Path:
 
 def test_cancel_stops_a_running_job_and_leaves_no_output(studio, photo_profile, long_speech):
     client = studio.client()
-    pending = client.submit(photo_profile, handle_file(str(long_speech)), *SPEAK_DEFAULTS, api_name="/speak")
+    pending = client.submit(photo_profile, handle_file(str(long_speech)), *SPEAK_DEFAULTS, api_name="/speak_live")  # streamed: its first update names the job
     job_id = _job_of(pending)
     job = _running_with_progress(studio, job_id)
     client.predict(job_id, api_name="/cancel")
@@ -222,7 +222,7 @@ def test_killing_the_server_mid_job_leaves_no_output_and_a_restart_lists_the_fin
         _, profile_job, *_ = client.predict(handle_file(str(PHOTO)), "draft", "biden", {}, api_name="/make_profile")
         folder = str(server.home / "profiles" / "biden")
         _, _, _, done_job, _ = client.predict(folder, handle_file(str(speech)), *SPEAK_DEFAULTS, api_name="/speak")
-        running = _job_of(client.submit(folder, handle_file(str(long_speech)), *SPEAK_DEFAULTS, api_name="/speak"))
+        running = _job_of(client.submit(folder, handle_file(str(long_speech)), *SPEAK_DEFAULTS, api_name="/speak_live"))
         job = _running_with_progress(server, running)
         server.stop(signal.SIGKILL)  # no clean-up by the server at all
         deadline = time.monotonic() + 60

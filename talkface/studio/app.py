@@ -357,6 +357,7 @@ def build(settings: Settings, store: JobStore):
     # uploads older than a day are removed from the upload folder (each job keeps its own copy)
     with gr.Blocks(title="talkface studio", analytics_enabled=False, delete_cache=(3600, 86400)) as page:
         last = gr.BrowserState({}, storage_key="talkface-studio-jobs")  # kind -> the job this browser last started
+        api_twins: list[dict] = []
         gr.Markdown("# talkface studio\nA talking video of a person from a short clip or a photo of them and any speech. Everything stays on this machine.")
         with gr.Tab("Profile"):
             gr.Markdown("A clip of 10-30 s of the person talking (a profile in minutes), or one photo of them (a profile in seconds).")
@@ -447,6 +448,21 @@ def build(settings: Settings, store: JobStore):
             picked_files = gr.File(label="Outputs", file_count="multiple", interactive=False, elem_id="picked-files")
 
         # ---- events: each action starts a job and follows it; the job id goes to the browser's store
+        def action(button, name: str, fn, inputs, outputs) -> None:
+            """The button's event, streaming the job's state to the page (API NAME_live), and an API
+            twin NAME for scripts that answers once, when the job has ended (a streamed call's
+            last update can arrive after its result, so a script reading the result may see the
+            job still running)."""
+            button.click(fn, inputs, outputs, api_name=f"{name}_live", concurrency_limit=None, show_progress="hidden")
+
+            def to_the_end(*values):
+                last = None
+                for last in fn(*values):
+                    pass
+                return last
+
+            api_twins.append(dict(fn=to_the_end, inputs=inputs, outputs=outputs, api_name=name))
+
         def remember(memory, kind, job):
             return {**(memory or {}), kind: job.id}
 
@@ -457,8 +473,7 @@ def build(settings: Settings, store: JobStore):
                 yield shown, job.id, memory, gr.skip(), gr.skip()
             yield describe(store, store.get(job.id)), job.id, memory, choices(), choices()
 
-        profile_go.click(profile_action, [profile_source, preset, profile_name, last], [profile_state, profile_job, last, speak_profile, dub_profile],
-                         api_name="make_profile", concurrency_limit=None, show_progress="hidden")
+        action(profile_go, "make_profile", profile_action, [profile_source, preset, profile_name, last], [profile_state, profile_job, last, speak_profile, dub_profile])
 
         def speak_action(profile, audio, pose_value, yaw_value, mouth_value, blink_value, backdrop_value, refine_value, memory, preview=False):
             job = yield from started(lambda: start_speak(settings, store, profile, audio, pose_value, yaw_value, mouth_value, blink_value, backdrop_value, refine_value, preview), 5)
@@ -468,8 +483,8 @@ def build(settings: Settings, store: JobStore):
 
         speak_inputs = [speak_profile, speech, pose, yaw, mouth, blinks, backdrop, refine, last]
         speak_outputs = [speak_state, speak_video, speak_file, speak_job, last]
-        speak_go.click(speak_action, speak_inputs, speak_outputs, api_name="speak", concurrency_limit=None, show_progress="hidden")
-        preview_go.click(lambda *values: (yield from speak_action(*values, preview=True)), speak_inputs, speak_outputs, api_name="preview", concurrency_limit=None, show_progress="hidden")
+        action(speak_go, "speak", speak_action, speak_inputs, speak_outputs)
+        action(preview_go, "preview", lambda *values: (yield from speak_action(*values, preview=True)), speak_inputs, speak_outputs)
 
         def dub_action(video, audio, profile, mouth_value, refine_value, memory):
             job = yield from started(lambda: start_dub(settings, store, video, audio, profile, mouth_value, refine_value), 4)
@@ -477,8 +492,7 @@ def build(settings: Settings, store: JobStore):
             for shown in follow(job, lambda j: (describe(store, j), video_of(j))):
                 yield *shown, job.id, memory
 
-        dub_go.click(dub_action, [dub_video, dub_audio, dub_profile, dub_mouth, dub_refine, last], [dub_state, dub_result, dub_job, last],
-                     api_name="dub", concurrency_limit=None, show_progress="hidden")
+        action(dub_go, "dub", dub_action, [dub_video, dub_audio, dub_profile, dub_mouth, dub_refine, last], [dub_state, dub_result, dub_job, last])
 
         def batch_action(listing, files, memory):
             job = yield from started(lambda: start_batch(settings, store, listing, files), 5)
@@ -486,7 +500,7 @@ def build(settings: Settings, store: JobStore):
             for shown in follow(job, lambda j: (describe(store, j), batch_rows(j), batch_files(j) or None)):
                 yield *shown, job.id, memory
 
-        batch_go.click(batch_action, [manifest, batch_media, last], [batch_state, batch_table, batch_report, batch_job, last], api_name="batch", concurrency_limit=None, show_progress="hidden")
+        action(batch_go, "batch", batch_action, [manifest, batch_media, last], [batch_state, batch_table, batch_report, batch_job, last])
 
         def evaluate_action(made, real, memory):
             job = yield from started(lambda: start_evaluate(settings, store, made, real), 6)
@@ -494,8 +508,11 @@ def build(settings: Settings, store: JobStore):
             for shown in follow(job, lambda j: (describe(store, j), evaluation_rows(j), *_report_images(j))):
                 yield *shown, job.id, memory
 
-        evaluate_go.click(evaluate_action, [generated, reference, last], [evaluate_state, metrics, sheet, curves, evaluate_job, last],
-                          api_name="evaluate", concurrency_limit=None, show_progress="hidden")
+        action(evaluate_go, "evaluate", evaluate_action, [generated, reference, last], [evaluate_state, metrics, sheet, curves, evaluate_job, last])
+
+        hidden = gr.Button(visible=False)  # the API twins hang on it (scripts call them by name; the page never shows it)
+        for twin in api_twins:
+            hidden.click(**twin, concurrency_limit=None)
 
         def cancel(job_id):
             job = store.cancel(job_id) if job_id else None
