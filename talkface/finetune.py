@@ -31,7 +31,7 @@ from talkface.refine.train import CHECKPOINT, PairSet, prepare_pairs, train_refi
 from talkface.render.composite import SKIN_RAMP
 from talkface.render.eyes import EyeMemory, RegionMemory
 from talkface.render.mouth_patches import MouthPatches
-from talkface.render.frames import MATTES_FORMAT, FrameStore, save_frames, save_mattes
+from talkface.render.frames import MATTES_FORMAT, FrameStore, MatteStore, save_frames, save_mattes
 from talkface.signals import best_window
 from talkface.storage import load_npz, remove_stale_partials_in, save_npz
 from talkface.track import require_clip_duration, require_finetune_clip, track
@@ -123,6 +123,7 @@ def finetune(
     save_profile_parts(folder, tracked.model, tracked.fit, motion, reference)
     for region in (EyeMemory, MouthPatches):
         _store_region(region, video, folder, tracked, force)
+    _measure_turn_gain(folder, tracked, force)
     # 6. the GAN refiner
     refiner = None
     if config.refiner:
@@ -274,6 +275,42 @@ def _store_clip_mattes(folder: Path, force: bool) -> None:
 
             save_mattes(folder / "mattes.npz", mattes())
         cache.mark_done("mattes", key)
+    _store_room_plate(folder, force)
+
+
+def _store_room_plate(folder: Path, force: bool) -> None:
+    """The room behind the person as the whole clip shows it (render/room.py), where the camera
+    held still: a turned head's uncovered room is read from it at speak. About 5 s."""
+    from talkface.render.room import FILE, FORMAT, build_room_plate, save_room_plate
+
+    cache = StageCache(folder)
+    key = make_key(file_digest(folder / "frames.npz"), file_digest(folder / "mattes.npz"), FORMAT)
+    if force or not cache.is_done("room", key, [FILE]):
+        plate, record = build_room_plate(FrameStore(folder / "frames.npz", cache_size=1), MatteStore(folder / "mattes.npz"))
+        save_room_plate(folder / FILE, plate, record)
+        if plate is None:
+            progress.log(f"note: the camera or the room moves in this clip (frames {record['median_apart_levels']} grey levels apart); a turned head's uncovered room is filled from around it")
+        cache.mark_done("room", key)
+
+
+def _measure_turn_gain(folder: Path, tracked, force: bool) -> None:
+    """How much of a head turn this person's turned frames show (render/turn_gain.py), so that
+    `speak` asks the head warp for what the motion needs: about 5 s."""
+    from talkface.render.room import FILE as ROOM_FILE
+    from talkface.render.room import load_room_plate
+    from talkface.render.turn_gain import CALIBRATION_FRAMES, FILE, FORMAT, measure_turn_gain, save_turn_gain
+
+    cache = StageCache(folder)
+    parts = ("frames.npz", "fit.npz", "mattes.npz", ROOM_FILE)
+    key = make_key(*(file_digest(folder / name) for name in parts), FORMAT)
+    if force or not cache.is_done("turn_gain", key, [FILE]):
+        fit = tracked.fit
+        store, mattes = FrameStore(folder / "frames.npz", cache_size=1), MatteStore(folder / "mattes.npz")
+        plate = load_room_plate(folder, (tracked.track.width, tracked.track.height))
+        with progress.bar("measuring turned frames", CALIBRATION_FRAMES) as advance:
+            record = measure_turn_gain(tracked.model, fit.pose, fit.expression, fit.valid, store, mattes, advance, plate)
+        save_turn_gain(folder, record)
+        cache.mark_done("turn_gain", key)
 
 
 def _store_region(region: type[RegionMemory], video: Path, folder: Path, tracked, force: bool) -> None:

@@ -26,6 +26,8 @@ from talkface.render.mouth_patches import MouthPatches
 from talkface.render.frames import FrameStore, MatteStore
 from talkface.render.headwarp import HeadWarper, needs_warp
 from talkface.render.mouth import GenericMouth, PhotoMouth
+from talkface.render.room import load_room_plate
+from talkface.render.turn_gain import load_turn_gain
 
 SAME_FACE = object()  # marks a background whose face is where the motion puts it (`onto`)
 
@@ -64,12 +66,14 @@ def render_frames(
         if profile.is_photo:  # a photo's one head turned by every turn of the motion
             turned[:, :3] = motion.pose[:, :3]
         else:  # what the chosen frames' heads lack of the motion's angles (capped), and the view asked for
-            turned[:, :3] += follow_turn(natural[:, :3] - clip_pose[indices, :3]) + (0.0 if view is None else view)
+            lacking = natural[:, :3] - clip_pose[indices, :3]
+            turned[:, :3] += follow_turn(lacking, load_turn_gain(profile.folder).of(lacking)) + (0.0 if view is None else view)
         if not profile.is_photo and not any(needs_warp(a, b) for a, b in zip(clip_pose[indices], turned)):
             # each background frame with where its own face is: its skin is kept (render/composite.py)
             scenes, warper = ((store[int(i)], own_face(profile, int(i)), None) for i in indices), contextlib.nullcontext()
         else:  # each clip frame's whole head (hair, ears, outline) turned to the drawn angles
-            warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape, mattes=stored_mattes(profile))
+            plate = None if profile.is_photo else load_room_plate(profile.folder, profile.size)
+            warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape, mattes=stored_mattes(profile), plate=plate)
             scenes = _turned_scenes(profile, store, warper, indices, clip_pose, turned)
     else:  # the motion was tracked from these frames: the face is where they show it
         poses, warper = motion.pose.astype(np.float64), contextlib.nullcontext()

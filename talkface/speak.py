@@ -90,7 +90,9 @@ def speak(
     del features  # 0.2 GB for an hour of speech: not kept while the frames are made
     natural = motion
     motion, notes = apply_controls(motion, profile, controls)
-    if config.pose == "generated" and not profile.is_photo and view_change(natural, motion) is None:  # what the clip's frames can show
+    view = view_change(natural, motion)  # the head angles the controls added (the background's head is turned by them)
+    del natural
+    if config.pose == "generated" and not profile.is_photo and view is None:  # what the clip's frames can show
         notes = [*notes, pose_range_note(motion.pose, profile.clip_fit.pose, profile.clip_fit.valid)]
     for note in notes:
         if note:
@@ -103,7 +105,7 @@ def speak(
     else:
         if config.refine and not profile.has_refiner and not profile.is_photo:
             progress.log("this profile has no refiner (finetune it again with the refiner on); writing the coarse render")
-        render_video(profile, motion, out, speech, resolve_device(device), config.refine, background, view=view_change(natural, motion), crf=config.crf)
+        render_video(profile, motion, out, speech, resolve_device(device), config.refine, background, view=view, crf=config.crf)
     return SpeakResult(Path(out), motion, profile.folder, n_frames, time.perf_counter() - started)
 
 

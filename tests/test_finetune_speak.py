@@ -34,7 +34,7 @@ def speech(clip_audio, tmp_path_factory):
 
 def test_finetune_writes_a_complete_profile(profile):
     folder = profile.folder
-    for name in ("profile.json", "model.npz", "fit.npz", "motion.npz", "reference.png", "frames.npz", "mattes.npz", "eyes.npz", "mouth_patches.npz"):
+    for name in ("profile.json", "model.npz", "fit.npz", "motion.npz", "reference.png", "frames.npz", "mattes.npz", "eyes.npz", "mouth_patches.npz", "room.npz", "turn_gain.json"):
         assert (folder / name).exists(), name
     from talkface.render.frames import FrameStore, MatteStore
 
@@ -48,7 +48,7 @@ def test_finetune_writes_a_complete_profile(profile):
 
 def test_rerun_resumes_from_cached_stages(clip, profile):
     folder = profile.folder
-    stamps = {name: (folder / name).stat().st_mtime_ns for name in ("track.npz", "features_mfcc_whisper.npz")}
+    stamps = {name: (folder / name).stat().st_mtime_ns for name in ("track.npz", "features_mfcc_whisper.npz", "turn_gain.json")}
     finetune(clip, folder, SHORT_CLIP_RULES)
     assert {name: (folder / name).stat().st_mtime_ns for name in stamps} == stamps
 
@@ -256,13 +256,15 @@ def test_a_profile_with_damaged_or_no_mattes_still_turns_the_head(profile, speec
 
     from talkface.controls import Controls
 
-    for damage in ("cut", "gone"):
+    for damage in ("cut", "gone"):  # and the measured turn gain (render/turn_gain.py) damaged or gone: turns as before
         folder = tmp_path / damage
         shutil.copytree(profile.folder, folder)
         mattes = folder / "mattes.npz"
         if damage == "cut":
+            (folder / "turn_gain.json").write_text('{"format": 1, "positive": [1')
             mattes.write_bytes(mattes.read_bytes()[: mattes.stat().st_size // 2])
         else:
             mattes.unlink()
+            (folder / "turn_gain.json").unlink()
         result = speak(speech, tmp_path / f"{damage}.mp4", folder, controls=Controls(yaw=10.0))
         assert result.n_frames == sum(1 for _ in read_frames(result.video))

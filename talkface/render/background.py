@@ -95,7 +95,7 @@ TURN_FULL_DEGREES = 1.5  # one lacking this or more is turned all the way (up to
 # pitch, yaw, roll: the head warp shows about 0.86 of a turn out of the image asked of it (its
 # ellipsoid's outline moves less than a real head's: benchmarks/freeview.md), so those turns are
 # asked 1/0.86 of what the frame lacks; roll, a turn within the image, comes through whole.
-# On the German news reader (follow.py): yaw spread video/motion 0.83 -> 0.87, yaw r 0.90 -> 0.93.
+# The default: finetune measures each person's own (render/turn_gain.py).
 TURN_GAIN = np.array([1.15, 1.15, 1.0])
 
 
@@ -143,16 +143,17 @@ def follow_indices(poses: np.ndarray, clip_poses: np.ndarray, clip_valid: np.nda
     return path
 
 
-def follow_turn(residual: np.ndarray) -> np.ndarray:
+def follow_turn(residual: np.ndarray, gain: np.ndarray = TURN_GAIN) -> np.ndarray:
     """(T, 3) radians a background frame's head is turned (render/headwarp.py) towards the drawn
-    face: the angles it lacks (`residual`), each at most FOLLOW_TURN_DEGREES. A frame that lacks
+    face: the angles it lacks (`residual`) times `gain` ((3,) or (T, 3): what the warped picture
+    shows of a turn is less than asked, render/turn_gain.py), each at most FOLLOW_TURN_DEGREES. A frame that lacks
     under TURN_FROM_DEGREES (on every axis) is left as it is (a warp costs 20-50 ms a frame), one
     that lacks TURN_FULL_DEGREES or more is turned all the way, and the turn grows smoothly
     between, so the head's outline never jumps as frames start or stop being turned."""
     lack = np.degrees(np.abs(residual)).max(axis=1, keepdims=True)
     share = np.clip((lack - TURN_FROM_DEGREES) / (TURN_FULL_DEGREES - TURN_FROM_DEGREES), 0.0, 1.0)
     limit = np.radians(FOLLOW_TURN_DEGREES)
-    return np.clip(residual * share * TURN_GAIN, -limit, limit)
+    return np.clip(residual * share * gain, -limit, limit)
 
 
 def pose_range_note(poses: np.ndarray, clip_poses: np.ndarray, clip_valid: np.ndarray) -> str | None:

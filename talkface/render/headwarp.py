@@ -23,7 +23,8 @@ does, the correction carried smoothly off the face over FACE_REACH.
 
 With a person matte (MediaPipe selfie segmentation, `HeadWarper`), only the person moves: the
 room stays straight, and where the turned head no longer covers what the frame's head did, the
-room is filled from the room around the gap (`fill_from_room`).
+room is read from the clip's room plate (render/room.py: the room as other frames showed it),
+and what no frame showed is filled from the room around the gap (`fill_from_room`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ FILL_SURE = 0.05  # the share of a fill's neighbourhood that must be room
 FILL_REACH = 40  # px around the uncovered gap the fill works in
 DENSE_HOLE = 8  # a hole of more than 1/8 of its box is filled level by level (`_fill_dense`), a thinner one point by point
 _GROW = np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8)  # dilation by GAP_MARGIN
+PLATE_PERSON = 0.02  # with a room plate (render/room.py): the frame's person is where its matte is above this,
+PLATE_RIM = 3  # grown by this many px (the soft halo the segmenter leaves outside a head), and the plate is put there
+_RIM = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PLATE_RIM + 1,) * 2)
+_AROUND = np.ones((31, 31), np.uint8)  # the room within 15 px of the person sets the plate's exposure
 MATTES_KEPT = 64  # clip frames whose person matte HeadWarper keeps (backgrounds repeat as the clip plays)
 # the head in model units (the face mesh spans about x +-1.3, y +-1.6, z -0.7..1.2 around its
 # centroid, one unit about 5.4 cm; y down, z away from the camera): the skull's centre behind the
@@ -81,6 +86,7 @@ def warp_head(
     person: np.ndarray | None = None,
     room: np.ndarray | None = None,
     face: np.ndarray | None = None,
+    plate=None,
 ) -> np.ndarray:
     """The frame with its head turned from `source_pose` to `target_pose`.
 
@@ -94,6 +100,8 @@ def warp_head(
             the uncovered room is read from it instead of being filled for this frame.
         face: optional (V, 3) the person's face mesh in model units (MeshFaceModel.mean_shape):
             the warp then moves the face, brows, jaw line and ears with the drawn face.
+        plate: optional render/room.py RoomPlate, the room as the whole clip showed it: with
+            `person`, wherever the frame's person and their rim were, the room is read from it.
 
     Returns:
         A new frame (the input is not changed), or the frame itself where the poses barely differ.
@@ -128,20 +136,44 @@ def warp_head(
     if room is not None:
         return _blend_person(out, moved, room[y0:y1, x0:x1], moved_matte, x0, y0)
     room = frame[y0:y1, x0:x1]
-    uncovered = (matte - moved_matte > UNCOVERED).astype(np.uint8)
+    taken = None  # where the room comes from the clip's plate
+    if plate is not None:
+        room, taken = _room_from_plate(room, matte, plate.image[y0:y1, x0:x1], plate.seen[y0:y1, x0:x1])
+    uncovered = (matte - moved_matte > UNCOVERED) if taken is None else (matte - moved_matte > UNCOVERED) & ~taken
+    uncovered = uncovered.astype(np.uint8)
     if uncovered.any():  # the room the head hid shows now, if only in part: filled from around it
         gap = cv2.dilate(uncovered, _GROW) & (moved_matte < 0.95).astype(np.uint8)
+        if taken is not None:
+            gap &= (~taken).astype(np.uint8)
         gx0, gy0, gw, gh = cv2.boundingRect(gap)
         margin = FILL_REACH  # the fill reads this far around the gap: work in that box only
         ax0, ay0 = max(gx0 - margin, 0), max(gy0 - margin, 0)
         ax1, ay1 = min(gx0 + gw + margin, gap.shape[1]), min(gy0 + gh + margin, gap.shape[0])
         # read from the room only: read from the person beside the gap (as inpainting did), their
         # skin smeared into it and showed through the moved head's soft edge (a ghost jaw and ear)
-        person_there = cv2.dilate((matte[ay0:ay1, ax0:ax1] > UNCOVERED).astype(np.uint8), _GROW)
+        person_there = cv2.dilate((matte[ay0:ay1, ax0:ax1] > UNCOVERED).astype(np.uint8), _GROW) > 0
+        if taken is not None:  # the plate's room there is room too
+            person_there &= ~taken[ay0:ay1, ax0:ax1]
         hole = gap[ay0:ay1, ax0:ax1].astype(bool)
         room = room.copy()
-        room[ay0:ay1, ax0:ax1] = fill_from_room(room[ay0:ay1, ax0:ax1], hole, ~hole & (person_there == 0))
+        room[ay0:ay1, ax0:ax1] = fill_from_room(room[ay0:ay1, ax0:ax1], hole, ~hole & ~person_there)
     return _blend_person(out, moved, room, moved_matte, x0, y0)
+
+
+def _room_from_plate(room: np.ndarray, matte: np.ndarray, plate: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The frame's room (a box of it) with the plate put wherever the frame's person and their rim
+    (PLATE_RIM px) were and the plate saw the room, brought to the frame's exposure (the mean
+    difference over the room around the person); and where it was put ((h, w) bool)."""
+    person = (matte > PLATE_PERSON).astype(np.uint8)
+    old = cv2.dilate(person, _RIM) > 0
+    taken = old & seen
+    if not taken.any():
+        return room, taken
+    ring = seen & ~old & (cv2.dilate(person, _AROUND) > 0)
+    offset = (room[ring].astype(np.float32) - plate[ring]).mean(0) if ring.sum() >= 50 else np.zeros(3, np.float32)
+    out = room.copy()
+    out[taken] = np.clip(plate[taken] + offset + 0.5, 0, 255).astype(np.uint8)
+    return out, taken
 
 
 def fill_from_room(image: np.ndarray, hole: np.ndarray, room: np.ndarray) -> np.ndarray:
@@ -264,12 +296,14 @@ class HeadWarper:
     profile's stored mattes where given, else computed once per clip frame; the last MATTES_KEPT
     are kept). Use as a context manager."""
 
-    def __init__(self, recurring: bool = False, face: np.ndarray | None = None, mattes=None):
+    def __init__(self, recurring: bool = False, face: np.ndarray | None = None, mattes=None, plate=None):
         """`recurring`: the same few frames are warped again and again (a photo profile): each one's
         room is filled once (`clean_plate`) instead of in every output frame. `face`: the
         person's face mesh (see `warp_head`). `mattes`: the clip frames' stored mattes
-        (render/frames.py MatteStore, made at finetune: about a third of a turned frame's time)."""
+        (render/frames.py MatteStore, made at finetune: about a third of a turned frame's time).
+        `plate`: the room as the whole clip showed it (render/room.py), where the camera held still."""
         self._face = face
+        self._plate = plate
         self._matter = PersonMatter()
         self._stored = mattes
         self._mattes: dict[int, np.ndarray] = {}
@@ -286,7 +320,7 @@ class HeadWarper:
             return frame
         matte = _kept(self._mattes, index, lambda: self._matte(frame, index))
         room = None if self._plates is None else _kept(self._plates, index, lambda: clean_plate(frame, matte))
-        return warp_head(frame, source_pose, target_pose, matte, room, self._face)
+        return warp_head(frame, source_pose, target_pose, matte, room, self._face, None if room is not None else self._plate)
 
     def _matte(self, frame: np.ndarray, index: int) -> np.ndarray:
         if self._stored is not None and 0 <= index < len(self._stored):

@@ -1,0 +1,104 @@
+"""The room behind the person, seen over the whole clip: what a turned head uncovers is taken from it.
+
+A turned head (render/headwarp.py) uncovers room its frame never showed. Filled from the room
+around the gap (`headwarp.fill_from_room`), a textured wall or a railing came out as a grey smear
+beside the head, and the old head's soft rim, counted as room, showed as a second, lighter outline
+(a ghost). But as the person moves through the clip, most of the room right behind their head's
+edge shows in some other frame. `build_room_plate` takes, at finetune, the per-pixel median of the
+room over PLATE_FRAMES frames spread through the clip (only where each frame's person matte says
+room), and where the camera held still (each frame's room within STILL_LEVELS of that median in
+most frames) stores it with where it was seen (`room.npz`). The warp then puts the plate, brought
+to the frame's exposure, wherever the frame's own person and rim were; the room no frame showed is
+still filled from around it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from talkface.errors import CacheError
+from talkface.storage import load_npz, save_npz
+
+FORMAT = 1  # room.npz
+FILE = "room.npz"
+PLATE_FRAMES = 48  # clip frames the plate is the median of
+ROOM_BELOW = 0.05  # a pixel whose person matte is below this shows the room
+MIN_SEEN = 3  # frames a pixel must show the room in to be on the plate
+STILL_LEVELS = 8.0  # median |frame - plate| (grey levels) over the room a frame shows, for a still camera
+STILL_SHARE = 0.75  # the share of frames that must be that close for the plate to be kept
+ROWS = 64  # rows of the plate made at a time (bounded memory: 48 frames x 64 rows x the width)
+
+
+@dataclass(frozen=True)
+class RoomPlate:
+    """The room without the person: `image` (H, W, 3) uint8 RGB, `seen` (H, W) bool."""
+
+    image: np.ndarray
+    seen: np.ndarray
+
+
+def build_room_plate(frames, mattes) -> tuple[RoomPlate | None, dict]:
+    """The plate of a clip's stored `frames` (FrameStore) and `mattes` (MatteStore), or None where
+    the camera moved (or the room changed) through the clip; and a record of what was found."""
+    count = len(frames)
+    chosen = np.unique(np.linspace(0, count - 1, min(PLATE_FRAMES, count)).round().astype(int))
+    images = np.stack([frames[int(i)] for i in chosen])
+    room = np.stack([mattes[int(i)] < ROOM_BELOW for i in chosen])
+    height, width = images.shape[1:3]
+    plate = np.zeros((height, width, 3), np.uint8)
+    seen_count = room.sum(0)
+    for top in range(0, height, ROWS):
+        block = images[:, top : top + ROWS].astype(np.float32)
+        block[~room[:, top : top + ROWS]] = np.nan
+        with warnings.catch_warnings():  # 'All-NaN slice': a pixel the person covers in every frame
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(block, axis=0)
+        plate[top : top + ROWS] = np.clip(np.nan_to_num(median) + 0.5, 0, 255).astype(np.uint8)
+    seen = seen_count >= MIN_SEEN
+    apart = []  # each frame's median distance from the plate over the room it shows
+    for image, shows in zip(images, room):
+        where = shows & seen
+        if where.sum() < 100:
+            continue
+        apart.append(float(np.median(np.abs(image[where].astype(np.int16) - plate[where]).mean(1))))
+    still = bool(apart) and float(np.mean(np.array(apart) <= STILL_LEVELS)) >= STILL_SHARE
+    record = {"frames": len(chosen), "seen_share": round(float(seen.mean()), 3), "median_apart_levels": round(float(np.median(apart)), 2) if apart else None,
+              "still_camera": still}
+    return (RoomPlate(plate, seen) if still else None), record
+
+
+def save_room_plate(path: Path, plate: RoomPlate | None, record: dict) -> None:
+    """room.npz: the plate (PNG) and where it was seen, or only the record where there is none."""
+    arrays = {"format": np.array(FORMAT), "still": np.array(plate is not None)}
+    if plate is not None:
+        arrays["image"] = cv2.imencode(".png", plate.image[..., ::-1])[1]
+        arrays["seen"] = np.packbits(plate.seen, axis=None)
+        arrays["shape"] = np.array(plate.seen.shape)
+    arrays["apart"] = np.array(np.nan if record.get("median_apart_levels") is None else record["median_apart_levels"])
+    save_npz(path, **arrays)
+
+
+def load_room_plate(folder: Path, size: tuple[int, int]) -> RoomPlate | None:
+    """The profile's plate for frames of `size` (width, height), or None: none stored (a profile
+    made before, a moving camera) or a damaged file (the warp then fills from around the gap)."""
+    path = Path(folder) / FILE
+    if not path.exists():
+        return None
+    try:
+        arrays = load_npz(path)
+        if int(arrays["format"]) != FORMAT or not bool(arrays["still"]):
+            return None
+        shape = tuple(int(v) for v in arrays["shape"])
+        image = cv2.imdecode(arrays["image"], cv2.IMREAD_COLOR)
+        if image is None or image.shape[:2] != shape or shape != (size[1], size[0]):
+            return None
+        seen = np.unpackbits(arrays["seen"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
+    except (CacheError, KeyError, ValueError, TypeError):
+        return None
+    return RoomPlate(image[..., ::-1].copy(), seen)
+
