@@ -48,6 +48,8 @@ def test_the_plate_is_the_room_the_clip_showed():
     assert plate.seen[np.hypot(xx - 100, yy - 90) > 70].all()  # the room far from the head: always seen
     assert not plate.seen[90, 100]  # the head's middle: never
     assert plate.seen[90, 100 - 50] and plate.seen[90, 100 + 50]  # beside the head: seen as it swayed
+    unseen = plate.image[~plate.seen].astype(int)
+    assert (np.abs(unseen - [200, 150, 120]).sum(-1) > 60).mean() > 0.95 and unseen.std(0).max() > 5, "filled from the room, not left black or the person"
 
 
 def test_a_moving_camera_gives_no_plate():
