@@ -6,15 +6,19 @@ refiner and speak unseen English (english_17s.m4a), coarse, seed 0, twice in one
 - before: keyframe background matching (the clip played between matched keyframes, render/background.py's
   `background_indices`), no turn of the background's head;
 - after: backgrounds chosen frame by frame to follow the drawn angles (`follow_indices`) and each one's
-  whole head turned by what it lacks, up to FOLLOW_TURN_DEGREES (render/headwarp.py).
-Face Mesh on the output, fitted in the person's model (`track_in_profile`), against the motion `speak`
-drew: yaw and pitch spread (std) ratio and frame-by-frame r, roll ratio; the head angle the chosen
-backgrounds lack after the turn (median and max over frames, |pitch| + |yaw| + |roll|); background cuts
-per 10 s; the video's yaw spread against the person's own clip; speak frames/s.
-Writes benchmarks/results/follow.md, follow.json and follow_frames.jpg (each person's frame of the largest
-yaw, before and after).
+  whole head turned by what it lacks times the gain finetune measured for the person (render/turn_gain.py),
+  up to FOLLOW_TURN_DEGREES (render/headwarp.py), the uncovered room read from the clip's room plate
+  (render/room.py).
+Face Mesh on the output, fitted in the person's model (as `track_in_profile` does), against the motion `speak`
+drew: yaw and pitch spread (std) ratio and frame-by-frame r, roll ratio; the mouth opening's r; how far what Face
+Mesh reads is from the drawn angles (median and max over frames, |pitch| + |yaw| + |roll|), and how far the
+background head's angles as turned are from the drawn face's; background cuts per 10 s; the video's yaw spread
+against the person's own clip; speak frames/s. Then the same people refined (a draft refiner each): frames/s of
+the whole `speak` call before and after, alternately, and the Face Mesh measures on the refined videos.
+Writes benchmarks/results/follow.md, follow.json, follow_frames.jpg (each person's frames of the largest and
+smallest yaw, before and after) and follow_turns.jpg (each person's most-turned frame at 100 %).
 
-Usage: python benchmarks/follow.py [--people german,chinese,bald]
+Usage: python benchmarks/follow.py [--people german,chinese,bald] [--refined german,chinese,bald]
 """
 
 from __future__ import annotations
@@ -42,7 +46,11 @@ from talkface.render import background  # noqa: E402
 from talkface.render.turn_gain import load_turn_gain  # noqa: E402
 from talkface.signals import pearson  # noqa: E402
 from talkface.speak import speak  # noqa: E402
-from talkface.track import track_in_profile  # noqa: E402
+from talkface.face import topology  # noqa: E402
+from talkface.face.fit import fit_clip  # noqa: E402
+from talkface.face.tracker import track_video  # noqa: E402
+from talkface.motion import Motion  # noqa: E402
+from talkface.face.model import project_landmarks  # noqa: E402
 
 from report import RESULTS, markdown_table, save_results  # noqa: E402
 
@@ -66,8 +74,11 @@ def keyframes_before():
 
 def measure(profile, video: Path, motion_path: Path) -> dict:
     drawn = load_motion(motion_path)
-    seen = track_in_profile(video, profile.folder)
+    tracked = track_video(video)
+    fit = fit_clip(profile.face, tracked)
+    seen = Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), tracked.fps)
     n = min(drawn.n_frames, seen.n_frames)
+    lips = pearson(topology.mouth_openness(tracked.landmarks[:n]), topology.mouth_openness(drawn.landmarks[:n]))
     a, b = np.degrees(drawn.pose[:n, :3].astype(np.float64)), np.degrees(seen.pose[:n, :3].astype(np.float64))
     ok = np.isfinite(b).all(1)
     off = np.abs(b[ok] - a[ok]).sum(1)
@@ -81,6 +92,7 @@ def measure(profile, video: Path, motion_path: Path) -> dict:
         "roll video/motion": round(ratio(2), 2),
         "video yaw spread / clip's": round(float(np.std(b[ok, 1]) / clip_yaw), 2),
         "face found": f"{ok.mean():.0%}",
+        "mouth r video/motion": round(lips, 3),
         "video vs drawn deg (median / max)": f"{np.median(off):.1f} / {off.max():.1f}",
     }
 
@@ -151,7 +163,8 @@ by frame. Video vs drawn: |pitch| + |yaw| + |roll| between what Face Mesh reads 
 angles (what a viewer sees of the head against the motion; Face Mesh on real footage differs from its own smoothed
 track by about 0.5 degree an angle). Head vs face: the same between the background head's angles as turned
 (the clip frame's plus the turn asked of the warp) and the drawn face's; the turn is asked past the face where the
-person's turned frames read short of it. A cut: the background moves more than 2 clip frames in one output frame. follow_frames.jpg: per person, rows before / after, the frames of largest and smallest yaw;
+person's turned frames read short of it. Mouth r: the mouth opening Face Mesh reads on the output against the motion's,
+frame by frame (the lips kept through the turns). A cut: the background moves more than 2 clip frames in one output frame. follow_frames.jpg: per person, rows before / after, the frames of largest and smallest yaw;
 follow_turns.jpg: per person, the frame whose background head was turned the most, at 100 %.
 
 {markdown_table(rows)}
@@ -212,6 +225,7 @@ def refined_speed(names: list[str]) -> list[dict]:
                      **{f"refined {label} yaw spread / r": f"{seen[label]['yaw spread video/motion']} / {seen[label]['yaw r']}" for label in seen},
                      **{f"refined {label} pitch spread / r": f"{seen[label]['pitch spread video/motion']} / {seen[label]['pitch r']}" for label in seen},
                      "refined after roll video/motion": seen["after"]["roll video/motion"],
+                     "refined mouth r before / after": f"{seen['before']['mouth r video/motion']} / {seen['after']['mouth r video/motion']}",
                      "refined after video vs drawn deg": seen["after"]["video vs drawn deg (median / max)"],
                      "refined after video yaw spread / clip's": seen["after"]["video yaw spread / clip's"]})
         print(rows[-1], flush=True)

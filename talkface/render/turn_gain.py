@@ -6,7 +6,8 @@ What a viewer sees of the turn (Face Mesh on the picture, fitted in the person's
 than the drawn face's angle: the head's outline, hair and jaw line weigh as much as the face
 inside them, and the warp moves them less than a real head's. How much less depends on the
 person (hair over one side, a wide jaw). Measured on three corpus people, the face and the head
-both turned 5 degrees read 0.53-0.95 of it; the face turned alone read 0.2-0.4.
+both turned 5 degrees read 0.47-0.94 of it (one of them 0.80 to one side and 0.47 to the other);
+the face turned alone read 0.2-0.4.
 
 So finetune measures it (`measure_turn_gain`): CALIBRATION_FRAMES clip frames near the clip's
 usual pose, each made as `speak` makes a turned frame (head warped, face composited), with the
