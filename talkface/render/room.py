@@ -28,6 +28,8 @@ from talkface.storage import load_npz, save_npz
 FORMAT = 1  # room.npz
 FILE = "room.npz"
 PLATE_FRAMES = 48  # clip frames the plate is the median of
+PLATE_BYTES = 256 * 2**20  # at most this many bytes of frames are held for it (fewer frames for large ones)
+MIN_PLATE_FRAMES = 12
 ROOM_BELOW = 0.05  # a pixel whose person matte is below this shows the room
 MIN_SEEN = 3  # frames a pixel must show the room in to be on the plate
 STILL_LEVELS = 8.0  # median |frame - plate| (grey levels) over the room a frame shows, for a still camera
@@ -48,10 +50,11 @@ def build_room_plate(frames, mattes) -> tuple[RoomPlate | None, dict]:
     """The plate of a clip's stored `frames` (FrameStore) and `mattes` (MatteStore), or None where
     the camera moved (or the room changed) through the clip; and a record of what was found."""
     count = len(frames)
-    chosen = np.unique(np.linspace(0, count - 1, min(PLATE_FRAMES, count)).round().astype(int))
+    height, width = frames[0].shape[:2]
+    most = int(np.clip(PLATE_BYTES // (height * width * 3), MIN_PLATE_FRAMES, PLATE_FRAMES))  # a 4K clip: 12 frames, 300 MB
+    chosen = np.unique(np.linspace(0, count - 1, min(most, count)).round().astype(int))
     images = np.stack([frames[int(i)] for i in chosen])
     room = np.stack([mattes[int(i)] < ROOM_BELOW for i in chosen])
-    height, width = images.shape[1:3]
     plate = np.zeros((height, width, 3), np.uint8)
     seen_count = room.sum(0)
     for top in range(0, height, ROWS):
@@ -104,7 +107,7 @@ def load_room_plate(folder: Path, size: tuple[int, int]) -> RoomPlate | None:
         if image is None or image.shape[:2] != shape or shape != (size[1], size[0]):
             return None
         seen = np.unpackbits(arrays["seen"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
-    except (CacheError, KeyError, ValueError, TypeError):
+    except (CacheError, KeyError, ValueError, TypeError, cv2.error):
         return None
     return RoomPlate(image[..., ::-1].copy(), seen)
 

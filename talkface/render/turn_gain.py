@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from talkface.config import TrackConfig
-from talkface.errors import CacheError
+from talkface.errors import CacheError, MultipleFacesError, NoFaceError
 from talkface.face.fit import fit_clip
 from talkface.face.model import MeshFaceModel, place_vertices
 from talkface.face.tracker import FaceMeshTracker, TrackBuilder
@@ -97,9 +97,13 @@ def measure_turn_gain(
                 builder.add(tracker.process(picture))
             advance(1)
     height, width = frames[int(chosen[0])].shape[:2]
-    seen = np.degrees(fit_clip(face, builder.finish("the clip's turned frames", 25.0, width, height)).pose[:, :3].astype(np.float64))
-    seen = seen.reshape(len(chosen), len(turns), 3)
     shown, positive, negative = {}, list(DEFAULT_GAIN), list(DEFAULT_GAIN)
+    try:
+        tracked = builder.finish("the clip's turned frames", 25.0, width, height)
+    except (NoFaceError, MultipleFacesError):  # Face Mesh read nothing usable: the turns are asked as before
+        return {"format": FORMAT, "degrees": CALIBRATION_DEGREES, "head_turns": list(HEAD_TURNS), "frames": chosen.tolist(),
+                "shown": None, "positive": positive, "negative": negative}
+    seen = np.degrees(fit_clip(face, tracked).pose[:, :3].astype(np.float64)).reshape(len(chosen), len(turns), 3)
     column = 1
     for axis, name in enumerate(AXES):
         for sign, gains in ((1, positive), (-1, negative)):

@@ -124,3 +124,15 @@ def test_the_plate_is_brought_to_the_frames_exposure():
     shown = (mattes[0] > 0.02) & (moved < 0.02)
     brighter = np.clip(_room().astype(int) + 12, 0, 255)
     assert np.abs(read[shown].astype(int) - brighter[shown]).mean() < 5
+
+
+def test_large_frames_make_the_plate_from_fewer_of_them(monkeypatch):
+    """The plate holds at most PLATE_BYTES of frames (a 4K clip: 12 frames, not 48)."""
+    import talkface.render.room as room
+
+    frames, mattes = _clip()
+    monkeypatch.setattr(room, "PLATE_BYTES", SIZE * SIZE * 3 * 20)
+    assert build_room_plate(frames, mattes)[1]["frames"] == 20
+    monkeypatch.setattr(room, "PLATE_BYTES", 1)
+    plate, record = build_room_plate(frames, mattes)
+    assert record["frames"] == room.MIN_PLATE_FRAMES and plate is not None

@@ -82,3 +82,12 @@ def test_the_measured_gain_makes_the_picture_show_the_turn_lacking(clip_face, cl
     yaw = np.degrees(fit_clip(model, builder.finish("turned", 25.0, width, height)).pose[:, 1].astype(np.float64))
     assert yaw[1] - yaw[0] == pytest.approx(4.0, abs=1.0) and yaw[0] - yaw[2] == pytest.approx(4.0, abs=1.0), yaw
 
+
+
+def test_frames_where_face_mesh_finds_no_face_keep_the_default(clip_face):
+    """A clip whose turned frames Face Mesh cannot read (here: the fit of the shipped clip over blank
+    frames): the record says nothing was measured and the turns are asked as before."""
+    model, fit = clip_face
+    blank = [np.full((450, 450, 3), 128, np.uint8)] * len(fit.pose)
+    record = measure_turn_gain(model, fit.pose, fit.expression, fit.valid, blank, [np.zeros((450, 450), np.float32)] * len(fit.pose))
+    assert record["shown"] is None and record["positive"] == list(TURN_GAIN) and record["negative"] == list(TURN_GAIN)
