@@ -138,44 +138,38 @@ def warp_head(
     if room is not None:
         return _blend_person(out, moved, room[y0:y1, x0:x1], moved_matte, x0, y0)
     room = frame[y0:y1, x0:x1]
-    taken = None  # where the room comes from the clip's plate
-    if plate is not None:
-        room, taken = _room_from_plate(room, matte, plate.image[y0:y1, x0:x1], plate.seen[y0:y1, x0:x1])
-    uncovered = (matte - moved_matte > UNCOVERED) if taken is None else (matte - moved_matte > UNCOVERED) & ~taken
-    uncovered = uncovered.astype(np.uint8)
+    if plate is not None:  # all the room the frame's person hid, from the clip's plate: nothing left to fill
+        return _blend_person(out, moved, _room_from_plate(room, matte, plate.image[y0:y1, x0:x1], plate.seen[y0:y1, x0:x1]), moved_matte, x0, y0)
+    uncovered = (matte - moved_matte > UNCOVERED).astype(np.uint8)
     if uncovered.any():  # the room the head hid shows now, if only in part: filled from around it
         gap = cv2.dilate(uncovered, _GROW) & (moved_matte < 0.95).astype(np.uint8)
-        if taken is not None:
-            gap &= (~taken).astype(np.uint8)
         gx0, gy0, gw, gh = cv2.boundingRect(gap)
         margin = FILL_REACH  # the fill reads this far around the gap: work in that box only
         ax0, ay0 = max(gx0 - margin, 0), max(gy0 - margin, 0)
         ax1, ay1 = min(gx0 + gw + margin, gap.shape[1]), min(gy0 + gh + margin, gap.shape[0])
         # read from the room only: read from the person beside the gap (as inpainting did), their
         # skin smeared into it and showed through the moved head's soft edge (a ghost jaw and ear)
-        person_there = cv2.dilate((matte[ay0:ay1, ax0:ax1] > UNCOVERED).astype(np.uint8), _GROW) > 0
-        if taken is not None:  # the plate's room there is room too
-            person_there &= ~taken[ay0:ay1, ax0:ax1]
+        person_there = cv2.dilate((matte[ay0:ay1, ax0:ax1] > UNCOVERED).astype(np.uint8), _GROW)
         hole = gap[ay0:ay1, ax0:ax1].astype(bool)
         room = room.copy()
-        room[ay0:ay1, ax0:ax1] = fill_from_room(room[ay0:ay1, ax0:ax1], hole, ~hole & ~person_there)
+        room[ay0:ay1, ax0:ax1] = fill_from_room(room[ay0:ay1, ax0:ax1], hole, ~hole & (person_there == 0))
     return _blend_person(out, moved, room, moved_matte, x0, y0)
 
 
-def _room_from_plate(room: np.ndarray, matte: np.ndarray, plate: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _room_from_plate(room: np.ndarray, matte: np.ndarray, plate: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """The frame's room (a box of it) with the plate put wherever the frame's person and their rim
-    (PLATE_RIM px) were, brought to the frame's exposure (the mean difference over the room around
-    the person that the clip showed: `seen`); and where it was put ((h, w) bool)."""
+    (PLATE_RIM px) were (which holds all the room a turn uncovers), brought to the frame's exposure
+    (the mean difference over the room around the person that the clip showed: `seen`)."""
     person = (matte > PLATE_PERSON).astype(np.uint8)
     taken = cv2.dilate(person, _RIM) > 0
     if not taken.any():
-        return room, taken
+        return room
     ring = (seen & ~taken & (cv2.dilate(person, _AROUND) > 0))[::2, ::2]  # every other pixel: the same mean, a quarter of the work
     near_room, near_plate = room[::2, ::2][ring], plate[::2, ::2][ring]
     offset = (near_room.mean(0) - near_plate.mean(0)).astype(np.float32) if len(near_room) >= 50 else np.zeros(3, np.float32)
     out = room.copy()  # the plate, shifted by the offset (saturating), copied in where taken
     cv2.copyTo(cv2.add(plate, tuple(float(v) for v in np.round(offset)) + (0.0,)), taken.astype(np.uint8), out)
-    return out, taken
+    return out
 
 
 def fill_from_room(image: np.ndarray, hole: np.ndarray, room: np.ndarray) -> np.ndarray:
