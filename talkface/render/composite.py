@@ -30,11 +30,12 @@ GAIN_LIMITS = (0.7, 1.4)  # per-channel colour correction towards the background
 # (0.25, 0.55) to (0.1, 0.3): Obama's `speak` face detail band 0.80 -> 0.87 of real (the median
 # texture had drawn the upper lip's skin, the chin and the folds beside the mouth); (0.05, 0.2) no more
 SKIN_RAMP = (0.1, 0.3)
-# the kept skin's one resampling: in place (the background's own face, a clip profile's `speak`),
-# bicubic; carried from another image (a photo, a frame whose head is turned), Lanczos (8x8): at a
-# half-pixel shift bicubic keeps 0.6 of a photo's Laplacian variance, Lanczos 0.8 (photo profiles'
-# face sharpness 0.63-0.76 -> 0.65-0.78 of the photo's); in place it measured no sharper (Obama's
-# `speak` 0.797 -> 0.799 of real) and costs 6 ms more a 250-px face
+# the kept skin's one resampling: a clip profile's (its own frame, in place or with the head
+# turned), bicubic; a photo's, carried over the whole face, Lanczos (8x8): at a half-pixel shift
+# bicubic keeps 0.6 of a photo's Laplacian variance, Lanczos 0.8 (photo profiles' face sharpness
+# 0.63-0.76 -> 0.65-0.78 of the photo's). On clip frames it measured no sharper (Obama's `speak`
+# in place 0.797 -> 0.799 of real; turned frames' face Laplacian variance 0.6 % more on two
+# follow-benchmark people) and cost 6 ms more a 250-px face, 17 ms a 500-px one
 SKIN_INTERPOLATION = (cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
 SKIN_STRETCH = (0.4, 0.7)  # a triangle this much smaller in the source frame than drawn (seen edge-on there): render's (0) to own (1)
 # px around the drawn vertices that compositing touches: the Gaussian feather's reach (4 sigma)
@@ -54,14 +55,17 @@ class FaceCompositor:
         self.drawn = np.unique(model.triangles)  # the vertices the triangles use
         self.teeth = None  # a PhotoMouth (render/mouth.py) pasted into the mouth's opening, for photo profiles
         self.skin = torch.as_tensor(skin_weights(model.mean_shape), dtype=torch.float32, device=self.device)
+        self.skin_interpolation = SKIN_INTERPOLATION[0]
 
     def keep_whole_face(self) -> None:
         """Keep the source's own pixels over the whole face, lips included, not only away from the
         mouth: for a photo profile, whose texture was baked from that very photo, the photo
         carried through the mesh is the texture without its second resampling (a sharper chin
         and lips). A clip's background frame shows other lips than the motion's, so clip
-        profiles keep the render's mouth (skin_weights)."""
+        profiles keep the render's mouth (skin_weights). The photo is resampled with Lanczos
+        (SKIN_INTERPOLATION)."""
         self.skin = torch.ones_like(self.skin)
+        self.skin_interpolation = SKIN_INTERPOLATION[1]
 
     def render(self, vertices: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Textured face: (H, W, 3) float colours and (H, W) bool coverage."""
@@ -125,7 +129,7 @@ class FaceCompositor:
             return frame, weight, kept
         own = None
         if source is not None and np.isfinite(source[self.drawn, :2]).all():
-            own = (background, source, SKIN_INTERPOLATION[0]) if source_image is None else (source_image, source, SKIN_INTERPOLATION[1])
+            own = (background if source_image is None else source_image, source, self.skin_interpolation)
         inside, box_weight, box_kept = self._composite_box(background[y0:y1, x0:x1], vertices - np.array([x0, y0, 0], vertices.dtype), own)
         frame[y0:y1, x0:x1], weight[y0:y1, x0:x1], kept[y0:y1, x0:x1] = inside, box_weight, box_kept
         return frame, weight, kept

@@ -87,7 +87,11 @@ class MatteStore:
         return len(self._offsets) - 1
 
     def __getitem__(self, index: int) -> np.ndarray:
+        return self.bytes(index).astype(np.float32) * np.float32(1 / 255)
+
+    def bytes(self, index: int) -> np.ndarray:
+        """Matte `index` as stored: (H, W) uint8, 255 for the person."""
         matte = cv2.imdecode(self._data[self._offsets[index] : self._offsets[index + 1]], cv2.IMREAD_GRAYSCALE)
         if matte is None:
             raise CacheError(f"stored person matte {index} cannot be decoded; finetune again to rebuild the profile")
-        return matte.astype(np.float32) * np.float32(1 / 255)
+        return matte

@@ -37,7 +37,7 @@ from talkface.face.geometry import apply_pose, euler_to_rotation
 
 MIN_DEGREES = 1.0  # head turns below this leave the frame as it is
 GRID_STEP = 6  # px between the points the warp is computed at (then resized to every pixel); 4 cost 34 ms a 720² frame, 6 22 ms, same picture (mean 0.09 grey levels)
-GRID_SHARE = 0.03  # a larger head's grid is this share of its largest radius apart (the moves are blurred over SOFTEN of it)
+GRID_SHARE = 0.04  # a larger head's grid is this share of its largest radius apart (the moves are blurred over SOFTEN of it)
 RING = 1.6  # the warp has faded out at this many head radii (along each ray from the head's centre)
 SOFTEN = 0.08  # the moves are blurred over this share of the head's radius: a rigid ellipsoid squeezes
 # its rim hard, while a real head's outline (hair) is softer; blurring spreads that squeeze
@@ -118,28 +118,34 @@ def warp_head(
     step = max(GRID_STEP, int(GRID_SHARE * target_pose[5] * HEAD_RADII.max()))
     if x1 - x0 < 2 * step or y1 - y0 < 2 * step:  # the head is outside the frame
         return frame
-    gx = np.arange(x0, x1 + step, step, dtype=np.float64)
-    gy = np.arange(y0, y1 + step, step, dtype=np.float64)
+    # the grid starts a step before the box and half a step in: resized `step` times (bilinear),
+    # its pixel x' falls exactly on x0 - step + x', so the grid's points, each with where it
+    # reads the frame, resize straight into the remap's map (no per-pixel sum)
+    first = (step - 1) / 2 - step
+    gx = np.arange(x0 + first, x1 + step, step, dtype=np.float64)
+    gy = np.arange(y0 + first, y1 + step, step, dtype=np.float64)
     soften = max(SOFTEN * target_pose[5] * HEAD_RADII.max() / step, 0.5)
-    coarse = grid_moves(gx, gy, source_pose, target_pose, face, soften).astype(np.float32)
-    span_x, span_y = (len(gx) - 1) * step, (len(gy) - 1) * step
-    dense = cv2.resize(coarse, (span_x + 1, span_y + 1), interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
-    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    map_x, map_y = xs + dense[..., 0], ys + dense[..., 1]
+    reads = grid_moves(gx, gy, source_pose, target_pose, face, soften)
+    reads += np.stack(np.meshgrid(gx, gy), -1)
+    dense = cv2.resize(reads.astype(np.float32), (len(gx) * step, len(gy) * step), interpolation=cv2.INTER_LINEAR)
+    # fixed-point maps (1/32 px), shared by the frame's remap and the matte's
+    map_xy, map_fraction = cv2.convertMaps(dense[step : step + y1 - y0, step : step + x1 - x0], None, cv2.CV_16SC2)
     out = frame.copy()
-    moved = cv2.remap(frame, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # bilinear would blur the head by a third
+    moved = cv2.remap(frame, map_xy, map_fraction, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # bilinear would blur the head by a third
     if person is None:
         out[y0:y1, x0:x1] = moved
         return out
-    matte = person[y0:y1, x0:x1].astype(np.float32)
+    person = _matte_bytes(person)
+    matte = person[y0:y1, x0:x1]
     # firmed again: where the warp stretches the head (an ear turning into view), it stretches the
     # matte's soft edge with it, and a half-sure rim showed the ear doubled, half see-through
-    moved_matte = firm_matte(cv2.remap(person.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+    moved_matte = cv2.LUT(cv2.remap(person, map_xy, map_fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), _FIRM)
     if room is not None:
         return _blend_person(out, moved, room[y0:y1, x0:x1], moved_matte, x0, y0)
     room = frame[y0:y1, x0:x1]
     if plate is not None:  # all the room the frame's person hid, from the clip's plate: nothing left to fill
         return _blend_person(out, moved, _room_from_plate(room, matte, plate.image[y0:y1, x0:x1], plate.seen[y0:y1, x0:x1]), moved_matte, x0, y0)
+    matte = matte.astype(np.float32) * np.float32(1 / 255)
     uncovered = (matte - moved_matte > UNCOVERED).astype(np.uint8)
     if uncovered.any():  # the room the head hid shows now, if only in part: filled from around it
         gap = cv2.dilate(uncovered, _GROW) & (moved_matte < 0.95).astype(np.uint8)
@@ -157,18 +163,20 @@ def warp_head(
 
 
 def _room_from_plate(room: np.ndarray, matte: np.ndarray, plate: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """The frame's room (a box of it) with the plate put wherever the frame's person and their rim
+    """The frame's room (a box of it; `matte` the person's there, uint8) with the plate put wherever the frame's person and their rim
     (PLATE_RIM px) were (which holds all the room a turn uncovers), brought to the frame's exposure
     (the mean difference over the room around the person that the clip showed: `seen`)."""
-    person = (matte > PLATE_PERSON).astype(np.uint8)
-    taken = cv2.dilate(person, _RIM) > 0
-    if not taken.any():
+    person = (matte > PLATE_PERSON * 255).astype(np.uint8)
+    taken = cv2.dilate(person, _RIM)
+    if not cv2.countNonZero(taken):
         return room
-    ring = (seen & ~taken & (cv2.dilate(person, _AROUND) > 0))[::2, ::2]  # every other pixel: the same mean, a quarter of the work
-    near_room, near_plate = room[::2, ::2][ring], plate[::2, ::2][ring]
-    offset = (near_room.mean(0) - near_plate.mean(0)).astype(np.float32) if len(near_room) >= 50 else np.zeros(3, np.float32)
+    # every other pixel: the same mean, a quarter of the work
+    ring = (seen[::2, ::2] & (taken[::2, ::2] == 0) & (cv2.dilate(person, _AROUND)[::2, ::2] > 0)).astype(np.uint8)
+    offset = (0.0, 0.0, 0.0)
+    if cv2.countNonZero(ring) >= 50:
+        offset = tuple(round(a - b) for a, b in zip(cv2.mean(room[::2, ::2], ring)[:3], cv2.mean(plate[::2, ::2], ring)[:3]))
     out = room.copy()  # the plate, shifted by the offset (saturating), copied in where taken
-    cv2.copyTo(cv2.add(plate, tuple(float(v) for v in np.round(offset)) + (0.0,)), taken.astype(np.uint8), out)
+    cv2.copyTo(cv2.add(plate, offset + (0.0,)), taken, out)
     return out
 
 
@@ -315,18 +323,27 @@ class HeadWarper:
         if not needs_warp(source_pose, target_pose):
             return frame
         matte = _kept(self._mattes, index, lambda: self._matte(frame, index))
-        room = None if self._plates is None else _kept(self._plates, index, lambda: clean_plate(frame, matte))
+        room = None if self._plates is None else _kept(self._plates, index, lambda: clean_plate(frame, matte * np.float32(1 / 255)))
         return warp_head(frame, source_pose, target_pose, matte, room, self._face, None if room is not None else self._plate)
 
     def _matte(self, frame: np.ndarray, index: int) -> np.ndarray:
+        """The person matte of clip frame `index`, uint8 (a quarter of the memory, and the warp's own form)."""
         if self._stored is not None and 0 <= index < len(self._stored):
+            read = getattr(self._stored, "bytes", self._stored.__getitem__)  # a MatteStore's own bytes, or a list of mattes
             try:
-                matte = self._stored[index]
+                matte = read(index)
             except CacheError:  # a damaged entry: made again here
                 matte = None
             if matte is not None and matte.shape == frame.shape[:2]:
-                return matte
-        return self._matter(frame)
+                return _matte_bytes(matte)
+        return _matte_bytes(self._matter(frame))
+
+
+def _matte_bytes(matte: np.ndarray) -> np.ndarray:
+    """A person matte as uint8 (0-255): float mattes in [0, 1] are scaled and rounded."""
+    if matte.dtype == np.uint8:
+        return matte
+    return (np.clip(matte, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
 
 
 def firm_matte(matte: np.ndarray) -> np.ndarray:
@@ -336,6 +353,9 @@ def firm_matte(matte: np.ndarray) -> np.ndarray:
     low, high = MATTE_FIRM
     share = np.clip((matte - low) / (high - low), 0, 1)
     return share * share * (3 - 2 * share)
+
+
+_FIRM = firm_matte(np.arange(256, dtype=np.float32) / 255).astype(np.float32)  # firm_matte of each byte value (cv2.LUT)
 
 
 def _kept(cache: dict[int, np.ndarray], index: int, make) -> np.ndarray:
@@ -361,6 +381,11 @@ def head_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndar
 def _spread(points: np.ndarray, drawn: np.ndarray, amplitude: np.ndarray, reach: float) -> np.ndarray:
     """The face correction at `points` (N, 2): the Gaussian-weighted mean (`reach` wide) of the
     mesh points' amplitudes, faded off the face (where the summed weight falls below FACE_FADE)."""
+    return _spread_weights(points, drawn, reach) @ amplitude.astype(np.float32)
+
+
+def _spread_weights(points: np.ndarray, drawn: np.ndarray, reach: float) -> np.ndarray:
+    """(N, V') the weights `_spread` gives each mesh point's amplitude at each of `points`."""
     centre = drawn.mean(0)
     points, drawn = (points - centre).astype(np.float32), (drawn - centre).astype(np.float32)
     influence = points @ drawn.T  # becomes each point's Gaussian weight of each mesh point, in place
@@ -368,7 +393,8 @@ def _spread(points: np.ndarray, drawn: np.ndarray, amplitude: np.ndarray, reach:
     influence += (points * points).sum(1)[:, None] + (drawn * drawn).sum(1)[None]  # squared distances
     influence *= np.float32(-0.5 / (reach * reach))
     np.exp(influence, out=influence)
-    return (influence @ amplitude.astype(np.float32)) / (influence.sum(1) + np.float32(FACE_FADE))[:, None]
+    influence /= (influence.sum(1) + np.float32(FACE_FADE))[:, None]
+    return influence
 
 
 def _face_correction(
@@ -389,10 +415,10 @@ def _face_correction(
     moved = base(drawn) if base is not None else _ellipsoid_moves(drawn, source_pose, target_pose)
     left = (_project(surface, source_pose) - drawn) - moved
     amplitude = np.zeros_like(left)
-    reach = FACE_REACH * target_pose[5]
+    weights = _spread_weights(drawn, drawn, FACE_REACH * target_pose[5])
     for _ in range(FACE_PASSES):  # each pass's mean has the same weights, so the passes add up in their amplitudes
         amplitude += left
-        left = left - _spread(drawn, drawn, left, reach)
+        left = left - weights @ left.astype(np.float32)
     return drawn, amplitude
 
 
@@ -420,37 +446,53 @@ def grid_moves(
     # summed only where the weights are not yet nothing: the face's box and 3 reaches round it (1 % left)
     low = np.searchsorted(gx, drawn.min(0)[0] - 3 * reach), np.searchsorted(gy, drawn.min(0)[1] - 3 * reach)
     high = np.searchsorted(gx, drawn.max(0)[0] + 3 * reach), np.searchsorted(gy, drawn.max(0)[1] + 3 * reach)
-    near = grid[low[1] : high[1], low[0] : high[0]]
     moves = moves.copy()
-    moves[low[1] : high[1], low[0] : high[0]] += _spread(near.reshape(-1, 2), drawn, amplitude, reach).reshape(near.shape)
+    moves[low[1] : high[1], low[0] : high[0]] += _spread_on_grid(gx[low[0] : high[0]], gy[low[1] : high[1]], drawn, amplitude, reach)
     return moves
 
 
+def _spread_on_grid(gx: np.ndarray, gy: np.ndarray, drawn: np.ndarray, amplitude: np.ndarray, reach: float) -> np.ndarray:
+    """`_spread` at every point of the grid (`gx`, `gy`): (len(gy), len(gx), 2). A Gaussian weight
+    is the product of one along x and one along y, so the sums over the mesh points are two small
+    matrix products (the same figures, for a fraction of the work)."""
+    along_x = np.exp(-0.5 * ((gx[None] - drawn[:, :1]) / reach) ** 2)  # (V', nx)
+    along_y = np.exp(-0.5 * ((gy[None] - drawn[:, 1:]) / reach) ** 2)  # (V', ny)
+    total = along_y.T @ along_x + FACE_FADE
+    return np.stack([(along_y.T * amplitude[:, k]) @ along_x for k in (0, 1)], -1) / total[..., None]
+
+
 def _ellipsoid_moves(points: np.ndarray, source_pose: np.ndarray, target_pose: np.ndarray) -> np.ndarray:
+    """`head_moves` of the ellipsoid alone (no face correction). Each image point q at the target
+    pose is the model-space ray p(d) = a + d * b, with a = R_t^T ((q - shift) / scale, 0) and b =
+    R_t^T e_z (d: depth in model units, toward the back), which meets the ellipsoid where
+    qa d^2 + qb d + qc = 0. Everything here is linear in q but qc, so it is worked out as a few
+    (N, 2) and (N, 3) products."""
     rotation_t = euler_to_rotation(target_pose[None, :3])[0]
+    rotation_s = euler_to_rotation(source_pose[None, :3])[0]
     scale, shift = target_pose[5], target_pose[3:5]
     b = rotation_t[2]  # R^T e_z: the rays' direction in model space
     direction = b / HEAD_RADII
     qa = float(direction @ direction)
+    to_model = rotation_t[:2] / scale  # (2, 3): a = (q - shift) @ to_model
+    to_offset = to_model / HEAD_RADII  # the ray's start relative to the ellipsoid, in its radii
+    offset_base = -HEAD_CENTRE / HEAD_RADII - shift @ to_offset
 
-    def ray(image_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each point's model-space ray p(d) = a + d * b (d: depth in model units, toward the
-        back) and the ellipsoid's quadratic along it, qa d^2 + qb d + qc = 0: (a, qb, qc)."""
-        a = np.column_stack([(image_points - shift) / scale, np.zeros(len(image_points))]) @ rotation_t  # R^T q per row
-        offset = (a - HEAD_CENTRE) / HEAD_RADII
-        return a, 2 * offset @ direction, (offset * offset).sum(1) - 1
+    def quadratic(image_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        offset = image_points @ to_offset + offset_base
+        return 2 * (offset @ direction), np.einsum("ij,ij->i", offset, offset) - 1
 
-    _, qb, qc = ray(points)
+    qb, qc = quadratic(points)
     # how far out each point is, in outline radii along its ray from the head's centre (<= 1: on the head)
     spread = np.sqrt(np.maximum(1 - (qb * qb - 4 * qa * qc) / (4 * qa), 1e-12))
     outside = spread > 1
     centre = _project(HEAD_CENTRE[None], target_pose)[0]
     on_head = points.copy()
     on_head[outside] = centre + (points[outside] - centre) / spread[outside, None]  # the outline point on the same ray
-    a, qb, qc = ray(on_head)
+    qb, qc = quadratic(on_head)
     depth = (-qb - np.sqrt(np.maximum(qb * qb - 4 * qa * qc, 0))) / (2 * qa)  # the front surface
-    surface = a + depth[:, None] * b
-    moves = _project(surface, source_pose) - on_head
+    # the surface point a + depth * b seen at the source pose: scale_s * (R_s p)[:2] + shift_s
+    to_source = source_pose[5] * rotation_s[:2].T  # (3, 2)
+    moves = (on_head - shift) @ (to_model @ to_source) + depth[:, None] * (b @ to_source) + source_pose[3:5] - on_head
     fade = np.clip((RING - spread) / (RING - 1), 0, 1)
     return moves * (fade * fade * (3 - 2 * fade))[:, None]  # smoothstep: no crease where the warp ends
 

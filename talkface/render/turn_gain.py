@@ -33,12 +33,16 @@ from talkface.face.tracker import FaceMeshTracker, TrackBuilder
 from talkface.render.background import TURN_GAIN
 from talkface.storage import read_json_object, write_json
 
-FORMAT = 2  # turn_gain.json (2: the head's turn found from two head turns per face turn)
+FORMAT = 3  # turn_gain.json (2: the head's turn found from two head turns per face turn; 3: up to 3x)
+READABLE = (2, 3)  # formats load_turn_gain takes (a format-2 record's gains lie within 1-2x)
 FILE = "turn_gain.json"
 CALIBRATION_DEGREES = 5.0  # the turns measured, each way (the largest a follow turn asks is 10)
 CALIBRATION_FRAMES = 10  # clip frames they are measured on
 MIN_MEASURED = 5  # frames Face Mesh must read at every turn for a side's figure to count
-GAIN_RANGE = (1.0, 2.0)  # what a turn may be asked, per degree lacking
+# what a turn may be asked, per degree lacking: the vlogger's pitch down read 0.67 of the face's turn
+# with the head turned as far, 0.85 twice as far (2.8x reads it whole); capped at 2, her pitch spread in
+# the video was 0.79 of the motion's. The turn itself stays within FOLLOW_TURN_DEGREES (background.py)
+GAIN_RANGE = (1.0, 3.0)
 HEAD_TURNS = (1.0, 2.0)  # the head turned these times the face's turn, at calibration
 MIN_SLOPE = 0.1  # the reading must grow this much per face turn of the head's (else the default gain)
 DEFAULT_GAIN = tuple(TURN_GAIN.tolist())  # (pitch, yaw, roll) where nothing was measured: a profile made before, a photo
@@ -143,7 +147,7 @@ def load_turn_gain(folder: Path) -> TurnGain:
         return TurnGain.default()
     try:
         record = read_json_object(path)
-        if record.get("format") != FORMAT:
+        if record.get("format") not in READABLE:
             raise CacheError(f"{path} has another format")
         gains = [np.asarray(record[side], np.float64) for side in ("positive", "negative")]
         if any(g.shape != (3,) or not np.isfinite(g).all() or (g < GAIN_RANGE[0]).any() or (g > GAIN_RANGE[1]).any() for g in gains):

@@ -30,7 +30,7 @@ def test_gains_are_taken_by_the_sign_of_what_is_lacking():
 @pytest.mark.parametrize("content", [None, b"", b"{not json", b"[1, 2]", b'{"format": 99, "positive": [1,1,1], "negative": [1,1,1]}',
                                      b'{"format": 2, "positive": [1, 1], "negative": [1, 1, 1]}', b'{"format": 2, "positive": [1, 9, 1], "negative": [1, 1, 1]}',
                                      b'{"format": 2, "positive": [1, NaN, 1], "negative": [1, 1, 1]}', b'{"format": 2, "positive": "fast", "negative": [1, 1, 1]}',
-                                     b'{"format": 1}'])
+                                     b'{"format": 3, "positive": [1, 3.5, 1], "negative": [1, 1, 1]}', b'{"format": 1}'])
 def test_a_missing_or_damaged_record_turns_as_before(tmp_path, content):
     if content is not None:
         (tmp_path / FILE).write_bytes(content)
@@ -43,6 +43,11 @@ def test_a_saved_record_is_read_back(tmp_path):
     save_turn_gain(tmp_path, {"format": FORMAT, "positive": [1.1, 1.4, 1.0], "negative": [1.2, 1.7, 1.0]})
     gain = load_turn_gain(tmp_path)
     np.testing.assert_allclose(gain.negative, [1.2, 1.7, 1.0])
+    save_turn_gain(tmp_path, {"format": FORMAT, "positive": [1.1, 2.8, 1.0], "negative": [3.0, 1.7, 1.0]})  # up to 3x
+    np.testing.assert_allclose(load_turn_gain(tmp_path).positive, [1.1, 2.8, 1.0])
+    # a profile measured before gains went past 2x (format 2) keeps its gains
+    save_turn_gain(tmp_path, {"format": 2, "positive": [1.1, 1.4, 1.0], "negative": [2.0, 1.7, 1.0]})
+    np.testing.assert_allclose(load_turn_gain(tmp_path).negative, [2.0, 1.7, 1.0])
 
 
 @pytest.fixture(scope="module")
