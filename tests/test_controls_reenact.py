@@ -202,3 +202,39 @@ def test_a_turned_view_turns_the_whole_head_while_the_clip_plays_on(profile, cli
     # the cheeks' outline (behind the head's centre) moves with the turn (measured: 9-13 px; 4 px
     # when only the face turned, before the whole head was warped)
     assert abs(shift) > 6, shift
+
+
+def test_turned_frames_are_made_in_their_own_thread_which_stops_with_the_render(profile, clip_motion, monkeypatch):
+    """The heads are turned ahead of the compositing in a thread of their own: a render stopped
+    after two frames leaves no thread running, and an error while turning a frame reaches the
+    caller as that error, at that frame."""
+    import threading
+
+    from talkface.output import render_frames
+    from talkface.render import headwarp
+
+    n = 12
+    still = Motion(clip_motion.expression[:n], clip_motion.pose[:n], clip_motion.landmarks[:n], 25.0)
+    turned, _ = apply_controls(still, profile, Controls(yaw=12))
+    view = view_change(still, turned)
+    before = set(threading.enumerate())
+    frames = render_frames(profile, turned, refine=False, view=view)
+    next(frames), next(frames)
+    assert any(t.name == "talkface-frames" for t in threading.enumerate())  # the turning thread, ahead
+    frames.close()
+    assert set(threading.enumerate()) <= before
+
+    made = []
+
+    def failing(self, frame, index, source_pose, target_pose):
+        made.append(index)
+        if len(made) == 3:
+            raise RuntimeError("a frame that cannot be turned")
+        return frame
+
+    monkeypatch.setattr(headwarp.HeadWarper, "__call__", failing)
+    got = []
+    with pytest.raises(RuntimeError, match="cannot be turned"):
+        for frame in render_frames(profile, turned, refine=False, view=view):
+            got.append(frame)
+    assert len(got) == 2 and set(threading.enumerate()) <= before
