@@ -95,7 +95,7 @@ def warp_head(
         frame: RGB uint8 (H, W, 3), showing the head at `source_pose`.
         source_pose, target_pose: (6,) poses (pitch, yaw, roll, x, y, scale) of the face model;
             the output seats its head where the frame's head is, so mostly the angles differ.
-        person: optional (H, W) float matte of the person in `frame` (1: person): with it only the
+        person: optional (H, W) matte of the person in `frame` (float, 1: person; or uint8, 255): with it only the
             person is moved, and the room the head uncovers is filled from the room around it.
         room: optional (H, W, 3) the frame with the person already filled away (`clean_plate`):
             the uncovered room is read from it instead of being filled for this frame.

@@ -273,3 +273,30 @@ def test_stored_mattes_are_the_mattes_the_warp_would_make(tmp_path):
         warper(frames[1], 1, pose, turned(pose, 5))
         warper(frames[2], 7, pose, turned(pose, 5))  # beyond the stored ones: made here
     assert Counted.calls == 1
+
+
+def test_each_pixel_reads_the_frame_where_the_grid_of_moves_says():
+    """The moves are worked out on a grid and resized to every pixel: a frame whose red is its x
+    and green its y (bicubic reads a ramp exactly) comes out with each pixel showing where it
+    read the frame, which must be that pixel plus the grid's moves interpolated there (the grid's
+    positions are resized into the map itself: a grid set off by one pixel reads 1.6 px off)."""
+    yy, xx = np.mgrid[0:240, 0:240]
+    frame = np.stack([xx, yy, np.zeros_like(xx)], -1).astype(np.uint8)
+    pose = np.array([0.0, 0.0, 0.0, 120.0, 125.0, 30.0])
+    target = turned(pose, 15, 8)
+    out = warp_head(frame, pose, target).astype(np.float64)
+    step = GRID_STEP
+    first = (step - 1) / 2 - step  # the grid warp_head uses: a step before its box, half a step in (box at 0 here)
+    gx = np.arange(first, 240 + step, step)
+    moves = grid_moves(gx, gx, pose, target, None, max(0.08 * 30 * 2.1 / step, 0.5))
+    points = np.array([[60, 90], [120, 125], [150, 60], [185, 170], [100, 200]], np.float64)
+    cells = (points - first) / step
+    k = np.floor(cells).astype(int)
+    f = cells - k
+    expected = points + sum(
+        moves[k[:, 1] + dy, k[:, 0] + dx] * (((1 - f[:, :1]) if dx == 0 else f[:, :1]) * ((1 - f[:, 1:]) if dy == 0 else f[:, 1:]))
+        for dy in (0, 1) for dx in (0, 1)
+    )
+    seen = out[points[:, 1].astype(int), points[:, 0].astype(int), :2]
+    assert np.abs(expected).max() < 239 and np.abs(moves).max() > 3  # a real turn, read within the frame
+    np.testing.assert_allclose(seen, expected, atol=0.6)
