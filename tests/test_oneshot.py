@@ -200,6 +200,70 @@ def test_a_closed_mouth_photo_speaks_with_borrowed_teeth(shut_profile, clip_audi
     assert np.percentile(inside, 95) > 1.3 * skin, "teeth brighter than skin, not only a dark hole (measured 162 against 85; 85 without)"
 
 
+def _without_colour(image: np.ndarray, tint=(1.0, 1.0, 1.0), keep: float = 0.0) -> np.ndarray:
+    """The image in grey (times a per-channel tint: sepia), with `keep` of its own colour left."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)[..., None]
+    return np.clip((grey + keep * (image - grey)) * tint, 0, 255).astype(np.uint8)
+
+
+def test_borrowed_teeth_take_on_a_photos_lack_of_colour():
+    """The corpus mouth pasted into a black-and-white photo is grey, into a sepia one sepia
+    (its chroma on the photo's line of chroma against lightness), into a faded one paler; a
+    colour photo's is the corpus mouth as it is."""
+    from talkface.render.mouth import _chroma, in_photo_colours
+
+    mouth = GenericMouth.load()
+    photo = read_photo(PHOTO)
+    with FaceMeshTracker() as tracker:
+        landmarks = tracker.process(photo)[0]
+
+    def saturation(image):
+        return cv2.cvtColor(image, cv2.COLOR_RGB2HSV)[..., 1].mean()
+
+    assert in_photo_colours(mouth.image, mouth.landmarks, photo, landmarks) is mouth.image
+    grey = in_photo_colours(mouth.image, mouth.landmarks, _without_colour(photo), landmarks)
+    assert saturation(grey) < 1 < 50 < saturation(mouth.image)
+    sepia_photo = _without_colour(photo, (1.07, 0.95, 0.75))
+    sepia = in_photo_colours(mouth.image, mouth.landmarks, sepia_photo, landmarks)
+    line, colour = _chroma(sepia, mouth.landmarks)
+    lightness = np.array([[1.0, 40.0], [1.0, 60.0], [1.0, 80.0]])
+    tint = lightness @ _chroma(sepia_photo, landmarks)[0]  # (a, b) of the photo's sepia at those lightnesses (b about 11-22)
+    assert colour < 0.15 * _chroma(mouth.image, mouth.landmarks)[1] and np.abs(lightness @ line - tint).max() < 1.5
+    faded = in_photo_colours(mouth.image, mouth.landmarks, _without_colour(photo, keep=0.3), landmarks)
+    assert saturation(grey) < saturation(faded) < 0.8 * saturation(mouth.image)
+
+
+def test_a_black_and_white_photo_speaks_with_a_grey_mouth(clip, clip_audio, tmp_path):
+    """A black-and-white photo with its mouth shut (the test clip's frame): the opened mouth
+    shows the borrowed teeth, and in grey: the mouth's chroma in the video is the face's (the
+    corpus mouth had been pasted in colour: red gums, white teeth in a grey face)."""
+    from talkface.face.model import place_vertices
+    from talkface.render.composite import INNER_LIPS
+    from talkface.speak import speak
+
+    frames = list(read_frames(clip))
+    with FaceMeshTracker() as tracker:
+        faces = [tracker.process(frame)[0] for frame in frames]
+    gaps = [gap_ratio(face[None], UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)[0] for face in faces]
+    photo = tmp_path / "grey.png"
+    cv2.imwrite(str(photo), _without_colour(frames[int(np.argmin(gaps))])[..., ::-1])
+    profile = finetune_image(photo, tmp_path / "profile")
+    result = speak(write_audio(tmp_path / "line.wav", clip_audio), tmp_path / "out.mp4", profile)
+    widest = int(np.argmax(frontal_mouth_opening(profile.face, result.motion.expression)))
+    frame = list(read_frames(result.video))[widest]
+    placed = place_vertices(profile.face, result.motion.expression[widest], result.motion.pose[widest])
+    hole = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(placed[list(INNER_LIPS), :2]).astype(np.int32)], 1)
+    hole = cv2.erode(hole, np.ones((3, 3), np.uint8))
+    face = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(np.round(placed[:468, :2]).astype(np.int32)), 1)
+    lab = cv2.cvtColor(frame.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    assert hole.sum() > 30 and np.percentile(grey[hole > 0], 95) > 1.3 * np.median(grey[face > 0]), "teeth show"
+    assert chroma[hole > 0].mean() < chroma[face > 0].mean() + 1.5, (chroma[hole > 0].mean(), chroma[face > 0].mean())
+
+
 def test_dub_refuses_a_photo_profile_before_any_work(photo_profile, clip, clip_audio, tmp_path):
     from talkface.dub import dub
 

@@ -92,9 +92,11 @@ class GenericMouth:
     meta: dict
 
     def for_face(self, photo: np.ndarray, landmarks: np.ndarray, ring: tuple[int, ...]) -> PhotoMouth:
-        """The mouth with its brightness matched to the photo's face (within LIGHT_LIMITS)."""
+        """The mouth with its brightness matched to the photo's face (within LIGHT_LIMITS) and its
+        colours to the photo's lack of them (`in_photo_colours`: grey in a black-and-white photo,
+        tinted in a sepia one)."""
         gain = float(np.clip(_highlight(photo, landmarks) / max(_highlight(self.image, self.landmarks), 1.0), *LIGHT_LIMITS))
-        return PhotoMouth(self.image, self.landmarks, ring, gain)
+        return PhotoMouth(in_photo_colours(self.image, self.landmarks, photo, landmarks), self.landmarks, ring, gain)
 
     def save(self, path: Path) -> None:
         save_weights(path, {"image": self.image, "landmarks": self.landmarks.astype(np.float32)}, {"meta": json.dumps(self.meta)})
@@ -122,3 +124,49 @@ def _highlight(image: np.ndarray, landmarks: np.ndarray) -> float:
     x1, y1 = np.ceil(landmarks[:, :2].max(0)).astype(int)
     grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
     return float(np.percentile(grey, 95)) if grey.size else 255.0
+
+
+def in_photo_colours(image: np.ndarray, landmarks: np.ndarray, photo: np.ndarray, photo_landmarks: np.ndarray) -> np.ndarray:
+    """`image` (RGB uint8, a face at `landmarks`) with its colours taken towards a photo that has
+    fewer of them: black-and-white, sepia or faded.
+
+    In such a photo a face's chroma (Lab a, b) is nearly a function of its lightness (none in
+    black-and-white, the tint's in sepia), while in a colour photo the lips, skin and eyes differ
+    in hue at the same lightness. So each face's chroma is fitted as a straight line in lightness
+    and what the line leaves is its colour (`_chroma`: 5-11 on colour portraits, 10.8 on the
+    corpus mouth's face; 2.0 on a portrait faded to 0.3 of its saturation, 0.3 sepia, 0 grey).
+    The image's chroma is carried onto the photo's line (at each pixel's lightness) with its
+    colour scaled by the ratio of the two faces', as far as the photo lacks colour (all of it
+    below MONOCHROME[0] of the ratio, none above MONOCHROME[1]): corpus teeth and gums in a grey
+    photo come out grey, in a sepia one sepia; a colour photo's keep their colours."""
+    own_line, own_colour = _chroma(image, landmarks)
+    photo_line, photo_colour = _chroma(photo, photo_landmarks)
+    ratio = photo_colour / max(own_colour, 1e-6)
+    low, high = MONOCHROME
+    share = float(np.clip((high - ratio) / (high - low), 0.0, 1.0))
+    if share <= 0.0:
+        return image
+    lab = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    lightness = np.stack([np.ones_like(lab[..., 0]), lab[..., 0]], -1)
+    carried = lightness @ photo_line + (lab[..., 1:] - lightness @ own_line) * min(ratio, 1.0)
+    lab[..., 1:] += share * (carried - lab[..., 1:])
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+MONOCHROME = (0.1, 0.3)  # a photo's face colour (`_chroma`) over the corpus mouth face's: wholly without colour below the first, in colour above the second
+
+
+def _chroma(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+    """The face's chroma (Lab a, b) within the landmarks' hull, fitted as a straight line in its
+    lightness L: the line ((2, 2) float32: a, b = [1, L] @ line) and the spread it leaves (the
+    root of the summed variances of a and b about it)."""
+    hull = cv2.convexHull(np.round(landmarks[:468, :2]).astype(np.int32))
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    lab = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[mask > 0].astype(np.float64)
+    if len(lab) < 20:
+        return np.zeros((2, 2), np.float32), 0.0
+    lightness = np.column_stack([np.ones(len(lab)), lab[:, 0]])
+    line = np.linalg.lstsq(lightness, lab[:, 1:], rcond=None)[0]
+    left = lab[:, 1:] - lightness @ line
+    return line.astype(np.float32), float(np.sqrt(left.var(0).sum()))
