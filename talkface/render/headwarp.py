@@ -53,6 +53,7 @@ PLATE_PERSON = 0.02  # with a room plate (render/room.py): the frame's person is
 PLATE_RIM = 3  # grown by this many px (the soft halo the segmenter leaves outside a head), and the plate is put there
 _RIM = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PLATE_RIM + 1,) * 2)
 _AROUND = np.ones((31, 31), np.uint8)  # the room within 15 px of the person sets the plate's exposure
+REMAP_BAND = 16  # rows the person's remap is bounded in at a time (_remap_person)
 MATTES_KEPT = 64  # clip frames whose person matte HeadWarper keeps (backgrounds repeat as the clip plays)
 # the head in model units (the face mesh spans about x +-1.3, y +-1.6, z -0.7..1.2 around its
 # centroid, one unit about 5.4 cm; y down, z away from the camera): the skull's centre behind the
@@ -131,15 +132,15 @@ def warp_head(
     # fixed-point maps (1/32 px), shared by the frame's remap and the matte's
     map_xy, map_fraction = cv2.convertMaps(dense[step : step + y1 - y0, step : step + x1 - x0], None, cv2.CV_16SC2)
     out = frame.copy()
-    moved = cv2.remap(frame, map_xy, map_fraction, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # bilinear would blur the head by a third
     if person is None:
-        out[y0:y1, x0:x1] = moved
+        out[y0:y1, x0:x1] = cv2.remap(frame, map_xy, map_fraction, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # bilinear would blur the head by a third
         return out
     person = _matte_bytes(person)
     matte = person[y0:y1, x0:x1]
     # firmed again: where the warp stretches the head (an ear turning into view), it stretches the
     # matte's soft edge with it, and a half-sure rim showed the ear doubled, half see-through
     moved_matte = cv2.LUT(cv2.remap(person, map_xy, map_fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), _FIRM)
+    moved = _remap_person(frame, map_xy, map_fraction, moved_matte)
     if room is not None:
         return _blend_person(out, moved, room[y0:y1, x0:x1], moved_matte, x0, y0)
     room = frame[y0:y1, x0:x1]
@@ -160,6 +161,26 @@ def warp_head(
         room = room.copy()
         room[ay0:ay1, ax0:ax1] = fill_from_room(room[ay0:ay1, ax0:ax1], hole, ~hole & (person_there == 0))
     return _blend_person(out, moved, room, moved_matte, x0, y0)
+
+
+def _remap_person(frame: np.ndarray, map_xy: np.ndarray, map_fraction: np.ndarray, matte: np.ndarray) -> np.ndarray:
+    """The bicubic remap of `frame` through the maps, made only where the moved person shows
+    (`matte` > 0; elsewhere the room goes, and the pixels are left black): band by band of
+    REMAP_BAND rows, from the band's first such column to its last. The room beside the head and
+    shoulders is a third to half of a frame, and the remap the warp's largest cost."""
+    moved = np.zeros(map_xy.shape[:2] + frame.shape[2:], frame.dtype)
+    shows = cv2.reduce(matte, 1, cv2.REDUCE_MAX)[:, 0] > 0  # rows where the person shows
+    for top in range(0, len(shows), REMAP_BAND):
+        if not shows[top : top + REMAP_BAND].any():
+            continue
+        columns = np.flatnonzero(cv2.reduce(matte[top : top + REMAP_BAND], 0, cv2.REDUCE_MAX)[0] > 0)
+        left, right = int(columns[0]), int(columns[-1]) + 1
+        rows = slice(top, top + REMAP_BAND)
+        moved[rows, left:right] = cv2.remap(
+            frame, np.ascontiguousarray(map_xy[rows, left:right]), np.ascontiguousarray(map_fraction[rows, left:right]), cv2.INTER_CUBIC,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+    return moved
 
 
 def _room_from_plate(room: np.ndarray, matte: np.ndarray, plate: np.ndarray, seen: np.ndarray) -> np.ndarray:

@@ -300,3 +300,21 @@ def test_each_pixel_reads_the_frame_where_the_grid_of_moves_says():
     seen = out[points[:, 1].astype(int), points[:, 0].astype(int), :2]
     assert np.abs(expected).max() < 239 and np.abs(moves).max() > 3  # a real turn, read within the frame
     np.testing.assert_allclose(seen, expected, atol=0.6)
+
+
+def test_the_bicubic_remap_is_made_where_the_moved_person_shows_and_is_the_full_ones_there():
+    from talkface.render.headwarp import REMAP_BAND, _remap_person
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (120, 100, 3), np.uint8)
+    yy, xx = np.mgrid[0:120, 0:100].astype(np.float32)
+    maps = cv2.convertMaps(np.dstack([xx + 2.3 * np.sin(yy / 9), yy + 1.7 * np.cos(xx / 7)]), None, cv2.CV_16SC2)
+    full = cv2.remap(frame, *maps, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    matte = np.zeros((120, 100), np.float32)
+    matte[30:70, 20:45] = 1.0  # a head, and apart from it a shoulder in other bands
+    matte[90:120, 60:100] = 0.3
+    moved = _remap_person(frame, *maps, matte)
+    shows = matte > 0
+    np.testing.assert_array_equal(moved[shows], full[shows])
+    assert (moved[:30] == 0).all() and (moved[70 + REMAP_BAND :, :50] == 0).all()  # bands without the person: not made
+    assert (_remap_person(frame, *maps, np.zeros_like(matte)) == 0).all()
