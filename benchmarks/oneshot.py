@@ -43,6 +43,8 @@ from talkface.media import load_audio, read_frames  # noqa: E402
 from talkface.motion.lips import frontal_mouth_opening  # noqa: E402
 from talkface.oneshot import finetune_image, read_photo  # noqa: E402
 from talkface.profile import load_profile  # noqa: E402
+from talkface.render.composite import INNER_LIPS  # noqa: E402
+from talkface.render.mouth import PhotoMouth  # noqa: E402
 from talkface.signals import blink_frames, pearson  # noqa: E402
 from talkface.speak import speak  # noqa: E402
 
@@ -79,12 +81,18 @@ def held_out_people(work: Path) -> list[Path]:
     hopper = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     oil = work / "grace_hopper_oil.jpg"
     cv2.imwrite(str(oil), cv2.xphoto.oilPainting(cv2.imread(str(hopper)), 5, 1))
-    return [astronaut, hopper, oil]
+    # her lips meet, so her mouth is borrowed from the corpus (render/mouth.py): in black-and-white and sepia
+    grey = cv2.cvtColor(cv2.imread(str(hopper)), cv2.COLOR_BGR2GRAY).astype(np.float64)[..., None]
+    looks = []
+    for name, tint in (("grace_hopper_bw.jpg", (1.0, 1.0, 1.0)), ("grace_hopper_sepia.jpg", (0.75, 0.95, 1.07))):  # BGR
+        looks.append(work / name)
+        cv2.imwrite(str(looks[-1]), np.clip(grey * tint, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return [astronaut, hopper, oil, *looks]
 
 
 def measure(video: Path, motion, profile, photo: np.ndarray, envelope: np.ndarray) -> tuple[dict, list[np.ndarray]]:
     frames = list(read_frames(video))
-    openings, yaws, embeddings, sharp, eyes = [], [], [], [], []
+    openings, yaws, embeddings, sharp, eyes, tracked = [], [], [], [], [], []
     with FaceMeshTracker() as tracker:
         photo_faces = tracker.process(photo)
     with FaceMeshTracker() as tracker:
@@ -93,8 +101,10 @@ def measure(video: Path, motion, profile, photo: np.ndarray, envelope: np.ndarra
             if not faces:
                 openings.append(np.nan)
                 eyes.append(np.nan)
+                tracked.append(None)
                 continue
             face = faces[0]
+            tracked.append(face)
             eyes.append(float(eye_openness(face[None])[0]))
             openings.append(float(gap_ratio(face[None], UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)[0]))
             left, right, nose = face[234, :2], face[454, :2], face[1, :2]
@@ -106,6 +116,7 @@ def measure(video: Path, motion, profile, photo: np.ndarray, envelope: np.ndarra
                 sharp.append(sharpness(frame[y0:y1, x0:x1]))
     openings = np.array(openings)
     found = np.isfinite(openings)
+    widest = np.argsort(np.where(found, openings, -np.inf))[::-1][: max(1, int(found.sum()) // 10)]
     wanted = frontal_mouth_opening(profile.face, motion.expression)[: len(frames)]
     reference = [face_embedding(photo, photo_faces[0])] if photo_faces else embeddings
     photo_sharpness = np.nan
@@ -122,7 +133,21 @@ def measure(video: Path, motion, profile, photo: np.ndarray, envelope: np.ndarra
         "head speed ~ loudness r": round(head_speed_loudness_r(np.degrees(motion.pose[:, :3]), envelope[: len(motion.pose)]), 2),
         "face sharpness / photo's": round(float(np.median(sharp) / photo_sharpness), 2),
         "blinks seen / in motion": f"{_seen(blink_frames(np.array(eyes)), blink_frames(eye_openness(motion.landmarks)))}",
+        "mouth - face chroma": round(float(np.mean([_mouth_chroma(frames[i], tracked[i]) for i in widest if tracked[i] is not None])), 1),
+        "teeth": ("own" if PhotoMouth(photo, photo_faces[0], INNER_LIPS).usable else "borrowed") if photo_faces else "",
     }, frames
+
+
+def _mouth_chroma(frame: np.ndarray, face: np.ndarray) -> float:
+    """How much more colour (Lab chroma) the inside of the mouth has than the face around it, on average."""
+    chroma = np.hypot(*cv2.cvtColor(frame.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[..., 1:].transpose(2, 0, 1))
+    inside, whole = np.zeros(frame.shape[:2], np.uint8), np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(face[list(INNER_LIPS), :2]).astype(np.int32)], 1)
+    cv2.fillConvexPoly(whole, cv2.convexHull(np.round(face[:468, :2]).astype(np.int32)), 1)
+    inside = cv2.erode(inside, np.ones((3, 3), np.uint8))
+    if not inside.any():
+        return np.nan
+    return float(chroma[inside > 0].mean() - chroma[whole > 0].mean())
 
 
 def _seen(found: list[tuple[int, int]], wanted: list[tuple[int, int]], tolerance: int = 2) -> str:
@@ -180,7 +205,9 @@ output's inner-lip gap / mouth width against the motion's), the head's yaw sprea
 offset between the cheeks) against the motion's, the correlation of the motion's head speed with the
 speech's loudness (0.5 s smoothing; real footage in lipsync.md: 0.20-0.39), face sharpness (Laplacian variance in the face box,
 median of every 10th frame) over the photo's (at the same working size), and how many of the motion's blinks
-(the kit's 24 a minute) a lid-gap detector finds in the video. `man_portrait_bw.jpg` and `biden_painting.jpg` are held-out variants made from the
+(the kit's 24 a minute) a lid-gap detector finds in the video; at the tenth of frames where the mouth is widest, how
+much more colour (Lab chroma) the inside of the mouth has than the face (teeth: the photo's own, or borrowed from the
+corpus where its lips meet, taken to the photo's lack of colour: render/mouth.py). `man_portrait_bw.jpg` and `biden_painting.jpg` are held-out variants made from the
 portraits (black-and-white; OpenCV stylisation as a stand-in for a painting): the shared data holds no
 painting or statue.
 
@@ -190,7 +217,8 @@ painting or statue.
 
 From the test environment's packages: `astronaut.png` (scikit-image's sample, NASA, public domain), `grace_hopper.jpg`
 (matplotlib's sample, US Navy, public domain) and `grace_hopper_oil.jpg` (that photo as an oil painting, OpenCV's
-`xphoto.oilPainting`, brush 5). Women, glasses, an older face and a small face (the astronaut's is about 130 px
+`xphoto.oilPainting`, brush 5), and in black-and-white and sepia (`_bw`, `_sepia`: her lips meet, so her teeth are
+borrowed). Women, glasses, an older face and a small face (the astronaut's is about 130 px
 wide): none of the portraits above has these. No statue was to be had.
 
 {markdown_table(held_rows)}
