@@ -166,31 +166,41 @@ def test_cli_builds_a_photo_profile_and_a_kill_leaves_none_half_made(tmp_path):
 @pytest.fixture(scope="module")
 def shut_profile(clip, tmp_path_factory):
     """A photo profile from the frame of the test clip whose mouth is most shut (its lips meet)."""
+    folder = tmp_path_factory.mktemp("shut")
+    photo = folder / "shut.png"
+    cv2.imwrite(str(photo), _shut_frame(clip)[..., ::-1])
+    return finetune_image(photo, folder / "profile")
+
+
+def _shut_frame(clip) -> np.ndarray:
+    """The frame of the test clip whose mouth is most shut (RGB)."""
     frames = list(read_frames(clip))
     with FaceMeshTracker() as tracker:
         faces = [tracker.process(frame)[0] for frame in frames]
     gaps = [gap_ratio(face[None], UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)[0] for face in faces]
-    folder = tmp_path_factory.mktemp("shut")
-    photo = folder / "shut.png"
-    cv2.imwrite(str(photo), frames[int(np.argmin(gaps))][..., ::-1])
-    return finetune_image(photo, folder / "profile")
+    return frames[int(np.argmin(gaps))]
 
 
-def test_a_closed_mouth_photo_speaks_with_borrowed_teeth(shut_profile, clip_audio, tmp_path):
-    """A frame of the test clip with the mouth shut: the opened mouth shows teeth (the shipped
-    generic mouth), not only the dark hole."""
+def _widest_mouth(profile, clip_audio, tmp_path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The profile speaking the test clip's audio: the frame where the motion opens the mouth
+    widest, the face's vertices there (pixels) and the mouth's opening (uint8 mask, eroded 1 px)."""
     from talkface.face.model import place_vertices
     from talkface.render.composite import INNER_LIPS
     from talkface.speak import speak
 
-    profile = shut_profile
     result = speak(write_audio(tmp_path / "line.wav", clip_audio), tmp_path / "out.mp4", profile)
     widest = int(np.argmax(frontal_mouth_opening(profile.face, result.motion.expression)))
     frame = list(read_frames(result.video))[widest]
     placed = place_vertices(profile.face, result.motion.expression[widest], result.motion.pose[widest])
     hole = np.zeros(frame.shape[:2], np.uint8)
     cv2.fillPoly(hole, [np.round(placed[list(INNER_LIPS), :2]).astype(np.int32)], 1)
-    hole = cv2.erode(hole, np.ones((3, 3), np.uint8))
+    return frame, placed, cv2.erode(hole, np.ones((3, 3), np.uint8))
+
+
+def test_a_closed_mouth_photo_speaks_with_borrowed_teeth(shut_profile, clip_audio, tmp_path):
+    """A frame of the test clip with the mouth shut: the opened mouth shows teeth (the shipped
+    generic mouth), not only the dark hole."""
+    frame, placed, hole = _widest_mouth(shut_profile, clip_audio, tmp_path)
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     x0, y0 = np.floor(placed[:468, :2].min(0)).astype(int)
     x1, y1 = np.ceil(placed[:468, :2].max(0)).astype(int)
@@ -237,24 +247,9 @@ def test_a_black_and_white_photo_speaks_with_a_grey_mouth(clip, clip_audio, tmp_
     """A black-and-white photo with its mouth shut (the test clip's frame): the opened mouth
     shows the borrowed teeth, and in grey: the mouth's chroma in the video is the face's (the
     corpus mouth had been pasted in colour: red gums, white teeth in a grey face)."""
-    from talkface.face.model import place_vertices
-    from talkface.render.composite import INNER_LIPS
-    from talkface.speak import speak
-
-    frames = list(read_frames(clip))
-    with FaceMeshTracker() as tracker:
-        faces = [tracker.process(frame)[0] for frame in frames]
-    gaps = [gap_ratio(face[None], UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)[0] for face in faces]
     photo = tmp_path / "grey.png"
-    cv2.imwrite(str(photo), _without_colour(frames[int(np.argmin(gaps))])[..., ::-1])
-    profile = finetune_image(photo, tmp_path / "profile")
-    result = speak(write_audio(tmp_path / "line.wav", clip_audio), tmp_path / "out.mp4", profile)
-    widest = int(np.argmax(frontal_mouth_opening(profile.face, result.motion.expression)))
-    frame = list(read_frames(result.video))[widest]
-    placed = place_vertices(profile.face, result.motion.expression[widest], result.motion.pose[widest])
-    hole = np.zeros(frame.shape[:2], np.uint8)
-    cv2.fillPoly(hole, [np.round(placed[list(INNER_LIPS), :2]).astype(np.int32)], 1)
-    hole = cv2.erode(hole, np.ones((3, 3), np.uint8))
+    cv2.imwrite(str(photo), _without_colour(_shut_frame(clip))[..., ::-1])
+    frame, placed, hole = _widest_mouth(finetune_image(photo, tmp_path / "profile"), clip_audio, tmp_path)
     face = np.zeros(frame.shape[:2], np.uint8)
     cv2.fillConvexPoly(face, cv2.convexHull(np.round(placed[:468, :2]).astype(np.int32)), 1)
     lab = cv2.cvtColor(frame.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
