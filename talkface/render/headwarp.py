@@ -47,6 +47,8 @@ GAP_MARGIN = 2  # px the filled gap reaches past what the head uncovered
 FILL_WIDTH = 3.0  # px, the narrowest Gaussian the uncovered room is filled with (fill_from_room)
 FILL_SURE = 0.05  # the share of a fill's neighbourhood that must be room
 FILL_REACH = 40  # px around the uncovered gap the fill works in
+MIRROR_REACH = 24  # px: the uncovered room this near the room takes it mirrored (its texture), fading to the smooth fill (mirror_room)
+MIRROR_SMOOTH = 2.0  # px, the Gaussian the mirror's nearest room pixels are smoothed with
 DENSE_HOLE = 8  # a hole of more than 1/8 of its box is filled level by level (`_fill_dense`), a thinner one point by point
 _GROW = np.ones((2 * GAP_MARGIN + 1,) * 2, np.uint8)  # dilation by GAP_MARGIN
 PLATE_PERSON = 0.02  # with a room plate (render/room.py): the frame's person is where its matte is above this,
@@ -159,7 +161,7 @@ def warp_head(
         person_there = cv2.dilate((matte[ay0:ay1, ax0:ax1] > UNCOVERED).astype(np.uint8), _GROW)
         hole = gap[ay0:ay1, ax0:ax1].astype(bool)
         room = room.copy()
-        room[ay0:ay1, ax0:ax1] = fill_from_room(room[ay0:ay1, ax0:ax1], hole, ~hole & (person_there == 0))
+        room[ay0:ay1, ax0:ax1] = fill_from_room(room[ay0:ay1, ax0:ax1], hole, ~hole & (person_there == 0), MIRROR_REACH)
     return _blend_person(out, moved, room, moved_matte, x0, y0)
 
 
@@ -201,14 +203,56 @@ def _room_from_plate(room: np.ndarray, matte: np.ndarray, plate: np.ndarray, see
     return out
 
 
-def fill_from_room(image: np.ndarray, hole: np.ndarray, room: np.ndarray) -> np.ndarray:
+def fill_from_room(image: np.ndarray, hole: np.ndarray, room: np.ndarray, mirror: int = 0) -> np.ndarray:
     """`image` (RGB uint8) with the `hole` pixels filled from the `room` pixels (both (H, W) bool):
     each one the Gaussian-weighted mean of the room around it (FILL_WIDTH px wide) where the room
     makes up FILL_SURE of that neighbourhood; further into a large hole, the same on the image
     shrunk 3x, 9x, ... (a pyramid: each wider mean costs less than the one before), read at the
     hole's pixels only (bilinear, as resizing the level back would give them). A hole pixel no
     room reaches keeps its colour. A few milliseconds a head's gap, where inpainting the gap with
-    the person masked (OpenCV's Telea) took 90 ms."""
+    the person masked (OpenCV's Telea) took 90 ms. With `mirror` (px), the hole's pixels that near
+    the room take the room mirrored across the hole's edge instead (`mirror_room`)."""
+    smooth = _fill_smooth(image, hole, room)
+    return mirror_room(image, smooth, hole, room, mirror) if mirror else smooth
+
+
+def mirror_room(image: np.ndarray, filled: np.ndarray, hole: np.ndarray, room: np.ndarray, reach: int) -> np.ndarray:
+    """`filled` with the `hole`'s pixels within `reach` px of the `room` (both (H, W) bool) taken
+    from `image`'s room mirrored across the nearest room pixel: the room's own texture (water's
+    ripples, leaves, grain) carried on into the gap, where the smooth fill alone left a flat band
+    whose edge along the head's old outline read as a second outline when the head turned. The
+    nearest room pixels are smoothed along the edge (MIRROR_SMOOTH: picked pixel by pixel they
+    jump, which drew streaks across a curved edge), then the room is read there bilinearly. Fully
+    mirrored to half the reach, fading to `filled` at the reach; where the mirrored point is not
+    room (a narrow strip of room), `filled` stays."""
+    not_room = (~room).astype(np.uint8)
+    distance, labels = cv2.distanceTransformWithLabels(not_room, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    band = hole & (distance < reach)
+    if not band.any():
+        return filled
+    room_y, room_x = np.nonzero(room)  # label k is the k-th room pixel in row order
+    nearest = np.maximum(labels - 1, 0)
+    weight = cv2.GaussianBlur(band.astype(np.float32), (0, 0), MIRROR_SMOOTH)
+    ys, xs = np.nonzero(band)
+    smooth_x, smooth_y = (
+        cv2.GaussianBlur(np.where(band, coordinate[nearest], 0).astype(np.float32), (0, 0), MIRROR_SMOOTH)[ys, xs] / weight[ys, xs]
+        for coordinate in (room_x, room_y)
+    )
+    mirror_x, mirror_y = 2 * smooth_x - xs, 2 * smooth_y - ys
+    height, width = hole.shape
+    at_x, at_y = np.rint(mirror_x).astype(int), np.rint(mirror_y).astype(int)
+    usable = (at_y >= 0) & (at_y < height) & (at_x >= 0) & (at_x < width)
+    usable[usable] = room[at_y[usable], at_x[usable]]
+    ys, xs = ys[usable], xs[usable]
+    mirrored = _bilinear(image, mirror_x[usable], mirror_y[usable])
+    share = np.clip((reach - distance[ys, xs]) / (reach / 2), 0, 1)[:, None]
+    out = filled.copy()
+    out[ys, xs] = np.clip(share * mirrored + (1 - share) * filled[ys, xs] + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _fill_smooth(image: np.ndarray, hole: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """`fill_from_room`'s Gaussian fill, level by level."""
     ys, xs = np.nonzero(hole)
     if len(ys) > hole.size // DENSE_HOLE:  # a large hole (a photo's whole person): whole levels resized back are cheaper
         return _fill_dense(image, hole, room)
@@ -283,7 +327,7 @@ def clean_plate(frame: np.ndarray, person: np.ndarray) -> np.ndarray:
     frame warped again and again (a photo profile's one frame): filled once instead of in every
     output frame."""
     mask = cv2.dilate((person > UNCOVERED).astype(np.uint8), _GROW).astype(bool)
-    return fill_from_room(frame, mask, ~mask)
+    return fill_from_room(frame, mask, ~mask, MIRROR_REACH)
 
 
 class PersonMatter:

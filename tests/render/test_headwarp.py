@@ -319,3 +319,48 @@ def test_the_bicubic_remap_is_made_where_the_moved_person_shows_and_is_the_full_
     above, below = 30 // REMAP_BAND * REMAP_BAND, -(-70 // REMAP_BAND) * REMAP_BAND  # the bands clear of the head
     assert (moved[:above] == 0).all() and (moved[below:, :50] == 0).all()  # not made where the person is not
     assert (_remap_person(frame, *maps, np.zeros_like(matte)) == 0).all()
+
+
+def _textured_room(seed: int = 0) -> np.ndarray:
+    """A room with texture (blotches a few px wide, as leaves or water), RGB uint8 200 x 200."""
+    blotches = cv2.GaussianBlur(np.random.default_rng(seed).normal(0, 1, (200, 200)).astype(np.float32), (0, 0), 1.5)
+    return np.repeat(np.clip(100 + blotches * (30 / blotches.std()), 0, 255).astype(np.uint8)[..., None], 3, -1)
+
+
+def test_the_gap_beside_the_room_takes_the_room_mirrored():
+    """A gap's pixels near the room read the room mirrored across the gap's edge (its texture goes
+    on), fading to the smooth fill deeper in; where the mirror would read beyond the room, and
+    beyond the reach, the smooth fill stays."""
+    from talkface.render.headwarp import mirror_room
+
+    image = _textured_room()
+    hole = np.zeros((200, 200), bool)
+    hole[:, 100:160] = True
+    room = ~hole
+    room[:, 170:] = False  # someone else stands there: neither room nor gap
+    filled = np.full_like(image, 77)
+    out = mirror_room(image, filled, hole, room, reach=24)
+    depth = np.arange(11)  # px into the gap, up to half the reach: wholly the mirror
+    np.testing.assert_array_equal(out[20:180, 100 + depth], image[20:180, 98 - depth])
+    assert (out[20:180, 100 + 24 :][:, :20] == 77).all()  # beyond the reach: the fill
+    near_other = out[20:180, 140:151]  # its nearest room is the strip at 160-169, its mirror beyond it, on the other person
+    assert (near_other == 77).all()
+    assert (out[20:180, 156:160] != 77).any()  # nearer that strip, the mirror reads the strip
+    assert out[:, 100:110].std() > 0.8 * image[:, 80:100].std()  # the texture goes on
+
+
+def test_a_turned_head_uncovers_the_rooms_texture_not_a_flat_band():
+    """The room a turned head uncovers keeps the room's texture near its edge: filled flat (the mean
+    around it), the band's edge along the head's old outline read as a second outline."""
+    frame = _textured_room(1)
+    yy, xx = np.mgrid[0:200, 0:200]
+    matte = np.clip((48 - np.hypot(xx - 100, yy - 90)) / 2, 0, 1).astype(np.float32)
+    frame[matte > 0] = (200, 150, 120)
+    pose = np.array([0.0, 0.0, 0.0, 100.0, 95.0, 35.0])
+    out = warp_head(frame, pose, turned(pose, 20), matte)
+    moved_matte = warp_head(np.repeat((matte[..., None] * 255).astype(np.uint8), 3, -1), pose, turned(pose, 20))[..., 0] / 255
+    uncovered = (matte > 0.99) & (moved_matte < 0.01)
+    inside = cv2.erode(uncovered.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)  # clear of the gap's own edges
+    assert inside.sum() > 50
+    room = np.hypot(xx - 100, yy - 90) > 60
+    assert out[..., 0][inside].std() > 0.4 * out[..., 0][room].std()  # filled flat: 0.07 of it
