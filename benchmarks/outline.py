@@ -43,7 +43,10 @@ from talkface.finetune import finetune  # noqa: E402
 from talkface.media import read_frames  # noqa: E402
 from talkface.oneshot import finetune_image  # noqa: E402
 from talkface.profile import load_profile  # noqa: E402
+import talkface.output as output_module  # noqa: E402
 import talkface.render.headwarp as headwarp  # noqa: E402
+from talkface.render.frames import FrameStore, MatteStore  # noqa: E402
+from talkface.render.room import build_room_plate, load_room_plate  # noqa: E402
 from talkface.render.headwarp import PersonMatter  # noqa: E402
 from talkface.speak import speak  # noqa: E402
 
@@ -80,6 +83,13 @@ def profile_for(name: str, kind: str, source: Path, work: Path):
     if kind == "photo":
         return finetune_image(source, folder)
     return finetune(source, folder, FinetuneConfig(preset="draft") if name == "obama" else FinetuneConfig(refiner=False))
+
+
+def room_plates(profile) -> dict:
+    """The clip's room plate made both ways (render/room.py): the room no frame showed filled flat
+    (before) and mirrored near what was seen (after); None each where the camera moved."""
+    frames, mattes = FrameStore(profile.folder / "frames.npz", cache_size=1), MatteStore(profile.folder / "mattes.npz")
+    return {mode: build_room_plate(frames, mattes, mirror=0 if mode == "before" else MIRROR_REACH)[0] for mode in ("before", "after")}
 
 
 def read_outlines(video: Path, unturned: list[dict] | None = None) -> list[dict]:
@@ -149,16 +159,20 @@ def main() -> None:
         kind, source, tuned = people[name]
         profile = profile_for(name, kind, source, args.work)
         readings = {}
+        plates = room_plates(profile) if kind == "clip" else None
         for mode, yaw in [("after", 0)] + [(mode, yaw) for yaw in YAWS[1:] for mode in ("before", "after")]:
             out = args.work / name / f"yaw{yaw:+d}{'_before' if mode == 'before' else ''}.mp4"
             headwarp.MIRROR_REACH = 0 if mode == "before" else MIRROR_REACH
+            if plates is not None:
+                output_module.load_room_plate = lambda folder, size, plate=plates[mode]: plate
             if not (args.keep_videos and out.exists()):
                 speak(SPEECH, out, profile, SpeakConfig(pose="still", seed=0), controls=Controls(yaw=float(yaw)))
             readings[(mode, yaw)] = read_outlines(out, readings.get(("after", 0)))
             row = {"person": name, "profile": f"{kind}, {tuned}", "size": "x".join(map(str, profile.size)), "--yaw": yaw, "fill": mode if yaw else "-"}
             rows.append(row | summary(readings[(mode, yaw)]))
         headwarp.MIRROR_REACH = MIRROR_REACH
-        # a clip's room plate fills what its turns uncover (before = after): its worse side only
+        output_module.load_room_plate = load_room_plate
+        # a clip's frames: its worse side only (the sheet stays a readable size)
         worse = max(SHOWN, key=lambda yaw: np.mean([r["reading"].share for r in readings[("after", yaw)]]))
         for yaw in SHOWN if kind == "photo" else (worse,):
             panels.append(crops(readings[("after", 0)], readings[("before", yaw)], readings[("after", yaw)]))
@@ -181,10 +195,12 @@ column). A ghost shows as a turned row above its person's `--yaw 0` row, and as 
 the head's old outline: `doubled by the old outline`, where the second edge lies within {OLD_NEAR:.0f} px
 of the same frame's head outline at `--yaw 0` (the same clip frame, unturned).
 
-`fill`: how the room the turned head uncovers is filled where no room plate holds it (photos;
-clips whose camera moved): `before`, the mean of the room around the gap, level by level (a flat
-band); `after`, within {MIRROR_REACH} px of the room, the room mirrored across the gap's edge (its texture
-carried on: render/headwarp.py `mirror_room`), fading to that mean deeper in. Both measured in this run.
+`fill`: how the room the turned head uncovers is filled where no frame showed it (a photo's room; a
+clip's room plate, made of the room its frames showed, where the person never moved away):
+`before`, the mean of the room around the gap, level by level (a flat band); `after`, within
+{MIRROR_REACH} px of the room, the room mirrored across the gap's edge (its texture carried on:
+render/headwarp.py `mirror_room`), fading to that mean deeper in. Both measured in this run (each
+clip's plate made both ways from its stored frames and mattes).
 
 {markdown_table(rows)}
 

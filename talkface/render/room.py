@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from talkface.errors import CacheError
-from talkface.render.headwarp import fill_from_room
+from talkface.render.headwarp import MIRROR_REACH, fill_from_room
 from talkface.storage import load_npz, save_npz
 
 FORMAT = 1  # room.npz
@@ -46,9 +46,12 @@ class RoomPlate:
     seen: np.ndarray
 
 
-def build_room_plate(frames, mattes) -> tuple[RoomPlate | None, dict]:
+def build_room_plate(frames, mattes, mirror: int = MIRROR_REACH) -> tuple[RoomPlate | None, dict]:
     """The plate of a clip's stored `frames` (FrameStore) and `mattes` (MatteStore), or None where
-    the camera moved (or the room changed) through the clip; and a record of what was found."""
+    the camera moved (or the room changed) through the clip; and a record of what was found.
+    The room no frame showed is filled from around it, within `mirror` px of what was seen with the
+    room mirrored into it (headwarp.mirror_room): filled flat, the band a turned head uncovered there
+    showed as a pale strip whose edge doubled the head's outline."""
     count = len(frames)
     height, width = frames[0].shape[:2]
     most = int(np.clip(PLATE_BYTES // (height * width * 3), MIN_PLATE_FRAMES, PLATE_FRAMES))  # a 4K clip: 12 frames, 300 MB
@@ -78,7 +81,7 @@ def build_room_plate(frames, mattes) -> tuple[RoomPlate | None, dict]:
         return None, record
     # the room no frame showed (behind the person all along) filled once from around it, so the
     # warp never fills a gap per frame (19 ms a turned 900x900 frame)
-    return RoomPlate(fill_from_room(plate, ~seen, seen), seen), record
+    return RoomPlate(fill_from_room(plate, ~seen, seen, mirror), seen), record
 
 
 def save_room_plate(path: Path, plate: RoomPlate | None, record: dict) -> None:

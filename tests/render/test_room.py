@@ -52,6 +52,21 @@ def test_the_plate_is_the_room_the_clip_showed():
     assert (np.abs(unseen - [200, 150, 120]).sum(-1) > 60).mean() > 0.95 and unseen.std(0).max() > 5, "filled from the room, not left black or the person"
 
 
+def test_the_unseen_room_beside_the_seen_carries_its_texture():
+    """The room no frame showed, near what was seen, is the room mirrored into it (stripes go on),
+    not a flat mean whose edge a turned head's uncovering showed as a second outline."""
+    frames, mattes = _clip()
+    mirrored, _ = build_room_plate(frames, mattes)
+    flat, _ = build_room_plate(frames, mattes, mirror=0)
+    from scipy.ndimage import distance_transform_edt
+
+    near = ~mirrored.seen & (distance_transform_edt(~mirrored.seen) <= 6)  # the unseen band's first 6 px
+    assert near.sum() > 100
+    texture = [plate.image[..., 0][near].astype(float).std() for plate in (mirrored, flat)]
+    assert texture[0] > 1.5 * texture[1] and texture[0] > 0.8 * _room()[..., 0].std()  # flat: 0.5 of the room's
+    np.testing.assert_array_equal(mirrored.image[mirrored.seen], flat.image[flat.seen])  # what was seen: the same
+
+
 def test_a_moving_camera_gives_no_plate():
     frames, mattes = _clip(camera_moves=True)
     plate, record = build_room_plate(frames, mattes)
