@@ -25,7 +25,8 @@ from talkface.errors import CacheError
 from talkface.render.headwarp import MIRROR_REACH, fill_from_room
 from talkface.storage import load_npz, save_npz
 
-FORMAT = 1  # room.npz
+FORMAT = 2  # room.npz; 2: the unseen room near the seen mirrored in (a finetune again makes it)
+READABLE = (1, 2)  # formats still read (1: the unseen room filled flat)
 FILE = "room.npz"
 PLATE_FRAMES = 48  # clip frames the plate is the median of
 PLATE_BYTES = 256 * 2**20  # at most this many bytes of frames are held for it (fewer frames for large ones)
@@ -103,7 +104,7 @@ def load_room_plate(folder: Path, size: tuple[int, int]) -> RoomPlate | None:
         return None
     try:
         arrays = load_npz(path)
-        if int(arrays["format"]) != FORMAT or not bool(arrays["still"]):
+        if int(arrays["format"]) not in READABLE or not bool(arrays["still"]):
             return None
         shape = tuple(int(v) for v in arrays["shape"])
         image = cv2.imdecode(arrays["image"], cv2.IMREAD_COLOR)

@@ -85,6 +85,20 @@ def test_the_plate_is_stored_and_read_back(tmp_path):
     assert load_room_plate(tmp_path, (SIZE, SIZE)) is None
 
 
+@pytest.mark.parametrize("version, read", [(1, True), (3, False), (0, False)])
+def test_a_plate_of_the_earlier_format_is_still_read(tmp_path, version, read):
+    """Format 1 filled the unseen room flat: still a plate of the room (a finetune again makes the
+    new one); a format this code does not know is not read."""
+    frames, mattes = _clip()
+    plate, record = build_room_plate(frames, mattes)
+    save_room_plate(tmp_path / FILE, plate, record)
+    arrays = dict(np.load(tmp_path / FILE))
+    arrays["format"] = np.array(version)
+    np.savez(tmp_path / FILE, **arrays)
+    back = load_room_plate(tmp_path, (SIZE, SIZE))
+    assert (back is not None) == read
+
+
 @pytest.mark.parametrize("damage", ["gone", "empty", "cut", "garbage", "bad png"])
 def test_a_missing_or_damaged_plate_is_none(tmp_path, damage):
     frames, mattes = _clip()
