@@ -22,6 +22,7 @@ from talkface.render.rasterizer import interpolate_covered, rasterize, sample_te
 # the inner lip contour, in order around the mouth opening (MediaPipe indices)
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 MOUTH_SHADE = 0.3  # the mouth interior is the lips' colour this dark (the refiner paints teeth later)
+MOUTH_DEEP = 0.1  # a photo's mouth (no refiner) darkens to this at the opening's middle (`_throat`)
 MOUTH_EDGE_SIGMA = 0.5  # px: blur of the mouth opening's edge (anti-aliasing; a one-pixel box filter is 0.3)
 FEATHER_SIGMA = 2.0  # px: softness of the face's edge
 ERODE_PX = 2  # px the face mask shrinks before feathering, so no background-coloured rim shows
@@ -148,9 +149,13 @@ class FaceCompositor:
         cv2.fillPoly(mouth, [np.round(vertices[list(INNER_LIPS), :2]).astype(np.int32)], 1)
         mouth &= 1 - covered_u8
         if mouth.any() and covered.any():
-            colours[mouth.view(bool)] = np.array(cv2.mean(colours, covered_u8)[:3], np.float32) * MOUTH_SHADE
-            if self.teeth is not None:
+            shade = np.array(cv2.mean(colours, covered_u8)[:3], np.float32) * MOUTH_SHADE
+            inside = mouth.view(bool)
+            if self.teeth is not None:  # a photo (no refiner paints its mouth): the dark deepens into the throat
+                colours[inside] = shade * _throat(mouth)[inside][:, None]
                 self.teeth.paste(colours, mouth, vertices)
+            else:  # a clip's refiner was trained on this flat dark
+                colours[inside] = shade
             _soften_edge(colours, mouth)
         face = covered_u8 | mouth
         weight = _feather(face)
@@ -161,6 +166,16 @@ class FaceCompositor:
         frame += weight[..., None] * (colours - frame)
         frame += 0.5
         return np.clip(frame, 0, 255, out=frame).astype(np.uint8), weight, weight * keep
+
+
+def _throat(mouth: np.ndarray) -> np.ndarray:
+    """(H, W) float32 share of MOUTH_SHADE across the mouth's opening (uint8 mask): 1 at its edge,
+    falling to MOUTH_DEEP / MOUTH_SHADE at its middle (a smoothstep of the distance from the edge
+    over the largest). Filled flat, the gap between a photo's teeth read as a painted band."""
+    distance = cv2.distanceTransform(mouth, cv2.DIST_L2, 3)
+    share = distance / max(float(distance.max()), 1e-6)
+    share = share * share * (3 - 2 * share)
+    return (1 - (1 - MOUTH_DEEP / MOUTH_SHADE) * share).astype(np.float32)
 
 
 def _soften_edge(colours: np.ndarray, mouth: np.ndarray) -> None:

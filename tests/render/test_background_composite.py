@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from talkface.render.background import FOLLOW_TURN_DEGREES, TURN_GAIN, background_indices, follow_indices, follow_turn, seat_head, select_keyframes
@@ -219,3 +220,38 @@ def test_a_motion_beyond_what_the_clip_shows_gets_one_note():
     note = pose_range_note(wide, clip, valid)
     assert note.startswith("the motion turns the head yaw to -10..25 degrees in 10% of the frames, where the clip shows -5..5")
     assert "--pose-scale" in note and "\n" not in note
+
+
+def test_a_photos_open_mouth_darkens_into_the_throat(clip_frames):
+    """A photo profile's opening (no refiner paints it) is dark at its edge and darker at its middle;
+    a clip profile's stays the flat dark its refiner was trained on."""
+    from talkface.face.fit import build_model
+    from talkface.face.model import project_landmarks
+    from talkface.face.tracker import track_video
+    from talkface.render.composite import INNER_LIPS, MOUTH_DEEP, MOUTH_SHADE
+    from talkface.render.mouth import PhotoMouth
+    from talkface.face.topology import mouth_openness
+    from tests.conftest import CLIP
+
+    track = track_video(CLIP)
+    model, fit = build_model(track)
+    model = type(model)(**{**model.__dict__, "texture": np.full_like(model.texture, 200)})
+    vertices = project_landmarks(model, fit).astype(np.float64)
+    index = int(np.argmax(mouth_openness(vertices)))  # the widest open frame
+    placed = vertices[index]
+    hole = np.zeros(clip_frames[index].shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(placed[list(INNER_LIPS), :2]).astype(np.int32)], 1)
+    depth = cv2.distanceTransform(hole, cv2.DIST_L2, 3)
+    assert depth.max() >= 4, "the test clip opens its mouth"
+    middle, rim = depth >= 0.8 * depth.max(), (depth >= 2) & (depth <= 3)
+    grey = {}
+    for kind in ("photo", "clip"):
+        compositor = FaceCompositor(model)
+        if kind == "photo":  # a photo whose lips meet shows no teeth of its own to paste: the opening as drawn
+            compositor.teeth = PhotoMouth(np.zeros((8, 8, 3), np.uint8), np.zeros((478, 2)), INNER_LIPS)
+            assert not compositor.teeth.usable
+        frame, _ = compositor.composite(clip_frames[index], placed)
+        grey[kind] = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(float)
+    assert grey["photo"][middle].mean() < 0.75 * grey["photo"][rim].mean()
+    assert grey["photo"][middle].mean() < 0.6 * grey["clip"][middle].mean() and grey["photo"][middle].mean() > 0.5 * MOUTH_DEEP / MOUTH_SHADE * grey["clip"][middle].mean()
+    assert abs(grey["clip"][middle].mean() - grey["clip"][rim].mean()) < 0.15 * grey["clip"][rim].mean()  # flat
