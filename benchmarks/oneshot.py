@@ -12,7 +12,8 @@ test environment's packages: scikit-image's astronaut (NASA, public domain), mat
 (US Navy, public domain) and an oil-painting version of her (OpenCV's xphoto.oilPainting).
 And the same person from a photo and from a clip (obama_portrait.jpg against the draft clip
 profile of obama_weekly_20s.mp4, both speaking the same audio): identity, face sharpness, mouth r.
-Writes benchmarks/results/oneshot.md, oneshot.json and oneshot_frames.jpg.
+Writes benchmarks/results/oneshot.md, oneshot.json, oneshot_frames.jpg and oneshot_mouths.jpg (each
+portrait's mouth at 100% where it opens widest).
 
 Usage: python benchmarks/oneshot.py [--work out/oneshot]
 """
@@ -135,7 +136,19 @@ def measure(video: Path, motion, profile, photo: np.ndarray, envelope: np.ndarra
         "blinks seen / in motion": f"{_seen(blink_frames(np.array(eyes)), blink_frames(eye_openness(motion.landmarks)))}",
         "mouth - face chroma": round(float(np.mean([_mouth_chroma(frames[i], tracked[i]) for i in widest if tracked[i] is not None])), 1),
         "teeth": ("own" if PhotoMouth(photo, photo_faces[0], INNER_LIPS).usable else "borrowed") if photo_faces else "",
-    }, frames
+    }, frames, _mouth_crop(frames[widest[0]], tracked[widest[0]])
+
+
+def _mouth_crop(frame: np.ndarray, face: np.ndarray | None) -> np.ndarray:
+    """The mouth at 100%: the lips' box grown by 0.4 of the mouth's width each side (grey where no face)."""
+    if face is None:
+        return np.full((64, 64, 3), 128, np.uint8)
+    lips = face[list(INNER_LIPS) + [MOUTH_LEFT, MOUTH_RIGHT], :2]
+    x0, y0 = lips.min(0)
+    x1, y1 = lips.max(0)
+    grow = 0.4 * (x1 - x0)
+    x0, y0 = int(max(x0 - grow, 0)), int(max(y0 - grow, 0))
+    return frame[y0 : int(min(y1 + grow, frame.shape[0])), x0 : int(min(x1 + grow, frame.shape[1]))]
 
 
 def _mouth_chroma(frame: np.ndarray, face: np.ndarray) -> float:
@@ -162,7 +175,7 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    rows, held_rows, strips = [], [], []
+    rows, held_rows, strips, mouths = [], [], [], []
     speech = load_audio(SPEECH)
     envelope = speech_envelope(speech.samples, speech.sample_rate, FPS, n_video_frames(speech, FPS))
     # warm-up: the first speak in a process loads Whisper, the tracker and compiled code; not timed
@@ -174,7 +187,8 @@ def main() -> None:
         build = time.perf_counter() - t0
         out = args.work / f"{photo.stem}.mp4"
         result = speak(SPEECH, out, profile)
-        scores, frames = measure(out, result.motion, profile, read_photo(photo), envelope)
+        scores, frames, mouth = measure(out, result.motion, profile, read_photo(photo), envelope)
+        mouths.append(mouth)
         (held_rows if photo in held_out else rows).append(
             {"photo": photo.name, "size": f"{profile.size[0]}x{profile.size[1]}", "profile (s)": round(build, 1),
              "speak (frames/s)": round(result.frames_per_second, 1), **scores})
@@ -186,12 +200,15 @@ def main() -> None:
     clip_profile = load_profile(folder) if (folder / "profile.json").exists() else finetune(CLIP, folder, FinetuneConfig(preset="draft"))
     out = args.work / "obama_from_clip.mp4"
     result = speak(SPEECH, out, clip_profile)
-    scores, frames = measure(out, result.motion, clip_profile, read_photo(DATA / "image" / "obama_portrait.jpg"), envelope)
+    scores, frames, _ = measure(out, result.motion, clip_profile, read_photo(DATA / "image" / "obama_portrait.jpg"), envelope)
     compare = [{"source": "photo obama_portrait.jpg", **{k: v for k, v in rows[[r["photo"] for r in rows].index("obama_portrait.jpg")].items() if k in scores}},
                {"source": f"clip {CLIP.name} (draft refiner)", **scores}]
     width = max(s.shape[1] for s in strips)
     sheet = np.vstack([np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips])
     cv2.imwrite(str(RESULTS / "oneshot_frames.jpg"), sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    tallest = max(m.shape[0] for m in mouths)
+    row = np.hstack([np.pad(m, ((0, tallest - m.shape[0]), (0, 6), (0, 0)), constant_values=255) for m in mouths])
+    cv2.imwrite(str(RESULTS / "oneshot_mouths.jpg"), row[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
     text = f"""# One photo is enough: photo profiles speaking
 
 talkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, {time.perf_counter() - started:.0f} s in all.
@@ -232,6 +249,10 @@ Identity of both is measured against the portrait. The clip's sharpness is over 
 ![frames](oneshot_frames.jpg)
 
 Rows: {', '.join(r['photo'] for r in rows + held_rows)}; columns: frames {', '.join(map(str, SHOWN_FRAMES))}.
+
+![mouths](oneshot_mouths.jpg)
+
+The mouth at 100% in the frame where Face Mesh reads it widest, left to right in the same order.
 """
     save_results("oneshot", text, {"rows": rows, "held_out": held_rows, "compare": compare})
 
