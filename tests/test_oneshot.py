@@ -210,6 +210,37 @@ def test_a_closed_mouth_photo_speaks_with_borrowed_teeth(shut_profile, clip_audi
     assert np.percentile(inside, 95) > 1.3 * skin, "teeth brighter than skin, not only a dark hole (measured 162 against 85; 85 without)"
 
 
+def test_a_photos_teeth_part_where_they_meet_not_at_the_middle():
+    """The opening's two halves part, column by column, along its darkest row (where the upper and
+    lower teeth meet): parted at the middle, upper teeth longer than half the opening were cut square."""
+    from talkface.render.composite import INNER_LIPS
+    from talkface.render.mouth import PhotoMouth
+
+    photo = read_photo(PHOTO)
+    with FaceMeshTracker() as tracker:
+        landmarks = tracker.process(photo)[0]
+    points = landmarks[:, :2].astype(np.float64)
+    top, bottom = points[UPPER_INNER_LIP], points[LOWER_INNER_LIP]
+    assert np.linalg.norm(bottom - top) >= 4, "the portrait shows its teeth"
+    opening = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillPoly(opening, [np.round(points[list(INNER_LIPS)]).astype(np.int32)], 1)
+    yy, xx = np.mgrid[0 : photo.shape[0], 0 : photo.shape[1]]
+    down = (bottom - top) / np.linalg.norm(bottom - top)
+    depth = ((xx - top[0]) * down[0] + (yy - top[1]) * down[1]) / np.linalg.norm(bottom - top)
+    painted = photo.copy()
+    painted[opening > 0] = 235  # teeth all the way down
+    meet = (opening > 0) & (np.abs(depth - 0.7) < 0.08)
+    painted[meet] = 20  # where they meet: well below the middle
+    mouth = PhotoMouth(painted, landmarks, INNER_LIPS)
+    (upper, upper_anchor), _ = mouth.patches
+    x0, y0 = np.round(upper_anchor - top).astype(int) * -1  # the patches' box corner
+    alpha = upper[..., 3] > 0.5
+    columns = [x for x in range(alpha.shape[1]) if abs(x + x0 - top[0]) <= 0.25 * mouth.width]  # the opening's middle part
+    lowest = [np.flatnonzero(alpha[:, x]).max() + y0 for x in columns if alpha[:, x].any()]
+    reach = [depth[row, x + x0] for row, x in zip(lowest, columns)]
+    assert len(reach) >= 5 and 0.55 <= np.median(reach) <= 0.75  # at the dark line (0.62-0.78), not at 0.5
+
+
 def _without_colour(image: np.ndarray, tint=(1.0, 1.0, 1.0), keep: float = 0.0) -> np.ndarray:
     """The image in grey (times a per-channel tint: sepia), with `keep` of its own colour left."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)[..., None]

@@ -1,8 +1,8 @@
 """A photo's own teeth inside a rendered mouth, carried by the lips instead of stretched.
 
 A photo profile has no mouth memory and no refiner: the mouth the face model opens is a dark
-hole. When the photo shows teeth, they are cut out once (upper half of the opening with the
-upper lip, lower half with the lower lip) and pasted into every rendered opening, each half
+hole. When the photo shows teeth, they are cut out once (the opening parted where its teeth meet:
+the upper part with the upper lip, the lower with the lower lip) and pasted into every rendered opening, each half
 moving, turning and scaling with its lip, and clipped by the opening, so a closing mouth hides
 them behind the lips as a real one does.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.ndimage import median_filter
 
 from talkface.errors import CacheError
 from talkface.face.topology import LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT, UPPER_INNER_LIP
@@ -24,6 +25,9 @@ MIN_GAP_PX = 3.0  # a photo whose lips are closer than this shows no teeth worth
 MARGIN_PX = 2
 GENERIC_MOUTH_PATH = Path(__file__).resolve().parents[1] / "weights" / "generic_mouth.safetensors"
 LIGHT_LIMITS = (0.6, 1.2)  # the borrowed mouth's brightness follows the photo's within these
+SPLIT_BAND = (0.25, 0.75)  # the share of each column's opening its teeth are parted in (`_upper_part`)
+MIN_SPLIT_ROWS = 4  # a column with fewer rows of opening parts at the middle
+SPLIT_SMOOTH = 3.0  # px: the parting line smoothed across columns
 
 
 class PhotoMouth:
@@ -45,8 +49,9 @@ class PhotoMouth:
         ys, xs = np.mgrid[y0:y1, x0:x1]
         down = (bottom - top) / max(np.linalg.norm(bottom - top), 1e-6)
         depth = ((xs - top[0]) * down[0] + (ys - top[1]) * down[1]) / max(np.linalg.norm(bottom - top), 1e-6)
+        upper = _upper_part(photo[y0:y1, x0:x1], mask, depth)
         self.patches = []
-        for half, anchor in ((depth < 0.5, top), (depth >= 0.5, bottom)):
+        for half, anchor in ((upper, top), (~upper, bottom)):
             alpha = (mask & half).astype(np.float32)
             rgba = np.dstack([np.clip(photo[y0:y1, x0:x1].astype(np.float32) * gain, 0, 255), alpha])
             self.patches.append((rgba, anchor - [x0, y0]))
@@ -69,6 +74,26 @@ class PhotoMouth:
             moved = cv2.warpAffine(rgba, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)  # bilinear blurs the teeth
             alpha = np.clip(moved[..., 3], 0, 1) * hole
             region += alpha[..., None] * (moved[..., :3] - region)
+
+
+def _upper_part(crop: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the part of the opening (`mask`, uint8) that moves with the upper lip. Each
+    column parts at its darkest row within the middle of its opening (SPLIT_BAND: where the upper
+    and lower teeth meet, or the dark between them), the line smoothed across columns; a column the
+    opening barely spans parts at the middle (`depth` 0.5: 0 at the upper lip, 1 at the lower).
+    Parted along a straight line at the middle, teeth longer than half the opening were cut square."""
+    height, width = mask.shape
+    grey = cv2.GaussianBlur(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.0)
+    middle = np.argmin(np.abs(depth - 0.5), axis=0).astype(np.float64)  # each column's row at depth 0.5
+    parting = middle.copy()
+    for x in range(width):
+        inside = np.flatnonzero(mask[:, x])
+        if len(inside) >= MIN_SPLIT_ROWS:
+            low, high = inside[0] + int(SPLIT_BAND[0] * len(inside)), inside[0] + int(np.ceil(SPLIT_BAND[1] * len(inside)))
+            parting[x] = low + int(np.argmin(grey[low : high + 1, x]))
+    parting = median_filter(parting, size=5, mode="nearest")
+    parting = cv2.GaussianBlur(parting[None].astype(np.float32), (0, 0), SPLIT_SMOOTH)[0] if width > 1 else parting
+    return (np.arange(height)[:, None] < parting[None, :]) & (mask > 0)
 
 
 def _angle(points: np.ndarray) -> float:
