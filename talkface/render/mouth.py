@@ -27,7 +27,8 @@ GENERIC_MOUTH_PATH = Path(__file__).resolve().parents[1] / "weights" / "generic_
 LIGHT_LIMITS = (0.6, 1.2)  # the borrowed mouth's brightness follows the photo's within these
 SPLIT_BAND = (0.25, 0.75)  # the share of each column's opening its teeth are parted in (`_upper_part`)
 MIN_SPLIT_ROWS = 4  # a column with fewer rows of opening parts at the middle
-SPLIT_SMOOTH = 3.0  # px: the parting line smoothed across columns
+SPLIT_DARK = 0.75  # a column parts at its darkest row only where that is this much darker than its middle's median
+SPLIT_SMOOTH = 0.08  # of the opening's box width: the parting line's median window (and twice its Gaussian's sigma)
 
 
 class PhotoMouth:
@@ -79,8 +80,9 @@ class PhotoMouth:
 def _upper_part(crop: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """(h, w) bool: the part of the opening (`mask`, uint8) that moves with the upper lip. Each
     column parts at its darkest row within the middle of its opening (SPLIT_BAND: where the upper
-    and lower teeth meet, or the dark between them), the line smoothed across columns; a column the
-    opening barely spans parts at the middle (`depth` 0.5: 0 at the upper lip, 1 at the lower).
+    and lower teeth meet, or the dark between them) where that row is clearly dark (SPLIT_DARK), the
+    line smoothed across columns; a column without one, or that the opening barely spans, parts at
+    the middle (`depth` 0.5: 0 at the upper lip, 1 at the lower).
     Parted along a straight line at the middle, teeth longer than half the opening were cut square."""
     height, width = mask.shape
     grey = cv2.GaussianBlur(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.0)
@@ -90,9 +92,12 @@ def _upper_part(crop: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> np.nda
         inside = np.flatnonzero(mask[:, x])
         if len(inside) >= MIN_SPLIT_ROWS:
             low, high = inside[0] + int(SPLIT_BAND[0] * len(inside)), inside[0] + int(np.ceil(SPLIT_BAND[1] * len(inside)))
-            parting[x] = low + int(np.argmin(grey[low : high + 1, x]))
-    parting = median_filter(parting, size=5, mode="nearest")
-    parting = cv2.GaussianBlur(parting[None].astype(np.float32), (0, 0), SPLIT_SMOOTH)[0] if width > 1 else parting
+            band = grey[low : high + 1, x]
+            if band.min() < SPLIT_DARK * np.median(band):  # a clearly darker row: where the teeth meet
+                parting[x] = low + int(np.argmin(band))
+    size = max(5, int(SPLIT_SMOOTH * width) | 1)  # odd; a small mouth's teeth part along a line as smooth as a large one's
+    parting = median_filter(parting, size=size, mode="nearest")
+    parting = cv2.GaussianBlur(parting[None].astype(np.float32), (0, 0), max(1.0, SPLIT_SMOOTH * width / 2))[0] if width > 1 else parting
     return (np.arange(height)[:, None] < parting[None, :]) & (mask > 0)
 
 
