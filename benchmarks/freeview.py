@@ -181,8 +181,8 @@ def main() -> None:
 
     warper, radii, centre = output_module.HeadWarper, headwarp.HEAD_RADII, headwarp.HEAD_CENTRE
 
-    def ellipsoid_only(recurring=False, face=None):  # session 8's warp: the ellipsoid alone
-        return warper(recurring)
+    def ellipsoid_only(recurring=False, face=None, mattes=None, plate=None):  # session 8's warp: the ellipsoid alone (the room as now)
+        return warper(recurring, mattes=mattes, plate=plate)
 
     modes = ("before", "session 8", "after")
     for mode in modes:
@@ -263,6 +263,10 @@ front and the sides at the ears unchanged): the outline moves further. Before: a
 ellipsoid was widened over the ears (x radius 1.35 -> 1.5: the ears had sat at its rim, seen
 edge-on, and the ear turning into view was stretched to twice its width at 20 degrees) and the
 moved person's matte is firmed again (a stretched soft edge showed that ear half see-through).
+Since 2026-12-06 `before` no longer shows talkface before whole-head warping: speak's backgrounds
+now follow the drawn pose and are turned to it (render/background.py `follow_indices`, the follow
+benchmark), so the turned motion's backgrounds are warped in that mode too (its turn read 0.24-0.52
+of the asked on 2026-12-01, 0.52-0.93 now).
 Measured: the output's mean head angle, fitted in the person's own face model to Face Mesh
 landmarks tracked on the written video, against the same mode's output with no control.
 `mesh alone`: the face mesh drawn on grey at exactly the asked angle, measured the same way: the
