@@ -17,6 +17,7 @@ import torch
 from talkface.face import topology
 from talkface.face.geometry import screen_cross
 from talkface.face.model import MeshFaceModel
+from talkface.render.headwarp import sharp_remap
 from talkface.render.rasterizer import interpolate_covered, rasterize, sample_texture
 
 # the inner lip contour, in order around the mouth opening (MediaPipe indices)
@@ -143,7 +144,7 @@ class FaceCompositor:
         keep = np.zeros((height, width), np.float32)
         if skin is not None:  # the frame's own skin, moved to the new pose and expression (bicubic: no blur)
             map_x, map_y, keep = skin
-            moved = cv2.remap(own[0], map_x, map_y, own[2], borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            moved = _moved_skin(own[0], map_x, map_y, keep, own[2]).astype(np.float32)
             colours += keep[..., None] * (moved - colours)
         mouth = np.zeros((height, width), np.uint8)
         cv2.fillPoly(mouth, [np.round(vertices[list(INNER_LIPS), :2]).astype(np.int32)], 1)
@@ -166,6 +167,22 @@ class FaceCompositor:
         frame += weight[..., None] * (colours - frame)
         frame += 0.5
         return np.clip(frame, 0, 255, out=frame).astype(np.uint8), weight, weight * keep
+
+
+def _moved_skin(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, keep: np.ndarray, interpolation: int) -> np.ndarray:
+    """`image` read at (map_x, map_y) (float32 maps) where `keep` > 0. Bicubic is made as
+    `sharp_remap` (as sharp, a fifth of the time), from the part of the image the kept pixels read
+    only; Lanczos (a photo's) as it is."""
+    if interpolation != cv2.INTER_CUBIC:
+        return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
+    used = keep > 0
+    if not used.any():
+        return np.zeros(map_x.shape + image.shape[2:], image.dtype)
+    height, width = image.shape[:2]
+    xs, ys = map_x[used], map_y[used]
+    x0, y0 = np.clip([int(np.floor(xs.min())) - 2, int(np.floor(ys.min())) - 2], 0, [width - 1, height - 1])
+    x1, y1 = np.clip([int(np.ceil(xs.max())) + 3, int(np.ceil(ys.max())) + 3], [x0 + 1, y0 + 1], [width, height])
+    return sharp_remap(image[y0:y1, x0:x1], map_x - np.float32(x0), map_y - np.float32(y0))
 
 
 def _throat(mouth: np.ndarray) -> np.ndarray:

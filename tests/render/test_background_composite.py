@@ -255,3 +255,25 @@ def test_a_photos_open_mouth_darkens_into_the_throat(clip_frames):
     assert grey["photo"][middle].mean() < 0.75 * grey["photo"][rim].mean()
     assert grey["photo"][middle].mean() < 0.6 * grey["clip"][middle].mean() and grey["photo"][middle].mean() > 0.5 * MOUTH_DEEP / MOUTH_SHADE * grey["clip"][middle].mean()
     assert abs(grey["clip"][middle].mean() - grey["clip"][rim].mean()) < 0.15 * grey["clip"][rim].mean()  # flat
+
+
+def test_the_kept_skin_is_read_from_the_part_of_the_frame_it_needs_as_from_the_whole():
+    """_moved_skin (a clip's bicubic kept skin, made as a sharpened bilinear remap of only the
+    part of the frame the kept pixels read) gives the kept pixels what the remap of the whole
+    frame gives; a photo's Lanczos is OpenCV's own."""
+    from talkface.render.composite import _moved_skin
+    from talkface.render.headwarp import sharp_remap
+
+    rng = np.random.default_rng(5)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (200, 240, 3), np.uint8), (0, 0), 1.0)
+    yy, xx = np.mgrid[0:60, 0:80].astype(np.float32)
+    map_x, map_y = xx + 100.3 + 3 * np.sin(yy / 7), yy + 70.6 + 2 * np.cos(xx / 9)
+    keep = np.zeros((60, 80), np.float32)
+    keep[10:50, 15:70] = 0.8
+    map_x[keep == 0], map_y[keep == 0] = -1, -1  # as the compositor leaves pixels off the face
+    used = keep > 0
+    moved = _moved_skin(image, map_x, map_y, keep, cv2.INTER_CUBIC)
+    np.testing.assert_array_equal(moved[used], sharp_remap(image, map_x, map_y)[used])
+    lanczos = _moved_skin(image, map_x, map_y, keep, cv2.INTER_LANCZOS4)
+    np.testing.assert_array_equal(lanczos, cv2.remap(image, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE))
+    assert not _moved_skin(image, map_x, map_y, np.zeros_like(keep), cv2.INTER_CUBIC).any()
