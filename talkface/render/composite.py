@@ -17,7 +17,7 @@ import torch
 from talkface.face import topology
 from talkface.face.geometry import screen_cross
 from talkface.face.model import MeshFaceModel
-from talkface.render.headwarp import sharp_remap
+from talkface.render.headwarp import SHARPEN_FROM, sharp_remap
 from talkface.render.rasterizer import interpolate_covered, rasterize, sample_texture
 
 # the inner lip contour, in order around the mouth opening (MediaPipe indices)
@@ -132,11 +132,13 @@ class FaceCompositor:
         own = None
         if source is not None and np.isfinite(source[self.drawn, :2]).all():
             own = (background if source_image is None else source_image, source, self.skin_interpolation)
-        inside, box_weight, box_kept = self._composite_box(background[y0:y1, x0:x1], vertices - np.array([x0, y0, 0], vertices.dtype), own)
+        inside, box_weight, box_kept = self._composite_box(background[y0:y1, x0:x1], vertices - np.array([x0, y0, 0], vertices.dtype), own, (x0, y0))
         frame[y0:y1, x0:x1], weight[y0:y1, x0:x1], kept[y0:y1, x0:x1] = inside, box_weight, box_kept
         return frame, weight, kept
 
-    def _composite_box(self, background: np.ndarray, vertices: np.ndarray, own: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _composite_box(
+        self, background: np.ndarray, vertices: np.ndarray, own: tuple | None = None, origin: tuple[int, int] = (0, 0)
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         height, width = background.shape[:2]
         colours, covered, skin = self._render(vertices, (width, height), None if own is None else own[1])
         covered_u8 = covered.view(np.uint8)
@@ -144,7 +146,7 @@ class FaceCompositor:
         keep = np.zeros((height, width), np.float32)
         if skin is not None:  # the frame's own skin, moved to the new pose and expression (bicubic: no blur)
             map_x, map_y, keep = skin
-            moved = _moved_skin(own[0], map_x, map_y, keep, own[2]).astype(np.float32)
+            moved = _moved_skin(own[0], map_x, map_y, keep, own[2], origin).astype(np.float32)
             colours += keep[..., None] * (moved - colours)
         mouth = np.zeros((height, width), np.uint8)
         cv2.fillPoly(mouth, [np.round(vertices[list(INNER_LIPS), :2]).astype(np.int32)], 1)
@@ -169,10 +171,14 @@ class FaceCompositor:
         return np.clip(frame, 0, 255, out=frame).astype(np.uint8), weight, weight * keep
 
 
-def _moved_skin(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, keep: np.ndarray, interpolation: int) -> np.ndarray:
-    """`image` read at (map_x, map_y) (float32 maps) where `keep` > 0. Bicubic is made as
-    `sharp_remap` (as sharp, a fifth of the time), from the part of the image the kept pixels read
-    only; Lanczos (a photo's) as it is."""
+def _moved_skin(
+    image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, keep: np.ndarray, interpolation: int, origin: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    """`image` read at (map_x, map_y) (float32 maps of a box whose first pixel is `origin` in the
+    image) where `keep` > 0. Bicubic is made as `sharp_remap` does (as sharp, a fifth of the time),
+    from the part of the image the kept pixels read only, each pixel sharpened as far as it moves
+    (SHARPEN_FROM: a face drawn where the image has it, as `render --onto` and `dub` draw most of
+    it, is read as it is); Lanczos (a photo's) as it is."""
     if interpolation != cv2.INTER_CUBIC:
         return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
     used = keep > 0
@@ -182,7 +188,15 @@ def _moved_skin(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, keep: n
     xs, ys = map_x[used], map_y[used]
     x0, y0 = np.clip([int(np.floor(xs.min())) - 2, int(np.floor(ys.min())) - 2], 0, [width - 1, height - 1])
     x1, y1 = np.clip([int(np.ceil(xs.max())) + 3, int(np.ceil(ys.max())) + 3], [x0 + 1, y0 + 1], [width, height])
-    return sharp_remap(image[y0:y1, x0:x1], map_x - np.float32(x0), map_y - np.float32(y0))
+    part, read_x, read_y = image[y0:y1, x0:x1], map_x - np.float32(x0), map_y - np.float32(y0)
+    plain = cv2.remap(part, read_x, read_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    rows, columns = np.mgrid[0 : map_x.shape[0], 0 : map_x.shape[1]].astype(np.float32)
+    move = np.hypot(map_x - (columns + np.float32(origin[0])), map_y - (rows + np.float32(origin[1])))
+    share = np.minimum(move * np.float32(1 / SHARPEN_FROM), np.float32(1))
+    if not (share[used] > 0.02).any():  # read where it is (within 0.01 px): nothing to sharpen
+        return plain
+    sharp = sharp_remap(part, read_x, read_y)
+    return cv2.blendLinear(sharp, plain, share, 1 - share)
 
 
 def _throat(mouth: np.ndarray) -> np.ndarray:

@@ -57,11 +57,17 @@ _RIM = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PLATE_RIM + 1,) * 2)
 _AROUND_SMALL = np.ones((9, 9), np.uint8)  # the room within 16 px of the person (4 px at a quarter of the size) sets the plate's exposure
 _RIM_SMALL = np.ones((3, 3), np.uint8)  # PLATE_RIM at a quarter of the size
 # the frame is sharpened by this 3-tap kernel, [-a, 1 + 2a, -a] along each axis, before its bilinear
-# remap (`sharp_remap`): bilinear alone kept 0.73 of the bicubic remap's fine detail (Laplacian) on
-# a 900² vlogger's turned frames, prefiltered with 0.1 1.01 of it, 54 dB from bicubic's picture
-# (51 without), at a fifth of bicubic's time (OpenCV's bilinear remap is vectorised, its bicubic not)
-PREFILTER = 0.08
+# remap (`sharp_remap`): a pixel read at offset t between two is blurred by about t(1 - t)/2 of its
+# second difference, and 0.1 matches the fine detail OpenCV's bicubic remap (its A = -0.75) keeps on
+# average (its mean response over 0.12-0.3 cycles/px within 2.5 %; on a 900² vlogger's turned frames the
+# Laplacian 1.00 of bicubic's, 56 dB from its picture, where plain bilinear kept 0.73 of the detail),
+# at a fifth of bicubic's time (OpenCV's bilinear remap is vectorised, its bicubic not)
+PREFILTER = 0.1
 _PREFILTER = np.array([-PREFILTER, 1 + 2 * PREFILTER, -PREFILTER], np.float32)
+# bilinear blurs a pixel read between pixels, not one read on a pixel: a pixel that moves less than
+# this (px) is sharpened in proportion, one that stays put not at all (it would only be sharpened;
+# bicubic leaves it as it was). Beyond it the read falls anywhere between pixels, as on average.
+SHARPEN_FROM = 0.5
 MATTES_KEPT = 64  # clip frames whose person matte HeadWarper keeps (backgrounds repeat as the clip plays)
 # the head in model units (the face mesh spans about x +-1.3, y +-1.6, z -0.7..1.2 around its
 # centroid, one unit about 5.4 cm; y down, z away from the camera): the skull's centre behind the
@@ -134,8 +140,9 @@ def warp_head(
     gx = np.arange(x0 + first, x1 + step, step, dtype=np.float64)
     gy = np.arange(y0 + first, y1 + step, step, dtype=np.float64)
     soften = max(SOFTEN * target_pose[5] * HEAD_RADII.max() / step, 0.5)
-    reads = grid_moves(gx, gy, source_pose, target_pose, face, soften)
-    reads += np.stack(np.meshgrid(gx, gy), -1)
+    moves = grid_moves(gx, gy, source_pose, target_pose, face, soften)
+    sharpen = np.minimum(np.hypot(moves[..., 0], moves[..., 1]) * (1 / SHARPEN_FROM), 1).astype(np.float32)
+    reads = moves + np.stack(np.meshgrid(gx, gy), -1)
     # the part of the frame the maps read (the box, moved; 2 px round it for the taps and the
     # sharpening): remapped from there only, so only it is sharpened
     flat = reads.reshape(-1, 2)
@@ -144,18 +151,25 @@ def warp_head(
     reads -= (rx0, ry0)
     source, read = frame[ry0:ry1, rx0:rx1], (slice(ry0, ry1), slice(rx0, rx1))
     dense = cv2.resize(reads.astype(np.float32), (len(gx) * step, len(gy) * step), interpolation=cv2.INTER_LINEAR)
+    # how much each pixel of the read part is sharpened: as much as its move asks where it lies in
+    # the box (a pixel that moves less than SHARPEN_FROM reads within that of itself), none beyond
+    weight = np.zeros(source.shape[:2], np.float32)
+    ix0, iy0, ix1, iy1 = max(x0, rx0), max(y0, ry0), min(x1, rx1), min(y1, ry1)
+    if ix1 > ix0 and iy1 > iy0:
+        shares = cv2.resize(sharpen, (len(gx) * step, len(gy) * step), interpolation=cv2.INTER_LINEAR)[step : step + y1 - y0, step : step + x1 - x0]
+        weight[iy0 - ry0 : iy1 - ry0, ix0 - rx0 : ix1 - rx0] = shares[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
     # fixed-point maps (1/32 px), shared by the frame's remap and the matte's
     map_xy, map_fraction = cv2.convertMaps(dense[step : step + y1 - y0, step : step + x1 - x0], None, cv2.CV_16SC2)
     out = frame.copy()
     if person is None:
-        out[y0:y1, x0:x1] = sharp_remap(source, map_xy, map_fraction)
+        out[y0:y1, x0:x1] = sharp_remap(source, map_xy, map_fraction, weight)
         return out
     person = _matte_bytes(person)
     matte = person[y0:y1, x0:x1]
     # firmed again: where the warp stretches the head (an ear turning into view), it stretches the
     # matte's soft edge with it, and a half-sure rim showed the ear doubled, half see-through
     moved_matte = cv2.LUT(cv2.remap(person[read], map_xy, map_fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), _FIRM)
-    moved = sharp_remap(source, map_xy, map_fraction)
+    moved = sharp_remap(source, map_xy, map_fraction, weight)
     if room is not None:
         return _blend_person(out, moved, room[y0:y1, x0:x1], moved_matte, x0, y0)
     room = frame[y0:y1, x0:x1]
@@ -178,12 +192,16 @@ def warp_head(
     return _blend_person(out, moved, room, moved_matte, x0, y0)
 
 
-def sharp_remap(frame: np.ndarray, map_xy: np.ndarray, map_fraction: np.ndarray) -> np.ndarray:
+def sharp_remap(frame: np.ndarray, map_xy: np.ndarray, map_fraction: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
     """`frame` remapped through fixed-point maps (cv2.convertMaps' CV_16SC2 pair) about as sharp as
     a bicubic remap (plain bilinear blurs a head by a quarter), in a fifth of its time: the bilinear
     remap of the frame sharpened by PREFILTER. (Cheap enough to remap a whole box: bicubic was
-    remapped only where the person showed, band by band.)"""
-    return cv2.remap(_sharpened(frame), map_xy, map_fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    remapped only where the person showed, band by band.) `weight`: (H, W) float32 share of the
+    sharpening at each of `frame`'s pixels (see SHARPEN_FROM); None: all of it."""
+    source = _sharpened(frame)
+    if weight is not None:
+        source = cv2.blendLinear(source, frame, weight, 1 - weight)
+    return cv2.remap(source, map_xy, map_fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _sharpened(frame: np.ndarray) -> np.ndarray:

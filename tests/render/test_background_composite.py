@@ -277,3 +277,6 @@ def test_the_kept_skin_is_read_from_the_part_of_the_frame_it_needs_as_from_the_w
     lanczos = _moved_skin(image, map_x, map_y, keep, cv2.INTER_LANCZOS4)
     np.testing.assert_array_equal(lanczos, cv2.remap(image, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE))
     assert not _moved_skin(image, map_x, map_y, np.zeros_like(keep), cv2.INTER_CUBIC).any()
+    # the face drawn where the image has it (render --onto): its skin read as it is, not sharpened
+    still = _moved_skin(image, xx + 100, yy + 70, keep, cv2.INTER_CUBIC, origin=(100, 70))
+    np.testing.assert_array_equal(still[used], image[70:130, 100:180][used])
