@@ -144,7 +144,7 @@ class FaceCompositor:
         covered_u8 = covered.view(np.uint8)
         colours = _match_light(colours, background, covered_u8)
         keep = np.zeros((height, width), np.float32)
-        if skin is not None:  # the frame's own skin, moved to the new pose and expression (bicubic: no blur)
+        if skin is not None:  # the frame's own skin, moved to the new pose and expression (as sharp as bicubic: no blur)
             map_x, map_y, keep = skin
             moved = _moved_skin(own[0], map_x, map_y, keep, own[2], origin).astype(np.float32)
             colours += keep[..., None] * (moved - colours)

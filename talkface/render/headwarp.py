@@ -193,7 +193,7 @@ def warp_head(
 
 
 def sharp_remap(frame: np.ndarray, map_xy: np.ndarray, map_fraction: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
-    """`frame` remapped through fixed-point maps (cv2.convertMaps' CV_16SC2 pair) about as sharp as
+    """`frame` remapped through cv2.remap's maps (float ones, or cv2.convertMaps' fixed-point pair) about as sharp as
     a bicubic remap (plain bilinear blurs a head by a quarter), in a fifth of its time: the bilinear
     remap of the frame sharpened by PREFILTER. (Cheap enough to remap a whole box: bicubic was
     remapped only where the person showed, band by band.) `weight`: (H, W) float32 share of the
