@@ -14,10 +14,12 @@ latency of `speak --out -` from the command's start to the first video fragment 
 `heldout` (in --modes) measures this checkout on a clip no setting was tuned on: the first
 20 s of congressman_d_60s.mp4 (256x256) finetuned, its next 10 s drawn in place for face
 PSNR, and the same 30 s of speech spoken; plus the whole `speak` command's wall time there.
-`clip512` finetunes all 20 s of obama_weekly_20s.mp4 upscaled to 512x512 (the size the issue
-names; no shared clip has it), and measures nothing else.
+`clip512` finetunes all 20 s of obama_weekly_20s.mp4 upscaled to 512x512 (the size issue 38
+names; no shared clip has it) and speaks the 30 s of speech at that size (the whole command
+timed too); `before512` does the same with talkface at the commit given by --today (before the
+refiner pretrained across the corpus), so one run holds today's figures beside the new ones.
 
-Usage: python benchmarks/speed.py [--before REV] [--modes before,after,heldout,clip512] [--device auto]
+Usage: python benchmarks/speed.py [--before REV] [--today REV] [--modes before,after,heldout,before512,clip512] [--device auto]
        [--features mfcc+whisper] [--results speed]  (speed_cuda: the same on a GPU machine)
 Writes benchmarks/results/speed.md and speed.json.
 """
@@ -37,6 +39,7 @@ from pathlib import Path
 os.environ.setdefault("TALKFACE_QUIET", "1")
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "a97b6b2"  # talkface before the speed work (the last commit of the session before it)
+TODAY = "2d01cca"  # talkface before the pretrained refiner (issue 38's "today"): `before512`
 DATA = ROOT.parent / "shared" / "data"
 SPEECH = DATA / "audio" / "english_45s.mp3"
 SPEECH_SECONDS = 30
@@ -152,9 +155,9 @@ def run_speak(profile, speech: Path, folder: Path, device: str) -> tuple[dict, f
     return stages, wall, result.n_frames
 
 
-def _child_env() -> dict:
-    """The environment of a `talkface` child process: this checkout first on the import path."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+def _child_env(code: Path = ROOT) -> dict:
+    """The environment of a `talkface` child process: `code` (this checkout) first on the import path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))}
 
 
 def stream_latency(profile_folder: Path, speech: Path) -> dict:
@@ -189,10 +192,17 @@ def measure(mode: str, code: Path, scratch: Path, device: str, features: str) ->
 
     assert Path(talkface.__file__).resolve().is_relative_to(code.resolve()), talkface.__file__
     folder = scratch / f"profile_{mode}"
-    if mode == "clip512":
+    if mode in ("clip512", "before512"):
         finetune_stages, profile = run_finetune(scratch / "clip512.mp4", folder, device, features)
-        steps = profile.info.refiner.get("steps")
-        return {"finetune": {"mode": mode, **finetune_stages, "refiner_steps": steps}, "quality": {"mode": mode}, "speak": {"mode": mode}, "profile": str(profile.folder)}
+        refiner = profile.info.refiner
+        speak_stages, wall, n_frames = run_speak(profile, scratch / "speech30.wav", folder, device)
+        return {
+            "finetune": {"mode": mode, **finetune_stages, "refiner_steps": refiner.get("steps")},
+            "quality": {"mode": mode, "validation_psnr_db": refiner.get("validation", {}).get("face_psnr_refined_db")},
+            "speak": {"mode": mode, **speak_stages, "frames": n_frames, "frames_per_s": round(n_frames / wall, 1), "wall_over_audio": round(wall / SPEECH_SECONDS, 2),
+                      "whole_command_s": command_wall(profile.folder, scratch / "speech30.wav", folder, code=code)},
+            "profile": str(profile.folder),
+        }
     prefix = "heldout_" if mode == "heldout" else ""
     finetune_stages, profile = run_finetune(scratch / f"{prefix}train.mp4", folder, device, features)
     refiner = profile.info.refiner if hasattr(profile, "info") else {}
@@ -228,13 +238,13 @@ def upscale_clip(folder: Path) -> None:
     write_video(folder / "clip512.mp4", frames, 25, load_audio(clip), crf=12)
 
 
-def command_wall(profile_folder: Path, speech: Path, folder: Path, repeats: int = 2) -> list[float]:
+def command_wall(profile_folder: Path, speech: Path, folder: Path, repeats: int = 2, code: Path = ROOT) -> list[float]:
     """Seconds of the whole `talkface speak` command (start-up, imports and all), writing a file."""
     command = [sys.executable, "-m", "talkface", "speak", "--audio", str(speech), "--person", str(profile_folder), "--out", str(folder / "cli.mp4")]
     walls = []
     for _ in range(repeats):
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, cwd=ROOT, env=_child_env())
+        subprocess.run(command, check=True, capture_output=True, cwd=code, env=_child_env(code))
         walls.append(round(time.perf_counter() - started, 2))
     return walls
 
@@ -242,6 +252,7 @@ def command_wall(profile_folder: Path, speech: Path, folder: Path, repeats: int 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default=BASELINE, help="the commit to measure as `before`")
+    parser.add_argument("--today", default=TODAY, help="the commit to measure as `before512` (talkface before the pretrained refiner)")
     parser.add_argument("--modes", default="before,after")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--features", default="mfcc+whisper", help="finetune's audio features (mfcc where the Whisper weights are not installed)")
@@ -274,17 +285,18 @@ def main() -> None:
         split_clip(scratch)
         if "heldout" in args.modes.split(","):
             split_heldout(scratch)
-        if "clip512" in args.modes.split(","):
+        if {"clip512", "before512"} & set(args.modes.split(",")):
             upscale_clip(scratch)
         audio = load_audio(SPEECH)
         write_audio(scratch / "speech30.wav", Audio(audio.samples[: SPEECH_SECONDS * audio.sample_rate], audio.sample_rate))
-        baseline = scratch / "before_code"
-        if "before" in args.modes.split(","):
-            baseline.mkdir()
-            archive = subprocess.run(["git", "archive", args.before, "talkface"], cwd=ROOT, capture_output=True, check=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
+        codes = {"before": (scratch / "before_code", args.before), "before512": (scratch / "today_code", args.today)}
+        for mode, (baseline, revision) in codes.items():
+            if mode in args.modes.split(","):
+                baseline.mkdir()
+                archive = subprocess.run(["git", "archive", revision, "talkface"], cwd=ROOT, capture_output=True, check=True).stdout
+                subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
         for mode in args.modes.split(","):
-            code = baseline if mode == "before" else ROOT
+            code = codes[mode][0] if mode in codes else ROOT
             result = scratch / f"{mode}.json"
             command = [sys.executable, __file__, "--one", mode, "--code", str(code), "--scratch", str(scratch), "--result", str(result), "--device", device, "--features", args.features]
             subprocess.run(command, check=True, cwd=scratch)
@@ -298,11 +310,11 @@ def main() -> None:
             results["heldout"]["speak"]["whole_command_s"] = command_wall(Path(results["heldout"]["profile"]), scratch / "speech30.wav", scratch)
     saved = json.loads((RESULTS / f"{args.results}.json").read_text()) if (RESULTS / f"{args.results}.json").exists() else {}
     latency = latency or saved.get("stream", {})  # `after` not run: its streaming figures are kept too
-    for kept in ("before", "after", "heldout", "clip512"):  # keep the last measured rows of the modes not run
-        earlier = {part: [dict(row, mode=row["mode"] if row["mode"].endswith("(earlier run)") else f"{row['mode']} (earlier run)") for row in saved.get(part, []) if row["mode"].startswith(kept)] for part in ("finetune", "quality", "speak")}
+    for kept in ("before", "after", "heldout", "before512", "clip512"):  # keep the last measured rows of the modes not run
+        earlier = {part: [dict(row, mode=row["mode"] if row["mode"].endswith("(earlier run)") else f"{row['mode']} (earlier run)") for row in saved.get(part, []) if row["mode"].removesuffix(" (earlier run)") == kept] for part in ("finetune", "quality", "speak")}
         if kept not in results and all(earlier.values()):
             results[kept] = {part: earlier[part][0] for part in earlier}
-    order = {"before": 0, "after": 1, "heldout": 2, "clip512": 3}
+    order = {"before": 0, "after": 1, "heldout": 2, "before512": 3, "clip512": 4}
     results = dict(sorted(results.items(), key=lambda item: order.get(item[0], 3)))
     rows = {part: [results[mode][part] for mode in results] for part in ("finetune", "quality", "speak")}
     report(rows, latency, device, args)
@@ -324,15 +336,16 @@ def report(rows: dict, latency: dict, device: str, args) -> None:
     markdown = (
         f"# Speed: finetune and speak, stage by stage\n\ntalkface {__version__}, {time.strftime('%Y-%m-%d')}, "
         f"{os.cpu_count()} CPU cores, device {device}{gpu} (bfloat16 convolutions available: {bf16}), audio features {args.features}. "
-        f"Command of the last run: `python benchmarks/speed.py --before {args.before} --modes {args.modes} --device {args.device} "
+        f"Command of the last run: `python benchmarks/speed.py --before {args.before} --today {args.today} --modes {args.modes} --device {args.device} "
         f"--features {args.features} --results {args.results}`.\n\n"
         f"before: talkface at commit {args.before} (before the speed work); after: this checkout with its defaults. "
         "Each runs in its own process, one after the other; a row marked `(earlier run)` is kept from the previous "
         "run of this script on this machine.\n\n"
         "## finetune (standard preset), first 15 s of obama_weekly_20s.mp4 (450x450), seconds\n\n"
         "`heldout`: the first 20 s of congressman_d_60s.mp4 (256x256) instead, with this checkout; its quality row is "
-        "the face PSNR of its next 10 s drawn in place. `clip512`: all 20 s of obama_weekly_20s.mp4 upscaled to 512x512 "
-        "(finetune only).\n\n"
+        "the face PSNR of its next 10 s drawn in place. `clip512`: all 20 s of obama_weekly_20s.mp4 upscaled to 512x512, "
+        f"then the same 30 s of speech spoken at 512x512; its quality row is the refiner's held-out PSNR (the clip's last 15 %, "
+        f"kept out of training). `before512`: the same with talkface at commit {args.today} (before the pretrained refiner).\n\n"
         + markdown_table(rows["finetune"])
         + "\n\n## Quality: face PSNR of the refined render on the clip's unseen last 5 s (the refine benchmark's `refined` row)\n\n"
         + markdown_table(rows["quality"])

@@ -222,7 +222,7 @@ def finetune(
         _FINETUNE.use_generic, "--generic/--no-generic", help="Start from the generic multi-speaker audio->lip model (needs --features mfcc+whisper)."
     ),
     preset: str = typer.Option(
-        _FINETUNE.preset, help="Refiner training: draft (a few minutes on a CPU), standard (about 20 min on 2 CPU cores) or best (long; for a GPU)."
+        _FINETUNE.preset, help="Refiner training, adapting the refiner pretrained across many people: draft (2-3 min for a 20-s clip on 2 CPU cores), standard (about 4 min) or best (wider, trained from nothing: long; for a GPU)."
     ),
     refiner: bool = typer.Option(_FINETUNE.refiner, "--refiner/--no-refiner", help="Train the GAN refiner (without it, speak gives the coarse render)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),

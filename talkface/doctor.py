@@ -104,6 +104,20 @@ def _generic_lips() -> Check:
     )
 
 
+def _generic_refiner() -> Check:
+    """The refiner pretrained across the corpus, where finetune's refiner starts."""
+    from talkface.errors import CacheError
+    from talkface.refine.generic import GENERIC_REFINER_PATH, generic_refiner_meta
+
+    try:
+        meta = generic_refiner_meta()
+    except CacheError as exc:
+        return Check("generic refiner", False, str(exc), required=False)
+    if meta is None:
+        return Check("generic refiner", False, f"{GENERIC_REFINER_PATH} is missing: finetune's refiner would start from nothing; reinstall talkface", required=False)
+    return Check("generic refiner", True, f"{GENERIC_REFINER_PATH.name}, {meta.get('steps', '?')} steps on {meta.get('clips', '?')} clips", required=False)
+
+
 def _photo_models() -> Check:
     """The generic face kit and open mouth that `finetune --image` needs (photo profiles only)."""
     from talkface.errors import CacheError
@@ -147,6 +161,7 @@ def run_checks() -> list[Check]:
         _ffmpeg(),
         _tracker_model(),
         _generic_lips(),
+        _generic_refiner(),
         _photo_models(),
         _identity_models(),
         _device(),

@@ -25,6 +25,8 @@ from talkface.motion.model import train_motion_model
 from talkface.motion.generic import FEATURE_SET as GENERIC_FEATURES
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_dir, load_profile, publish_profile, save_profile_parts, withdraw_profile
+from talkface.refine.generic import GENERIC_REFINER_PATH
+from talkface.refine.generic import fits as generic_fits
 from talkface.refine.model import REFINER_FORMAT, Refiner
 from talkface.refine.memory import MouthMemory
 from talkface.refine.train import CHECKPOINT, PairSet, prepare_pairs, train_refiner
@@ -212,7 +214,8 @@ def _train_refiner(video: Path, folder: Path, tracked, refiner_config: RefinerCo
     """Train the refiner on the clip rendered onto itself, or reuse the one already trained."""
     cache = StageCache(folder)
     fit_digest = file_digest(folder / "fit.npz")
-    key = make_key(file_digest(video), fit_digest, file_digest(folder / EyeMemory.FILE), repr(refiner_config), REFINER_FORMAT, SKIN_RAMP)  # the coarse frames it learns from
+    generic = file_digest(GENERIC_REFINER_PATH) if refiner_config.warm_start and generic_fits(refiner_config.channels) else None  # where it starts
+    key = make_key(file_digest(video), fit_digest, file_digest(folder / EyeMemory.FILE), repr(refiner_config), REFINER_FORMAT, SKIN_RAMP, generic)  # the coarse frames it learns from
     if not force and cache.is_done("refiner", key, ["refiner.json", "refiner.safetensors", "refiner_memory.npz"]):
         return Refiner.load(folder).summary
     n_frames = len(tracked.fit.pose)

@@ -63,6 +63,7 @@ def test_doctor_reports_the_installation():
     assert names["face tracker model"]["ok"]
     assert names["generic lip model"]["ok"] and "61 clips" in names["generic lip model"]["detail"]
     assert names["photo profile models"]["ok"] and "59 clips" in names["photo profile models"]["detail"]
+    assert names["generic refiner"]["ok"] and "on 51 clips" in names["generic refiner"]["detail"]
     assert "libx264" in names["ffmpeg (PyAV)"]["detail"]
     assert names["device"]["ok"]
 

@@ -18,6 +18,8 @@ from talkface import progress
 from talkface.config import RefinerConfig
 from talkface.device import use_bfloat16
 from talkface.face.model import FaceFit, MeshFaceModel, place_vertices
+from talkface.refine.generic import fits as generic_fits
+from talkface.refine.generic import load_generic_refiner
 from talkface.refine.inputs import crop_inputs, generator_input, to_unit
 from talkface.refine.memory import MouthMemory, mouth_keys
 from talkface.refine.model import REFINER_FORMAT, Refiner, mouth_patch_size
@@ -252,8 +254,13 @@ def train_refiner(pairs: PairSet, memory: MouthMemory, n_train: int, config: Ref
     torch.manual_seed(SEED)
     trainer = RefinerTrainer(config, device)
     checkpoint = folder / CHECKPOINT
+    started_from = "nothing"
     if trainer.resume(checkpoint, key):
         progress.log(f"resuming refiner training at step {trainer.step} of {config.steps}")
+    if config.warm_start and generic_fits(config.channels):
+        if trainer.step == 0:  # every network, the running average too (a resumed run has its own)
+            load_generic_refiner(trainer._modules())
+        started_from = "generic"
     train_rows = np.flatnonzero(pairs.frames < n_train)
     held_rows = np.flatnonzero(pairs.frames >= n_train)
     started = time.perf_counter()
@@ -296,6 +303,7 @@ def train_refiner(pairs: PairSet, memory: MouthMemory, n_train: int, config: Ref
         "config": asdict(config),
         "steps": trainer.step,
         "stopped_early": stopped_early,
+        "started_from": started_from,
         "held_out_checks": [[step, psnr] for step, psnr in trainer.checks],
         "train_frames": int(len(train_rows)),
         "train_seconds_this_run": round(time.perf_counter() - started, 1),

@@ -364,7 +364,7 @@ def build(settings: Settings, store: JobStore):
             with gr.Row():
                 profile_source = gr.File(label="Clip or photo", file_types=["video", "image"], type="filepath", elem_id="profile-source")
                 with gr.Column():
-                    preset = gr.Radio(list(PRESETS), value="draft", label="Preset (clips: the refiner's training)", info="draft: minutes on a CPU; standard: about 20 min; best: for a GPU")
+                    preset = gr.Radio(list(PRESETS), value="draft", label="Preset (clips: the refiner's training)", info="draft: 2-3 min on a CPU; standard: about 4 min; best: for a GPU")
                     profile_name = gr.Textbox(label="Name", placeholder="the file's name")
                     with gr.Row():
                         profile_go = gr.Button("Make profile", variant="primary", elem_id="profile-go")
