@@ -31,6 +31,7 @@ from talkface.refine.model import REFINER_FORMAT, Refiner
 from talkface.refine.memory import MouthMemory
 from talkface.refine.train import CHECKPOINT, PairSet, prepare_pairs, train_refiner
 from talkface.render.composite import SKIN_RAMP
+from talkface.render.eyelids import EYELIDS_VERSION
 from talkface.render.eyes import EyeMemory, RegionMemory
 from talkface.render.mouth_patches import MouthPatches
 from talkface.render.frames import MATTES_FORMAT, FrameStore, MatteStore, save_frames, save_mattes
@@ -124,7 +125,7 @@ def finetune(
     generic_record = {k: generic.meta.get(k) for k in ("trained", "command", "cross_validation")} if generic else None
     save_profile_parts(folder, tracked.model, tracked.fit, motion, reference)
     for region in (EyeMemory, MouthPatches):
-        _store_region(region, video, folder, tracked, force)
+        _store_region(region, video, folder, tracked, force, motion.blinks.deepest() if region is EyeMemory else None)
     _measure_turn_gain(folder, tracked, force)
     # 6. the GAN refiner
     refiner = None
@@ -316,14 +317,16 @@ def _measure_turn_gain(folder: Path, tracked, force: bool) -> None:
         cache.mark_done("turn_gain", key)
 
 
-def _store_region(region: type[RegionMemory], video: Path, folder: Path, tracked, force: bool) -> None:
+def _store_region(region: type[RegionMemory], video: Path, folder: Path, tracked, force: bool, closing: np.ndarray | None = None) -> None:
     """The person's eyes (lids, brows) or mouth (lips, teeth) from every tracked clip frame (see
-    talkface.render.eyes and talkface.render.mouth_patches)."""
+    talkface.render.eyes and talkface.render.mouth_patches); `closing`: the person's blink at its
+    deepest, from which the eyes' memory makes closed eyes (render/eyelids.py)."""
     cache = StageCache(folder)
-    key = make_key(file_digest(video), file_digest(folder / "fit.npz"), region.FORMAT)
+    made = None if closing is None else (EYELIDS_VERSION, np.asarray(closing, np.float32).tobytes().hex())
+    key = make_key(file_digest(video), file_digest(folder / "fit.npz"), region.FORMAT, *(() if made is None else made))
     if force or not cache.is_done(region.NAME, key, [region.FILE]):
         fit = tracked.fit
-        region.build(tracked.model, fit.expression, fit.pose, fit.valid, read_frames(video)).save(folder / region.FILE)
+        region.build(tracked.model, fit.expression, fit.pose, fit.valid, read_frames(video), closing).save(folder / region.FILE)
         cache.mark_done(region.NAME, key)
 
 

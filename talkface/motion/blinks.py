@@ -9,13 +9,15 @@ import numpy as np
 from talkface.face import topology
 from talkface.face.topology import eye_openness
 from talkface.signals import blink_frames
-from talkface.face.fit import part_only
+from talkface.face.fit import landmark_basis, part_only
 from talkface.face.model import MorphableModel
 
 PROFILE_RADIUS = 4  # frames either side of the blink's deepest frame
 MIN_GAP_SECONDS = 0.8  # no two synthesised blinks closer than this
 GAMMA_SHAPE = 2.0  # blink intervals: gamma-distributed (more regular than Poisson, never zero)
 LIP_STILLNESS = 100.0  # weight keeping the lips and brows still while a blink moves the eyes
+BORROWED_DEPTH = 0.2  # a borrowed blink leaves the model's lids this share open at its deepest (Face Mesh reads real
+# shut eyes at 0.03-0.32 of open: 16 corpus clips, 2026-12-07)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,29 @@ class BlinkModel:
             offsets[cut_lo:cut_hi] += self.profile[cut_lo - lo : len(self.profile) - (hi - cut_hi)]
             time += max(MIN_GAP_SECONDS, rng.gamma(GAMMA_SHAPE, mean_gap / GAMMA_SHAPE))
         return offsets
+
+    @classmethod
+    def borrowed(cls, per_minute: float, profile: np.ndarray, basis: np.ndarray, model: MorphableModel) -> "BlinkModel":
+        """A blink for a person whose clip shows none: the corpus's blink (`profile`: (2R + 1, J)
+        coefficients of the (J, 478, 3) landmark `basis`) moved onto the person's face model,
+        eyes only, at BORROWED_DEPTH; at the corpus's rate `per_minute`. No blink (rate 0) where
+        the person's model cannot close its eyes that way."""
+        moves = (np.asarray(profile, np.float64) @ np.asarray(basis, np.float64).reshape(len(basis), -1)).reshape(len(profile), -1, 3)
+        eyes = topology.eye_indices()
+        still = np.concatenate([topology.lip_indices(), topology.brow_indices()])
+        own = landmark_basis(model)
+        moving = own[:, eyes].reshape(len(own), -1).T
+        staying = own[:, still].reshape(len(own), -1).T
+        system = moving.T @ moving + LIP_STILLNESS * staying.T @ staying + 1e-9 * np.eye(len(own))
+        coefficients = np.linalg.solve(system, moving.T @ moves[:, eyes].reshape(len(profile), -1).T).T
+        rest, closed = _lid_gaps(model, np.stack([np.zeros(model.n_expression), coefficients[PROFILE_RADIUS]]))
+        if not closed < rest:  # it would open the eyes (the two faces' axes disagree) or move nothing
+            return cls(0.0, np.zeros_like(coefficients, np.float32))
+        return cls(float(per_minute), with_depth(coefficients.astype(np.float32), model, BORROWED_DEPTH))
+
+    def deepest(self) -> np.ndarray:
+        """(K,) the blink's expression change at its deepest frame (zeros: the clip showed no blink)."""
+        return self.profile[PROFILE_RADIUS]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"blink_per_minute": np.float64(self.per_minute), "blink_profile": self.profile}

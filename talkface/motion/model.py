@@ -6,10 +6,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from talkface.errors import CacheError
 from talkface.face.model import FaceFit, MorphableModel, ProjectedLandmarks, project_landmarks
-from talkface.motion.blinks import BlinkModel, eyes_only
+from talkface.motion.blinks import PROFILE_RADIUS, BlinkModel, eyes_only
 from talkface.motion.brows import SPREAD_LIMIT, brow_axes, brow_height, brow_spread, fit_brow_gain, widen_brows
 from talkface.motion.generic import GenericLipModel
+from talkface.motion.genericface import GenericFace
 from talkface.motion.io import Motion
 from talkface.motion.lips import frontal_mouth_opening, lip_basis, lip_offsets, lips_to_expression, neutral_lips, opening_from_offsets
 from talkface.motion.pose import PoseModel
@@ -319,6 +321,8 @@ def train_motion_model(
 
     pose = PoseModel.fit(features, fit.pose.astype(np.float64), valid, loudness_columns)
     blinks = BlinkModel.fit(np.where(valid[:, None], targets, np.nan), project_landmarks(face_model, fit), fps, face_model)
+    if not blinks.profile.any():
+        blinks = _corpus_blinks(face_model)
     model = MotionModel(
         generic=generic, lip_map=lip_map.astype(np.float32), offset_frames=offset, pose=pose, blinks=blinks, validation={},
         brow_axes=axes.astype(np.float32), adapted_weight=ADAPTED_WEIGHT if generic is not None else 0.0,
@@ -366,6 +370,16 @@ def generate_motion(
     pose = replay(clip_pose, n_frames) if clip_pose is not None else model.pose.predict(features, rng)
     fit = FaceFit(pose.astype(np.float32), expression.astype(np.float32))
     return Motion(fit.expression, fit.pose, ProjectedLandmarks(face_model, fit), fps)
+
+
+def _corpus_blinks(face_model: MorphableModel) -> BlinkModel:
+    """The corpus's blink, at its rate, for a clip that shows no blink (none when the generic
+    face model is not installed)."""
+    try:
+        kit = GenericFace.load()
+    except CacheError:
+        return BlinkModel(0.0, np.zeros((2 * PROFILE_RADIUS + 1, face_model.n_expression), np.float32))
+    return BlinkModel.borrowed(kit.blinks_per_minute, kit.blink_profile, kit.basis, face_model)
 
 
 def own_blinks(

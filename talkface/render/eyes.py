@@ -24,6 +24,7 @@ from talkface.errors import CacheError
 from talkface.face import topology
 from talkface.face.geometry import similarity_matrix
 from talkface.face.model import MorphableModel, place_vertices
+from talkface.render.eyelids import with_closed_lids
 from talkface.render.frames import decode_jpeg, encode_jpegs
 from talkface.storage import load_npz, save_npz
 
@@ -47,6 +48,7 @@ MASK_SOFTNESS = 0.07  # and fades over this, in eye distances
 GAIN_LIMITS = (0.8, 1.25)  # per-channel light correction of a patch
 CACHED_PATCHES = 8
 MASK_SCALE = 4  # the blend mask is made at 1 / MASK_SCALE of the resolution
+MADE_COST = 1.0  # a made patch (closed lids) is chosen as if its key were this much farther: the clip's own blinks come first
 
 
 def region_indices() -> np.ndarray:
@@ -113,6 +115,8 @@ class RegionMemory:
         frames: (N,) the clip frame of each patch, increasing.
         keys: (N, D) scaled keys (see `keys_for`).
         scales: (P,) the divisors of the parts of a key (the last part: head pitch and yaw).
+        made: (N,) True for a patch made at finetune rather than cut from a clip frame (the eyes'
+            closed lids, render/eyelids.py); chosen at MADE_COST more than a real one.
     """
 
     FORMAT = EYES_FORMAT
@@ -162,9 +166,14 @@ class RegionMemory:
     frames: np.ndarray
     keys: np.ndarray
     scales: np.ndarray
+    made: np.ndarray | None = None  # (N,) bool: a patch made at finetune (closed lids), not cut from a frame
 
     def __post_init__(self):
         self._cache: dict[int, np.ndarray] = {}
+        self.made = np.zeros(len(self.frames), bool) if self.made is None else np.asarray(self.made, bool)
+        if self.made.shape != self.frames.shape:
+            raise CacheError(f"the {self.NAME} memory is damaged ({self.made.shape} made flags for {len(self.frames)} patches); run finetune again to rebuild it")
+        self._extra_cost = np.where(self.made, MADE_COST, 0.0)
         frames = self.frames
         self.previous_entry = np.where(np.r_[False, frames[1:] == frames[:-1] + 1], np.arange(len(frames)) - 1, -1)
         self.next_entry = np.where(np.r_[frames[1:] == frames[:-1] + 1, False], np.arange(len(frames)) + 1, -1)
@@ -174,8 +183,13 @@ class RegionMemory:
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
-    def build(cls, model: MorphableModel, expression: np.ndarray, pose: np.ndarray, usable: np.ndarray, frames: Iterable[np.ndarray]) -> "RegionMemory":
-        """Patches from the clip's `frames` (RGB, in order) where `usable`; expression and pose: the clip's fit."""
+    def build(
+        cls, model: MorphableModel, expression: np.ndarray, pose: np.ndarray, usable: np.ndarray, frames: Iterable[np.ndarray],
+        closing: np.ndarray | None = None,
+    ) -> "RegionMemory":
+        """Patches from the clip's `frames` (RGB, in order) where `usable`; expression and pose: the clip's fit.
+        `closing`: (K,) the expression change of the person's blink at its deepest; with it, closed
+        eyes are made from open ones (`with_closed_lids`) for blinks the clip does not show."""
         rows = np.flatnonzero(usable)
         if len(rows) < 2:
             raise CacheError(f"too few tracked frames to keep the person's {cls.NAME}")
@@ -194,9 +208,15 @@ class RegionMemory:
         parts = cls.key_parts(model, expression[rows], pose[rows])
         scales = np.array([np.sqrt(part.var(0).sum()) for part in parts])
         scales = np.maximum(scales, [1e-6] * (len(parts) - 1) + [np.radians(2.0)])  # a still head: angles count by degrees
-        jpeg, offsets = encode_jpegs(patches)
         keys = _scaled(parts, scales, cls.PART_WEIGHTS)
-        return cls(jpeg, offsets, np.asarray(points, np.float32), rows.astype(np.int64), keys, scales.astype(np.float64))
+        points = np.asarray(points, np.float32)
+        made = np.zeros(len(rows), bool)
+        if closing is not None and np.any(closing):
+            patches, points, rows, keys, made = with_closed_lids(
+                model, expression, pose, closing, (patches, points, rows, keys), lambda e, p: _scaled(cls.key_parts(model, e, p), scales, cls.PART_WEIGHTS), region
+            )
+        jpeg, offsets = encode_jpegs(patches)
+        return cls(jpeg, offsets, points, rows.astype(np.int64), keys, scales.astype(np.float64), made)
 
     # -- choosing ----------------------------------------------------------------------------
     def keys_for(self, model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
@@ -223,7 +243,7 @@ class RegionMemory:
         totals = None
         has_previous = self.previous_entry >= 0
         for t in range(n_frames):
-            cost = ((self.keys - keys[t]) ** 2).sum(1) if np.isfinite(keys[t]).all() else np.zeros(len(self))  # no face: any
+            cost = ((self.keys - keys[t]) ** 2).sum(1) + self._extra_cost if np.isfinite(keys[t]).all() else self._extra_cost.copy()  # no face: any
             if exclude_frames is not None:
                 cost[np.abs(self.frames - exclude_frames[t]) <= window] = np.inf
             if totals is None:
@@ -321,7 +341,10 @@ class RegionMemory:
 
     def save(self, path: Path) -> None:
         weights = np.array(self.PART_WEIGHTS, np.float64)
-        save_npz(path, format=np.array(self.FORMAT), jpeg=self.jpeg, offsets=self.offsets, points=self.points, frames=self.frames, keys=self.keys, scales=self.scales, weights=weights)
+        save_npz(
+            path, format=np.array(self.FORMAT), jpeg=self.jpeg, offsets=self.offsets, points=self.points, frames=self.frames, keys=self.keys,
+            scales=self.scales, weights=weights, made=self.made,
+        )
 
     @classmethod
     def load(cls, path: Path) -> "RegionMemory":
@@ -329,7 +352,7 @@ class RegionMemory:
         if int(arrays.get("format", -1)) != cls.FORMAT:
             raise CacheError(f"{path} is from another talkface version; run finetune again to rebuild it")
         try:
-            memory = cls(*(arrays[name] for name in ("jpeg", "offsets", "points", "frames", "keys", "scales")))
+            memory = cls(*(arrays[name] for name in ("jpeg", "offsets", "points", "frames", "keys", "scales")), arrays.get("made"))
         except KeyError as error:
             raise CacheError(f"{path} is damaged (no {error}); run finetune again to rebuild it") from None
         memory.keys = _reweighted(memory.keys, arrays.get("weights", cls.LEGACY_PART_WEIGHTS), cls.PART_WEIGHTS, path)

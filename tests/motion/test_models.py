@@ -225,3 +225,33 @@ def test_a_motion_models_brow_limit_loads_or_is_left_out(stored, loaded):
 
     result = _finite_or_none(None if stored is None else np.asarray(stored))
     assert (result is None) if loaded is None else result == pytest.approx(loaded)
+
+
+def test_a_clip_without_blinks_borrows_the_corpus_blink(clip):
+    # a speaker who never blinks in the clip still blinks: the corpus's blink moved onto his face
+    # model, lids only, at the corpus's rate
+    from talkface.face import topology
+    from talkface.face.fit import build_model
+    from talkface.face.tracker import track_video
+    from talkface.motion.blinks import BORROWED_DEPTH, PROFILE_RADIUS, _lid_gaps
+    from talkface.motion.genericface import GenericFace
+    from talkface.motion.model import _corpus_blinks
+    from talkface.signals import blink_frames
+
+    model, fit = build_model(track_video(clip))
+    kit = GenericFace.load()
+    blinks = _corpus_blinks(model)
+    assert blinks.per_minute == pytest.approx(kit.blinks_per_minute) and blinks.per_minute > 5
+    rest = _lid_gaps(model, np.zeros((1, model.n_expression)))[0]
+    assert _lid_gaps(model, blinks.profile)[PROFILE_RADIUS] / rest == pytest.approx(BORROWED_DEPTH, abs=0.02)
+    moved = lambda indices: np.abs(  # noqa: E731
+        model.vertices(blinks.deepest()[None].astype(np.float64))[0, model.landmark_index[indices]]
+        - model.vertices(np.zeros((1, model.n_expression)))[0, model.landmark_index[indices]]
+    ).max()
+    assert moved(topology.lip_indices()) < 0.1 * moved(topology.eye_indices())
+    assert moved(topology.brow_indices()) < 0.1 * moved(topology.eye_indices())
+    offsets = blinks.sample(25 * 60, 25, np.random.default_rng(0))
+    assert 10 <= len(blink_frames(_lid_gaps(model, offsets) / rest + 1e-3)) <= 40
+    # a blink that would open the eyes (axes that disagree) is refused: no blinks rather than that
+    flipped = BlinkModel.borrowed(kit.blinks_per_minute, -kit.blink_profile, kit.basis, model)
+    assert flipped.per_minute == 0 and not flipped.profile.any()

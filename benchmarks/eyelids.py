@@ -1,0 +1,206 @@
+"""Benchmark: eyes that close on people whose clip shows almost no blink (issue 35).
+
+Four people no model was tuned on, each finetuned (default preset) on a stretch of their clip
+holding at most one blink (Face Mesh lid gap, `talkface.signals.blink_frames`), then made to say
+30 s of unseen speech (the first 30 s of english_45s.mp3) at 30 blinks a minute (`--blink-rate
+30`, seed 0). On the refined video, Face Mesh's lid gap (both eyes' mean, over eye width) is read
+in every frame; the open height is its median over frames away from the motion's blinks. For each
+blink of the motion: the least lid gap the video shows within 2 frames of it, over the open
+height. A blink closes the eyes when that is below 0.4 (the issue's bar), leaves a half-open stare
+when it stays above 0.6. The real clips' own blinks read 0.02-0.43 (their stretch's `clip blink`).
+
+`before`: talkface at the commit given by --before (no closed eyes made at finetune); `after`:
+this checkout. Both in one run, each in its own process with its own profiles.
+Writes benchmarks/results/eyelids.md, eyelids.json and eyelids_crops.jpg (per person and mode: the
+eyes at 100% open, closing and at the deepest frame of the deepest and the median blink).
+
+Usage: python benchmarks/eyelids.py [--before REV] [--modes before,after] [--work out/eyelids]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+BEFORE = "a11c820"  # talkface before closed eyes were made at finetune
+SPEECH = DATA / "audio" / "english_45s.mp3"
+SECONDS = 30.0
+BLINK_RATE = 30.0
+CLOSED, STARE = 0.4, 0.6  # least lid gap over open: shut below CLOSED, a half-open stare above STARE
+# (name, clip, first frame, frames, shortest clip accepted in s): stretches holding at most one blink
+PEOPLE = [
+    ("german newsreader", DATA / "corpus" / "german_man_newsdesk_mimictalk_german20s.mp4", 0, 437, 10.0),
+    ("Robert Downey Jr.", DATA / "corpus" / "robert_downey_jr_pcavs_741400163.mp4", 0, 346, 10.0),
+    ("Ronald Reagan", DATA / "corpus" / "ronald_reagan_styletalk_clip1.mp4", 259, 295, 10.0),
+    # his longest stretch with one blink is 9.76 s: the 10-s floor lowered for him alone
+    ("Fei-Fei Li", DATA / "corpus" / "fei_fei_li_styletalk_clip2.mp4", 57, 244, 9.5),
+]
+
+
+def measure(code: Path, work: Path) -> dict:
+    """Child process: finetune, speak and read the eyes for every person with the talkface in `code`."""
+    sys.path.insert(0, str(code))
+    os.environ.setdefault("TALKFACE_QUIET", "1")
+    from talkface.config import FinetuneConfig, SpeakConfig
+    from talkface.face.topology import eye_openness
+    from talkface.face.tracker import FaceMeshTracker, track_video
+    from talkface.finetune import finetune
+    from talkface.media import load_audio, read_frames
+    from talkface.media.audio import Audio, write_audio
+    from talkface.media.video import write_excerpt
+    from talkface.signals import blink_frames
+    from talkface.speak import speak
+
+    work.mkdir(parents=True, exist_ok=True)
+    speech = work / "speech_30s.wav"
+    if not speech.exists():
+        audio = load_audio(SPEECH)
+        write_audio(speech, Audio(audio.samples[: int(SECONDS * audio.sample_rate)], audio.sample_rate))
+    rows = {}
+    for name, clip, first, length, shortest in PEOPLE:
+        slug = name.split()[0].lower()
+        stretch = work / f"{slug}_clip.mp4"
+        if not stretch.exists():
+            write_excerpt(clip, first, length, stretch)
+        clip_open = eye_openness(track_video(stretch).landmarks)
+        clip_blinks = blink_frames(clip_open)
+        started = time.perf_counter()
+        profile = finetune(stretch, work / f"{slug}_profile", FinetuneConfig(min_seconds=shortest))
+        finetune_s = time.perf_counter() - started
+        out = work / f"{slug}.mp4"
+        result = speak(speech, out, profile, SpeakConfig(blink_rate=BLINK_RATE, seed=0))
+        wanted = blink_frames(eye_openness(result.motion.landmarks))
+        openness = []
+        with FaceMeshTracker() as tracker:
+            for frame in read_frames(out):
+                faces = tracker.process(frame)
+                openness.append(float(eye_openness(faces[0][None])[0]) if faces else np.nan)
+        openness = np.array(openness)
+        away = np.ones(len(openness), bool)
+        for a, b in wanted:
+            away[max(a - 3, 0) : b + 4] = False
+        open_height = float(np.nanmedian(openness[away]))
+        depths, deepest = [], []
+        for a, b in wanted:
+            window = openness[max(a - 2, 0) : b + 3]
+            if np.isfinite(window).any():
+                depths.append(float(np.nanmin(window) / open_height))
+                deepest.append(int(max(a - 2, 0) + np.nanargmin(window)))
+            else:
+                depths.append(float("nan"))
+                deepest.append(a)
+        depths_arr = np.array(depths)
+        rows[name] = {
+            "clip frames": length,
+            "clip blinks": len(clip_blinks),
+            "clip blink depth": [round(float(np.nanmin(clip_open[a : b + 1]) / np.nanmedian(clip_open)), 2) for a, b in clip_blinks],
+            "finetune (s)": round(finetune_s, 1),
+            "speak (frames/s)": round(result.frames_per_second, 1),
+            "motion blinks": len(wanted),
+            "shut (< 0.4)": int((depths_arr < CLOSED).sum()),
+            "stare (> 0.6)": int((depths_arr > STARE).sum()),
+            "median depth": round(float(np.nanmedian(depths_arr)), 3),
+            "worst depth": round(float(np.nanmax(depths_arr)), 3),
+            "depths": [round(d, 3) for d in depths],
+            "deepest frames": deepest,
+            "open frame": int(np.flatnonzero(away)[len(np.flatnonzero(away)) // 2]),
+            "video": str(out),
+            "face found": round(float(np.isfinite(openness).mean()), 3),
+        }
+        print(name, {k: v for k, v in rows[name].items() if k not in ("depths", "deepest frames")}, flush=True)
+    return rows
+
+
+def crops(results: dict, path: Path) -> None:
+    """Per person and mode: the eyes at 100% open, at the deepest frame of the median blink and
+    of the least deep one, side by side."""
+    import cv2
+
+    sys.path.insert(0, str(ROOT))
+    from talkface.face.tracker import FaceMeshTracker
+    from talkface.media import read_frames_at
+
+    lines = []
+    for mode, rows in results.items():
+        for name, row in rows.items():
+            depths = np.array(row["depths"])
+            order = np.argsort(np.where(np.isfinite(depths), depths, np.inf))
+            median = int(order[len(order) // 2]) if len(order) else 0
+            worst = int(np.nanargmax(depths)) if np.isfinite(depths).any() else 0
+            wanted = [row["open frame"], row["deepest frames"][median], row["deepest frames"][worst]]
+            frames = read_frames_at(row["video"], wanted)
+            tiles = []
+            with FaceMeshTracker() as tracker:
+                for index in wanted:
+                    frame = frames[index]
+                    faces = tracker.process(frame)
+                    eyes = faces[0][[33, 133, 263, 362, 159, 386, 145, 374, 70, 300], :2] if faces else np.array([[0, 0], frame.shape[1::-1]])
+                    x0, y0 = eyes.min(0)
+                    x1, y1 = eyes.max(0)
+                    grow = 0.25 * (x1 - x0)
+                    tile = frame[int(max(y0 - grow, 0)) : int(y1 + grow), int(max(x0 - grow, 0)) : int(x1 + grow)]
+                    tiles.append(cv2.resize(tile, (int(tile.shape[1] * 90 / max(tile.shape[0], 1)), 90)) if tile.shape[0] > 90 else tile)
+            height = max(t.shape[0] for t in tiles)
+            tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 4), (0, 0))) for t in tiles]
+            line = np.hstack(tiles)
+            label = np.full((18, line.shape[1], 3), 255, np.uint8)
+            cv2.putText(label, f"{mode}: {name} (open | median blink | least deep blink)", (2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+            lines.append(np.vstack([label, line]))
+    width = max(line.shape[1] for line in lines)
+    sheet = np.vstack([np.pad(line, ((0, 4), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines])
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", default=BEFORE, help="the commit measured as `before`")
+    parser.add_argument("--modes", default="before,after")
+    parser.add_argument("--work", type=Path, default=ROOT / "out" / "eyelids")
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # child: the code to measure
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        args.result.write_text(json.dumps(measure(args.one, args.work)))
+        return
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from report import RESULTS, markdown_table, save_results
+
+    started = time.perf_counter()
+    results = {}
+    for mode in args.modes.split(","):
+        code = ROOT
+        if mode == "before":
+            code = args.work / "before_code"
+            if not code.exists():
+                code.mkdir(parents=True)
+                archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before], check=True, capture_output=True).stdout
+                subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+        result = args.work / f"{mode}.json"
+        env = {**os.environ, "PYTHONPATH": str(code)}
+        subprocess.run([sys.executable, __file__, "--one", str(code), "--work", str(args.work / mode), "--result", str(result)], check=True, cwd=code, env=env)
+        results[mode] = json.loads(result.read_text())
+    crops(results, RESULTS / "eyelids_crops.jpg")
+    table = []
+    for mode, rows in results.items():
+        for name, row in rows.items():
+            table.append({"mode": mode, "person": name, **{k: v for k, v in row.items() if k not in ("depths", "deepest frames", "open frame", "video")}})
+    header = (
+        "# Eyes that close on people whose clip shows almost no blink\n\n"
+        f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, {time.perf_counter() - started:.0f} s in all. "
+        f"Command: `python benchmarks/eyelids.py --before {args.before} --modes {args.modes}`.\n\n"
+        + __doc__.split("\n\n", 1)[1].split("Usage:")[0]
+    )
+    save_results("eyelids", header + "\n" + markdown_table(table) + "\n\n![crops](eyelids_crops.jpg)\n", {"results": results})
+
+
+if __name__ == "__main__":
+    main()
