@@ -28,7 +28,7 @@ from talkface.face.model import FaceFit, MeshFaceModel, place_vertices
 from talkface.face.texture import bake_texture
 from talkface.face.tracker import FaceMeshTracker, FaceTrack, face_box
 from talkface.storage import remove_stale_partials_in
-from talkface.motion.blinks import BlinkModel, held_shut
+from talkface.motion.blinks import BlinkModel, eyes_only, held_shut
 from talkface.motion.brows import brow_axes
 from talkface.motion.generic import GENERIC_PATH, GenericLipModel
 from talkface.motion.genericface import GENERIC_FACE_PATH, GenericFace
@@ -36,6 +36,7 @@ from talkface.motion.lips import lip_basis, neutral_lips, opening_from_offsets
 from talkface.motion.model import MotionModel, ridge_inputs
 from talkface.motion.ridge import Ridge
 from talkface.profile import Profile, ProfileInfo, SourceInfo, default_profile_dir, load_profile, publish_profile, save_profile_parts, withdraw_profile
+from talkface.render.eyes import EyeMemory
 from talkface.render.frames import save_frames
 
 DEFAULT_SIZE = 720  # px: the longer side of a photo profile's frame (and of its videos)
@@ -127,7 +128,7 @@ def photo_motion_model(model: MeshFaceModel, pose: np.ndarray, kit: GenericFace,
     scale = float(pose[5])
     spread = np.concatenate([kit.pose_spread[:3], kit.pose_spread[3:] * scale]).astype(np.float32)
     head = replace(kit.pose, mean=pose.astype(np.float32), std=spread)
-    blinks = BlinkModel(kit.blinks_per_minute, held_shut(kit.blink_profile, model, PHOTO_BLINK_SHUT))
+    blinks = BlinkModel(kit.blinks_per_minute, held_shut(eyes_only(kit.blink_profile, model), model, PHOTO_BLINK_SHUT))
     validation = {"generic_weight": 1.0, "gain": round(gain, 3)}
     return MotionModel(
         silent, closed, lip_map.astype(np.float32), 1.0, gain, (shut @ lip_map).astype(np.float32), 0, head, blinks,
@@ -210,8 +211,9 @@ def finetune_image(
     motion = photo_motion_model(model, fit.pose[0].astype(np.float64), kit, generic)
     progress.log(f"[3/3] writing the profile to {folder}")
     save_frames(folder / "frames.npz", [frame])
-    for stale in ("eyes.npz", "mouth_patches.npz"):  # one photo's open eyes would hide every blink, its one mouth every word
-        (folder / stale).unlink(missing_ok=True)
+    (folder / "mouth_patches.npz").unlink(missing_ok=True)  # the photo's one mouth would hide every word
+    # the photo's own eyes, and made from them, its lids closed for the blinks (render/eyelids.py)
+    EyeMemory.build(model, fit.expression, fit.pose, np.ones(1, bool), [frame], motion.blinks.deepest()).save(folder / EyeMemory.FILE)
     save_profile_parts(folder, model, FaceFit(fit.pose, fit.expression), motion, frame)
     source = SourceInfo(str(image), file_digest(image), 1, float(FPS), width, height, 1 / FPS, 0)
     info = ProfileInfo(

@@ -416,3 +416,30 @@ def test_a_photo_profile_is_reenacted_rendered_and_batched_like_any_other(photo_
     manifest.write_text(json.dumps({"person": str(photo_profile.folder), "audio": str(audio), "out": "batch/out.mp4"}) + "\n")
     report = run_batch(manifest, workers=1)
     assert report.ok and len(list(read_frames(tmp_path / "batch" / "out.mp4"))) == spoken.n_frames
+
+
+def test_a_photos_blinks_shut_its_own_eyes_in_the_video(photo_profile, clip_audio, tmp_path):
+    # a portrait holds no shut eye: its own eyes, their lids closed at finetune (render/eyelids.py),
+    # are pasted for the blinks; read on the written video by the face tracker
+    from talkface.config import SpeakConfig
+    from talkface.face.topology import eye_openness
+    from talkface.render.eyes import EyeMemory
+    from talkface.signals import blink_frames
+    from talkface.speak import speak
+
+    memory = EyeMemory.from_profile(photo_profile.folder)
+    assert memory is not None and memory.made.sum() >= 3 and (~memory.made).sum() == 1  # the photo's eyes, and shut ones made from them
+    audio = write_audio(tmp_path / "line.wav", clip_audio)
+    result = speak(audio, tmp_path / "out.mp4", photo_profile.folder, SpeakConfig(blink_rate=40, seed=2))
+    wanted = blink_frames(eye_openness(result.motion.landmarks))
+    assert wanted
+    seen = []
+    with FaceMeshTracker() as tracker:
+        for frame in read_frames(result.video):
+            faces = tracker.process(frame)
+            seen.append(eye_openness(faces[0][None])[0] if faces else np.nan)
+    seen = np.array(seen)
+    depths = [np.nanmin(seen[max(a - 2, 0) : b + 3]) / np.nanmedian(seen) for a, b in wanted]
+    # a 320-px smiling face's narrow eyes: the tracker reads his shut lids at about 0.6 of open (the
+    # mesh's squeezed slit as much); open eyes in a blink read 0.85 and more
+    assert max(depths) < 0.75, f"every blink closes the eyes (least gap over open: {np.round(depths, 2)})"

@@ -33,10 +33,18 @@ def similarity_align(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray
 
 
 def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The (2, 3) least-squares similarity taking 2D points `source` (N, 2) onto `target` (N, 2)."""
-    pad = lambda points: np.concatenate([points, np.zeros((len(points), 1))], 1)[None]  # noqa: E731
-    scale, rotation, translation = similarity_align(pad(source), pad(target))
-    return np.hstack([scale[0] * rotation[0, :2, :2], translation[0, :2, None]])
+    """The (2, 3) least-squares similarity taking 2D points `source` (N, 2) onto `target` (N, 2):
+    rotation, uniform scale and shift, never a mirror image. (Fitted as 3D points on a plane, it
+    could turn the plane over, a mirror in 2D: a shut eye's nearly straight contour was fitted
+    upside down and its patch pasted flipped.)"""
+    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    centred_source, centred_target = source - source.mean(0), target - target.mean(0)
+    # target = z * source in complex numbers, z = a + ib: [[a, -b], [b, a]]
+    complex_source = centred_source[:, 0] + 1j * centred_source[:, 1]
+    complex_target = centred_target[:, 0] + 1j * centred_target[:, 1]
+    z = (np.conj(complex_source) @ complex_target) / max(float((np.abs(complex_source) ** 2).sum()), 1e-12)
+    linear = np.array([[z.real, -z.imag], [z.imag, z.real]])
+    return np.hstack([linear, (target.mean(0) - linear @ source.mean(0))[:, None]])
 
 
 def rotation_to_euler(rotation: np.ndarray) -> np.ndarray:

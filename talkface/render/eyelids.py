@@ -173,15 +173,16 @@ def patch_openness(points: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.mean(ratios, axis=0)
 
 
-def with_closed_lids(model, expression: np.ndarray, pose: np.ndarray, closing: np.ndarray, memory: tuple, key_of, region: np.ndarray) -> tuple:
-    """A memory's (patches, points, rows, keys) with closed eyes added: SOURCES open-eyed patches,
-    each closed at every share of LEVELS. Returns (patches, points, rows, keys, made).
+def with_closed_lids(model, expression: np.ndarray, pose: np.ndarray, closing: np.ndarray, memory: tuple, key_parts, region: np.ndarray) -> tuple:
+    """A memory's (patches, points, rows, key parts) with closed eyes added: SOURCES open-eyed
+    patches, each closed at every share of LEVELS. Returns (patches, points, rows, parts, made).
 
-    `closing`: (K,) the person's blink at its deepest (expression change); `key_of(expression,
-    pose)`: the memory's scaled keys of (M, K) expressions and (M, 6) poses. A made patch's key is
-    its source frame's expression plus the level's share of `closing`; its landmarks are moved as
-    far as the person's face model moves them for that blink, so the paste fits the drawn eyes."""
-    patches, points, rows, keys = memory
+    `closing`: (K,) the person's blink at its deepest (expression change); `key_parts(expression,
+    pose)`: the memory's unscaled key parts of (M, K) expressions and (M, 6) poses. A made
+    patch's key is its source frame's expression plus the level's share of `closing`; its
+    landmarks are moved as far as the person's face model moves them for that blink, so the
+    paste fits the drawn eyes."""
+    patches, points, rows, parts = memory
     sources = pick_sources(patch_openness(points, region), pose[rows, :2])
     made_patches, made_points, made_expression, made_pose = [], [], [], []
     for source in sources:
@@ -194,15 +195,15 @@ def with_closed_lids(model, expression: np.ndarray, pose: np.ndarray, closing: n
             made_expression.append(base + level * closing)
             made_pose.append(pose[rows[source]])
     if not made_patches:
-        return patches, points, rows, keys, np.zeros(len(rows), bool)
+        return patches, points, rows, parts, np.zeros(len(rows), bool)
     made_rows = rows[-1] + MADE_GAP * np.arange(1, len(made_patches) + 1)
-    made_keys = key_of(np.asarray(made_expression, np.float32), np.asarray(made_pose, np.float32))
+    made_parts = key_parts(np.asarray(made_expression, np.float32), np.asarray(made_pose, np.float32))
     made = np.r_[np.zeros(len(rows), bool), np.ones(len(made_patches), bool)]
     return (
         list(patches) + made_patches,
         np.concatenate([points, np.asarray(made_points, points.dtype)]),
         np.concatenate([rows, made_rows]),
-        np.concatenate([keys, made_keys.astype(keys.dtype)]),
+        tuple(np.concatenate([part, extra]) for part, extra in zip(parts, made_parts)),
         made,
     )
 

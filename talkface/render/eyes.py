@@ -191,7 +191,8 @@ class RegionMemory:
         `closing`: (K,) the expression change of the person's blink at its deepest; with it, closed
         eyes are made from open ones (`with_closed_lids`) for blinks the clip does not show."""
         rows = np.flatnonzero(usable)
-        if len(rows) < 2:
+        making = closing is not None and np.any(closing)
+        if len(rows) < (1 if making else 2):  # one frame is enough where closed eyes are made from it (a photo)
             raise CacheError(f"too few tracked frames to keep the person's {cls.NAME}")
         landmarks = {int(i): place_vertices(model, expression[i], pose[i])[model.landmark_index] for i in rows}
         distance = min(float(np.median([_eye_distance(points) for points in landmarks.values()])), MAX_EYE_DISTANCE)
@@ -205,18 +206,19 @@ class RegionMemory:
             patches.append(_cut_patch(frame, matrix, size))
             points.append(landmarks[index][region, :2] @ matrix[:, :2].T + matrix[:, 2])
         rows = rows[: len(patches)]
-        parts = cls.key_parts(model, expression[rows], pose[rows])
-        scales = np.array([np.sqrt(part.var(0).sum()) for part in parts])
-        scales = np.maximum(scales, [1e-6] * (len(parts) - 1) + [np.radians(2.0)])  # a still head: angles count by degrees
-        keys = _scaled(parts, scales, cls.PART_WEIGHTS)
         points = np.asarray(points, np.float32)
+        parts = cls.key_parts(model, expression[rows], pose[rows])
         made = np.zeros(len(rows), bool)
-        if closing is not None and np.any(closing):
-            patches, points, rows, keys, made = with_closed_lids(
-                model, expression, pose, closing, (patches, points, rows, keys), lambda e, p: _scaled(cls.key_parts(model, e, p), scales, cls.PART_WEIGHTS), region
-            )
+        if making:
+            patches, points, rows, parts, made = with_closed_lids(model, expression, pose, closing, (patches, points, rows, parts), lambda e, p: cls.key_parts(model, e, p), region)
+        # each part's spread over the clip's own patches (over the made ones too where one frame is all there is)
+        spread_rows = ~made if (~made).sum() >= 2 else np.ones(len(made), bool)
+        scales = np.array([np.sqrt(part[spread_rows].var(0).sum()) for part in parts])
+        # a part that does not vary counts for nothing (every patch alike there), a still head's angles by degrees
+        scales = np.where(scales[:-1] > 1e-6, scales[:-1], 1.0).tolist() + [max(scales[-1], np.radians(2.0))]
+        keys = _scaled(parts, np.array(scales), cls.PART_WEIGHTS)
         jpeg, offsets = encode_jpegs(patches)
-        return cls(jpeg, offsets, points, rows.astype(np.int64), keys, scales.astype(np.float64), made)
+        return cls(jpeg, offsets, points, rows.astype(np.int64), keys, np.array(scales, np.float64), made)
 
     # -- choosing ----------------------------------------------------------------------------
     def keys_for(self, model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
