@@ -95,6 +95,7 @@ def render_frames(
     regions = [region.from_profile(profile.folder) for region in ((EyeMemory,) if refiner else (EyeMemory, MouthPatches))]
     regions = [region for region in regions if region is not None]
     picks = [region.select(region.keys_for(profile.face, motion.expression, motion.pose)) for region in regions]
+    shuts = [region.closures(profile.face, motion.expression) for region in regions]  # eyes shut further than their patch
 
     def coarse() -> Iterator[tuple]:
         """(frame, prepared) per motion frame: a coarse frame and, with a refiner, its crops and
@@ -111,8 +112,8 @@ def render_frames(
                 continue
             vertices = place_vertices(profile.face, motion.expression[index], poses[index])
             frame, coverage, kept = compositor.composite_keeping(background, vertices, vertices if own is SAME_FACE else own, own_image)
-            for region, chosen in zip(regions, picks):  # the person's own eyes, lids and brows, lips and teeth
-                frame = region.paste(frame, vertices[profile.face.landmark_index], chosen[index], coverage)
+            for region, chosen, shut in zip(regions, picks, shuts):  # the person's own eyes, lids and brows, lips and teeth
+                frame = region.paste(frame, vertices[profile.face.landmark_index], chosen[index], coverage, float(shut[index]))
             before = frame if previous is None else previous
             previous = frame
             yield frame, (refiner.prepare(profile.face, frame, before, coverage, vertices, motion.expression[index], kept) if refiner else True)

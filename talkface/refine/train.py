@@ -67,6 +67,7 @@ def prepare_pairs(
     """
     compositor = FaceCompositor(model, device)
     picks = [region.select(region.keys_for(model, fit.expression, fit.pose), exclude_frames=np.arange(len(fit.pose)), window=config.exclude_window) for region in regions]
+    shuts = [region.closures(model, fit.expression) for region in regions]
     size = config.crop_size
     rows: dict[str, list] = {name: [] for name in ("frames", "rendered", "previous", "coverage", "opening", "region", "real", "lips")}
     previous_frame = None
@@ -78,8 +79,8 @@ def prepare_pairs(
                 continue
             vertices = place_vertices(model, fit.expression[index], fit.pose[index])
             rendered, coverage = compositor.composite(real, vertices, vertices)  # the frame's own skin kept, as `speak` keeps its backgrounds'
-            for region, chosen in zip(regions, picks):
-                rendered = region.paste(rendered, vertices[model.landmark_index], chosen[index], coverage)
+            for region, chosen, shut in zip(regions, picks, shuts):
+                rendered = region.paste(rendered, vertices[model.landmark_index], chosen[index], coverage, float(shut[index]))
             inputs = crop_inputs(rendered, rendered if previous_frame is None else previous_frame, coverage, vertices, size)
             previous_frame = rendered
             rows["frames"].append(index)

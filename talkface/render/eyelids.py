@@ -1,16 +1,14 @@
-"""Closed eyes for people whose clip shows few: the person's own open eye, its lids closed.
+"""Shut eyes for people whose clip shows few: the person's own open eye, its lids closed.
 
 The eye memory (render/eyes.py) can only paste eyes the clip showed. A clip with one blink, or
 none, gives a blink in the motion nothing shut to paste: the nearest patch is an open eye a little
-lowered. So at finetune, a few of the clip's open-eyed patches, chosen across its head angles, are
-closed in steps: in each column between an eye's corners the upper lid's edge (with its lashes)
-is brought down onto the lower lid, which rises a little to meet it; the lid skin above the edge
-stretches over the eyeball (the crease stays where it was), and what is left of the eyeball keeps
-its place under the lid. The skin, lashes, make-up, light and glasses are the person's own,
-because the pixels are theirs. Each closed patch is keyed as the person's own blink would key it
-(the source frame's expression plus that share of the blink's deepest change), so the memory's
-choice (`RegionMemory.select`) takes it where the motion closes the eyes and the clip has nothing
-closer; made patches cost a little more than real ones, so a clip's own blinks still come first.
+lowered. So where the drawn eyes are more shut than the patch chosen for them (head angle and
+brows choose it), the patch's lids are closed that far as it is pasted: in each column between an
+eye's corners the upper lid's edge (with its lashes) comes down onto the lower lid, which rises a
+little to meet it; the lid skin above the edge stretches over the eyeball (the crease stays where
+it was) and takes the light of the skin under the eye; what is left of the eyeball keeps its
+place under the lid. The skin, lashes, make-up, light and glasses are the person's own, because
+the pixels are theirs; a patch of the clip's own blink, already shut, is pasted as it is.
 """
 
 from __future__ import annotations
@@ -30,10 +28,9 @@ LID_BAND = 1.0  # the lid skin stretched over the eyeball: this many times the e
 BROW_CLEARANCE = 0.4  # ... but no more than this share of the way up to the brow
 LASH_BAND = 0.3  # the lid's edge with its lashes, this many widest openings tall, moves down unstretched
 LOWER_BAND = 0.5  # the skin under the lower lid that makes room for its rise, in widest openings
-LEVELS = (0.3, 0.55, 0.8, 1.0)  # shares of a whole closure made for each source patch
 UNDER_EYE = (0.5, 1.5)  # the skin whose light a shut lid takes: this far under the lower lid, in widest openings
-MAX_LID_GAIN = 1.6  # at most this much brighter
-SOURCES = 6  # open-eyed patches closed, spread over the clip's head angles
+EYELIDS_VERSION = 2  # in the eye memory's cache key: a change here rebuilds it
+KEY_CHUNK = 2048  # frames whose face vertices are made at once (about 40 kB a frame)
 
 
 def lid_contours(points: np.ndarray, region: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -100,33 +97,36 @@ def close_lids(patch: np.ndarray, points: np.ndarray, region: np.ndarray, share:
 
 
 def _lit_like_skin(closed: np.ndarray, patch: np.ndarray, shades: list, share: float) -> np.ndarray:
-    """Brighten the lid skin that now covers each eyeball to the light of the skin under the eye.
+    """Give the lid skin that now covers each eyeball the colour and light of the skin under the
+    eye, keeping its own fine texture (lashes, creases, pores).
 
     The skin stretched down is the lid's, often in the brow's shadow or a deep fold: on deep-set
-    or hooded eyes it came out as dark as the open eye had been, and the face tracker read such a
-    shut eye as open (0.23 of the lid gap where other patches of the same clip read 0.06). A shut
-    lid faces the light as the cheek under the eye does; it is only ever brightened, by the
-    share it is closed."""
+    or hooded eyes it came out as dark as the open eye had been (the face tracker read such a shut
+    eye as open: 0.23 of the lid gap where other patches of the same clip read 0.06), and brightened
+    by a gain it kept the shadow's grey. A shut lid faces the light as the cheek under the eye does:
+    its smooth part is moved to that skin's mean colour, by the share it is closed."""
     height, width = patch.shape[:2]
     weight = np.zeros((height, width), np.float32)
-    gain_map = np.ones((height, width, 3), np.float32)
+    colour = np.zeros((height, width, 3), np.float32)
+    rows = np.arange(height)[:, None]
     for xs, covers, bottom, widest in shades:
-        rows = np.arange(height)[:, None]
         below = (rows >= bottom + UNDER_EYE[0] * widest) & (rows < bottom + UNDER_EYE[1] * widest)
-        lid_pixels = closed[:, xs][covers].reshape(-1, 3).astype(np.float64)
         skin_pixels = patch[:, xs][below].reshape(-1, 3).astype(np.float64)
-        if len(lid_pixels) < 4 or len(skin_pixels) < 4:
+        if len(skin_pixels) < 4:
             continue
-        gain = np.clip(skin_pixels.mean(0) / np.maximum(lid_pixels.mean(0), 1.0), 1.0, MAX_LID_GAIN)
         area = np.zeros((height, width), np.float32)
         area[:, xs] = covers
         weight = np.maximum(weight, area)
-        gain_map[area > 0] = gain
+        colour[area > 0] = skin_pixels.mean(0)
     if not weight.any():
         return closed
-    soft = cv2.GaussianBlur(weight, (0, 0), 1.5)[..., None] * share
-    gain_map = cv2.GaussianBlur(gain_map, (0, 0), 1.5)
-    return np.clip(closed * (1 + soft * (gain_map - 1)) + 0.5, 0, 255).astype(np.uint8)
+    sigma = max(1.5, 0.5 * max(widest for _, _, _, widest in shades))
+    image = closed.astype(np.float32)
+    smooth = cv2.GaussianBlur(image, (0, 0), sigma)
+    soft = cv2.GaussianBlur(weight, (0, 0), 1.5)
+    colour = cv2.GaussianBlur(colour, (0, 0), 1.5) / np.maximum(soft, 1e-3)[..., None]  # the skin colour, spread as far as the soft edge
+    shift = (colour - smooth) * (soft * share)[..., None]
+    return np.clip(image + shift + 0.5, 0, 255).astype(np.uint8)
 
 
 def closed_points(points: np.ndarray, region: np.ndarray, share: float) -> np.ndarray:
@@ -144,25 +144,6 @@ def closed_points(points: np.ndarray, region: np.ndarray, share: float) -> np.nd
     return moved.astype(points.dtype)
 
 
-def pick_sources(openness: np.ndarray, angles: np.ndarray, count: int = SOURCES) -> np.ndarray:
-    """Indices of up to `count` patches to close: open-eyed ones (at least the median openness),
-    spread over the head angles (`angles`: (N, 2) pitch and yaw), the first the most frontal."""
-    candidates = np.flatnonzero(openness >= np.nanmedian(openness))
-    if len(candidates) == 0:
-        return candidates
-    spread = angles[candidates] - np.median(angles[candidates], 0)
-    chosen = [int(np.argmin((spread**2).sum(1)))]
-    distance = ((spread - spread[chosen[0]]) ** 2).sum(1)
-    while len(chosen) < min(count, len(candidates)):
-        chosen.append(int(np.argmax(distance)))
-        distance = np.minimum(distance, ((spread - spread[chosen[-1]]) ** 2).sum(1))
-    return candidates[np.array(chosen)]
-
-
-EYELIDS_VERSION = 1  # in the eye memory's cache key: a change here rebuilds it
-MADE_GAP = 2  # made patches are numbered this far apart after the clip's last frame: each its own run
-
-
 def patch_openness(points: np.ndarray, region: np.ndarray) -> np.ndarray:
     """(N, P, 2) region landmarks of N patches -> (N,) lid gap over eye width, both eyes' mean."""
     row = {int(index): position for position, index in enumerate(region)}
@@ -173,41 +154,25 @@ def patch_openness(points: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.mean(ratios, axis=0)
 
 
-def with_closed_lids(model, expression: np.ndarray, pose: np.ndarray, closing: np.ndarray, memory: tuple, key_parts, region: np.ndarray) -> tuple:
-    """A memory's (patches, points, rows, key parts) with closed eyes added: SOURCES open-eyed
-    patches, each closed at every share of LEVELS. Returns (patches, points, rows, parts, made).
-
-    `closing`: (K,) the person's blink at its deepest (expression change); `key_parts(expression,
-    pose)`: the memory's unscaled key parts of (M, K) expressions and (M, 6) poses. A made
-    patch's key is its source frame's expression plus the level's share of `closing`; its
-    landmarks are moved as far as the person's face model moves them for that blink, so the
-    paste fits the drawn eyes."""
-    patches, points, rows, parts = memory
-    sources = pick_sources(patch_openness(points, region), pose[rows, :2])
-    made_patches, made_points, made_expression, made_pose = [], [], [], []
-    for source in sources:
-        base = np.asarray(expression[rows[source]], np.float64)
-        gaps = eye_openness_signed(model, np.stack([base, base + closing]))
-        shut = float(np.clip(1 - gaps[1] / gaps[0], 0, 1)) if gaps[0] > 1e-6 else 1.0  # the share of the lid gap the blink closes in the model
-        for level in LEVELS:
-            made_patches.append(close_lids(patches[source], points[source], region, level))
-            made_points.append(closed_points(points[source], region, level * shut))
-            made_expression.append(base + level * closing)
-            made_pose.append(pose[rows[source]])
-    if not made_patches:
-        return patches, points, rows, parts, np.zeros(len(rows), bool)
-    made_rows = rows[-1] + MADE_GAP * np.arange(1, len(made_patches) + 1)
-    made_parts = key_parts(np.asarray(made_expression, np.float32), np.asarray(made_pose, np.float32))
-    made = np.r_[np.zeros(len(rows), bool), np.ones(len(made_patches), bool)]
-    return (
-        list(patches) + made_patches,
-        np.concatenate([points, np.asarray(made_points, points.dtype)]),
-        np.concatenate([rows, made_rows]),
-        tuple(np.concatenate([part, extra]) for part, extra in zip(parts, made_parts)),
-        made,
-    )
-
-
 def eye_openness_signed(model, expression: np.ndarray) -> np.ndarray:
     """(M,) the signed lid gap over eye width of the model's frontal face at (M, K) expressions."""
     return topology.eye_openness(model.vertices(np.asarray(expression, np.float64))[:, model.landmark_index], signed=True)
+
+
+def model_closing_share(model, expression: np.ndarray, closing: np.ndarray) -> float:
+    """The share of the lid gap the person's blink (`closing`) closes on their face model, at the
+    median of the clip's (N, K) `expression`s (Face Mesh reads real shut lids at 0.03-0.4 of
+    open, so a model blink made from them closes the model's lids only that far)."""
+    base = np.median(np.asarray(expression, np.float64), 0)
+    rest, closed = eye_openness_signed(model, np.stack([base, base + closing]))
+    return float(np.clip(1 - closed / rest, 0.05, 1.0)) if rest > 1e-6 else 1.0
+
+
+def closure_shares(model, expression: np.ndarray, closing_share: float) -> np.ndarray:
+    """(T,) how far the eyes of T frames of (T, K) `expression` are shut, 0 (as open as the
+    median frame) to 1 (as shut as the person's blink shuts them on the face model)."""
+    gaps = np.concatenate([eye_openness_signed(model, expression[start : start + KEY_CHUNK]) for start in range(0, len(expression), KEY_CHUNK)] or [np.zeros(0)])
+    rest = float(np.median(gaps)) if len(gaps) else 0.0
+    if rest <= 1e-6:
+        return np.zeros(len(expression), np.float32)
+    return np.clip((1 - gaps / rest) / closing_share, 0, 1).astype(np.float32)

@@ -24,7 +24,7 @@ from talkface.errors import CacheError
 from talkface.face import topology
 from talkface.face.geometry import similarity_matrix
 from talkface.face.model import MorphableModel, place_vertices
-from talkface.render.eyelids import with_closed_lids
+from talkface.render.eyelids import close_lids, closed_points, closure_shares, model_closing_share, patch_openness
 from talkface.render.frames import decode_jpeg, encode_jpegs
 from talkface.storage import load_npz, save_npz
 
@@ -48,7 +48,7 @@ MASK_SOFTNESS = 0.07  # and fades over this, in eye distances
 GAIN_LIMITS = (0.8, 1.25)  # per-channel light correction of a patch
 CACHED_PATCHES = 8
 MASK_SCALE = 4  # the blend mask is made at 1 / MASK_SCALE of the resolution
-MADE_COST = 1.0  # a made patch (closed lids) is chosen as if its key were this much farther: the clip's own blinks come first
+CLOSE_FROM = 0.03  # a patch is closed further (render/eyelids.py) only where the drawn eyes need this much more shut
 
 
 def region_indices() -> np.ndarray:
@@ -115,8 +115,9 @@ class RegionMemory:
         frames: (N,) the clip frame of each patch, increasing.
         keys: (N, D) scaled keys (see `keys_for`).
         scales: (P,) the divisors of the parts of a key (the last part: head pitch and yaw).
-        made: (N,) True for a patch made at finetune rather than cut from a clip frame (the eyes'
-            closed lids, render/eyelids.py); chosen at MADE_COST more than a real one.
+        closing: (K,) the person's blink at its deepest (expression change), or None: with it, a
+            patch whose eyes are more open than the drawn ones is closed as far as they are
+            (render/eyelids.py), for blinks the clip shows too few of.
     """
 
     FORMAT = EYES_FORMAT
@@ -166,14 +167,16 @@ class RegionMemory:
     frames: np.ndarray
     keys: np.ndarray
     scales: np.ndarray
-    made: np.ndarray | None = None  # (N,) bool: a patch made at finetune (closed lids), not cut from a frame
+    closing: np.ndarray | None = None  # (K,) the person's blink at its deepest
+    closing_share: float = 1.0  # the share of the lid gap that blink closes on the person's face model
 
     def __post_init__(self):
         self._cache: dict[int, np.ndarray] = {}
-        self.made = np.zeros(len(self.frames), bool) if self.made is None else np.asarray(self.made, bool)
-        if self.made.shape != self.frames.shape:
-            raise CacheError(f"the {self.NAME} memory is damaged ({self.made.shape} made flags for {len(self.frames)} patches); run finetune again to rebuild it")
-        self._extra_cost = np.where(self.made, MADE_COST, 0.0)
+        self._open_gap: float | None = None  # the memory's median lid gap, made when first needed
+        if self.closing is not None:
+            self.closing = np.asarray(self.closing, np.float32)
+            if self.closing.ndim != 1 or not np.isfinite(self.closing).all():
+                raise CacheError(f"the {self.NAME} memory is damaged (its blink has shape {self.closing.shape}); run finetune again to rebuild it")
         frames = self.frames
         self.previous_entry = np.where(np.r_[False, frames[1:] == frames[:-1] + 1], np.arange(len(frames)) - 1, -1)
         self.next_entry = np.where(np.r_[frames[1:] == frames[:-1] + 1, False], np.arange(len(frames)) + 1, -1)
@@ -188,11 +191,12 @@ class RegionMemory:
         closing: np.ndarray | None = None,
     ) -> "RegionMemory":
         """Patches from the clip's `frames` (RGB, in order) where `usable`; expression and pose: the clip's fit.
-        `closing`: (K,) the expression change of the person's blink at its deepest; with it, closed
-        eyes are made from open ones (`with_closed_lids`) for blinks the clip does not show."""
+        `closing`: (K,) the expression change of the person's blink at its deepest, kept so that
+        `paste` can close a patch's eyes as far as the drawn ones (render/eyelids.py); with it one
+        frame is enough (a photo)."""
         rows = np.flatnonzero(usable)
         making = closing is not None and np.any(closing)
-        if len(rows) < (1 if making else 2):  # one frame is enough where closed eyes are made from it (a photo)
+        if len(rows) < (1 if making else 2):  # one frame is enough where its eyes can be shut as drawn (a photo)
             raise CacheError(f"too few tracked frames to keep the person's {cls.NAME}")
         landmarks = {int(i): place_vertices(model, expression[i], pose[i])[model.landmark_index] for i in rows}
         distance = min(float(np.median([_eye_distance(points) for points in landmarks.values()])), MAX_EYE_DISTANCE)
@@ -208,17 +212,16 @@ class RegionMemory:
         rows = rows[: len(patches)]
         points = np.asarray(points, np.float32)
         parts = cls.key_parts(model, expression[rows], pose[rows])
-        made = np.zeros(len(rows), bool)
-        if making:
-            patches, points, rows, parts, made = with_closed_lids(model, expression, pose, closing, (patches, points, rows, parts), lambda e, p: cls.key_parts(model, e, p), region)
-        # each part's spread over the clip's own patches (over the made ones too where one frame is all there is)
-        spread_rows = ~made if (~made).sum() >= 2 else np.ones(len(made), bool)
-        scales = np.array([np.sqrt(part[spread_rows].var(0).sum()) for part in parts])
+        scales = np.array([np.sqrt(part.var(0).sum()) for part in parts])
         # a part that does not vary counts for nothing (every patch alike there), a still head's angles by degrees
         scales = np.where(scales[:-1] > 1e-6, scales[:-1], 1.0).tolist() + [max(scales[-1], np.radians(2.0))]
         keys = _scaled(parts, np.array(scales), cls.PART_WEIGHTS)
         jpeg, offsets = encode_jpegs(patches)
-        return cls(jpeg, offsets, points, rows.astype(np.int64), keys, np.array(scales, np.float64), made)
+        memory = cls(jpeg, offsets, points, rows.astype(np.int64), keys, np.array(scales, np.float64))
+        if making:
+            memory.closing = np.asarray(closing, np.float32)
+            memory.closing_share = model_closing_share(model, expression[rows], memory.closing)
+        return memory
 
     # -- choosing ----------------------------------------------------------------------------
     def keys_for(self, model: MorphableModel, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
@@ -245,7 +248,7 @@ class RegionMemory:
         totals = None
         has_previous = self.previous_entry >= 0
         for t in range(n_frames):
-            cost = ((self.keys - keys[t]) ** 2).sum(1) + self._extra_cost if np.isfinite(keys[t]).all() else self._extra_cost.copy()  # no face: any
+            cost = ((self.keys - keys[t]) ** 2).sum(1) if np.isfinite(keys[t]).all() else np.zeros(len(self))  # no face: any
             if exclude_frames is not None:
                 cost[np.abs(self.frames - exclude_frames[t]) <= window] = np.inf
             if totals is None:
@@ -289,10 +292,14 @@ class RegionMemory:
             self._cache[entry] = image
         return self._cache[entry]
 
-    def paste(self, frame: np.ndarray, landmarks: np.ndarray, picks: list[tuple[int, float]], face_weight: np.ndarray | None = None) -> np.ndarray:
+    def paste(
+        self, frame: np.ndarray, landmarks: np.ndarray, picks: list[tuple[int, float]], face_weight: np.ndarray | None = None, shut: float = 0.0
+    ) -> np.ndarray:
         """Blend the picked patches onto the region at `landmarks` (478, >=2 image px) of `frame` (RGB uint8).
 
         `face_weight`: (H, W) the rendered face's blend weight; the patch stays inside it.
+        `shut`: how far the drawn eyes are shut, 0 (open) to 1 (`closures`): a patch whose eyes are
+        more open is closed that far first.
         """
         height, width = frame.shape[:2]
         target = landmarks[self.region(), :2].astype(np.float64)
@@ -309,8 +316,9 @@ class RegionMemory:
         mixed = np.zeros((box[1], box[0], 3), np.float32)
         grid = np.mgrid[0 : box[1], 0 : box[0]].astype(np.float32)[::-1]  # (x, y) of each box pixel
         for entry, weight in picks:
-            map_x, map_y = self.maps(self.points[entry].astype(np.float64), target - [x0, y0], grid)
-            mixed += weight * cv2.remap(self.patch(entry), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)  # bilinear: the upper face 0.62 as sharp as the real one, bicubic 0.85
+            patch, points = self._shut_as_drawn(entry, shut)
+            map_x, map_y = self.maps(points.astype(np.float64), target - [x0, y0], grid)
+            mixed += weight * cv2.remap(patch, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)  # bilinear: the upper face 0.62 as sharp as the real one, bicubic 0.85
         inside = frame[y0:y1, x0:x1]
         if face_weight is not None:
             mask *= face_weight[y0:y1, x0:x1]
@@ -326,6 +334,31 @@ class RegionMemory:
         out = frame.copy()
         out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return out
+
+    def closures(self, model: MorphableModel, expression: np.ndarray) -> np.ndarray:
+        """(T,) how far the drawn eyes of T frames are shut (0 open, 1 shut), for `paste`; zeros
+        where the memory keeps no blink."""
+        if self.closing is None:
+            return np.zeros(len(expression), np.float32)
+        return closure_shares(model, expression, self.closing_share)
+
+    def _shut_as_drawn(self, entry: int, shut: float) -> tuple[np.ndarray, np.ndarray]:
+        """Patch `entry` and its region points, its eyes closed as far as `shut` asks where they
+        are more open: the pixels' lid gap becomes (1 - shut) of the memory's typical open one,
+        the points' that of the drawn eyes (which the face model closes `closing_share` at most)."""
+        points = self.points[entry]
+        if shut < CLOSE_FROM or self.closing is None:
+            return self.patch(entry), points
+        region = self.region()
+        own = float(patch_openness(points[None], region)[0])
+        if self._open_gap is None:
+            self._open_gap = float(np.median(patch_openness(self.points, region)))
+        ratio = self._open_gap / max(own, 1e-6)
+        pixels = float(np.clip(1 - (1 - shut) * ratio, 0, 1))
+        if pixels < CLOSE_FROM:
+            return self.patch(entry), points
+        drawn = float(np.clip(1 - (1 - shut * self.closing_share) * ratio, 0, 1))
+        return close_lids(self.patch(entry), points, region, pixels), closed_points(points, region, drawn)
 
     # -- storage -----------------------------------------------------------------------------
     @classmethod
@@ -345,7 +378,7 @@ class RegionMemory:
         weights = np.array(self.PART_WEIGHTS, np.float64)
         save_npz(
             path, format=np.array(self.FORMAT), jpeg=self.jpeg, offsets=self.offsets, points=self.points, frames=self.frames, keys=self.keys,
-            scales=self.scales, weights=weights, made=self.made,
+            scales=self.scales, weights=weights, **({} if self.closing is None else {"closing": self.closing, "closing_share": np.float64(self.closing_share)}),
         )
 
     @classmethod
@@ -354,7 +387,7 @@ class RegionMemory:
         if int(arrays.get("format", -1)) != cls.FORMAT:
             raise CacheError(f"{path} is from another talkface version; run finetune again to rebuild it")
         try:
-            memory = cls(*(arrays[name] for name in ("jpeg", "offsets", "points", "frames", "keys", "scales")), arrays.get("made"))
+            memory = cls(*(arrays[name] for name in ("jpeg", "offsets", "points", "frames", "keys", "scales")), arrays.get("closing"), float(arrays.get("closing_share", 1.0)))
         except KeyError as error:
             raise CacheError(f"{path} is damaged (no {error}); run finetune again to rebuild it") from None
         memory.keys = _reweighted(memory.keys, arrays.get("weights", cls.LEGACY_PART_WEIGHTS), cls.PART_WEIGHTS, path)

@@ -10,7 +10,7 @@ from talkface.errors import CacheError
 from talkface.face.topology import eye_openness
 from talkface.face.tracker import FaceMeshTracker
 from talkface.motion.blinks import BlinkModel
-from talkface.render.eyelids import LEVELS, SOURCES, close_lids, closed_points, lid_contours, patch_openness
+from talkface.render.eyelids import close_lids, closed_points, lid_contours, patch_openness
 from talkface.render.eyes import EYES_FILE, EyeMemory, region_indices
 
 from .conftest import landmarks_at
@@ -78,72 +78,76 @@ def test_moved_points_meet_when_shut():
         np.testing.assert_array_equal(closed_points(points, region, 1.0)[corners], points[corners])  # corners stay
 
 
-def test_memory_gets_closed_eyes_keyed_as_the_persons_blink(made_eyes, clip_face):
+def test_memory_keeps_the_persons_blink_and_says_how_shut_each_frame_is(made_eyes, clip_face, closing):
     model, fit = clip_face
-    made = np.flatnonzero(made_eyes.made)
-    assert len(made) == SOURCES * len(LEVELS)
-    assert (np.diff(made_eyes.frames) > 0).all() and (made_eyes.frames[made] > np.flatnonzero(fit.valid).max()).all()
-    assert (made_eyes.previous_entry[made] < 0).all()  # each its own run
-    real = np.flatnonzero(~made_eyes.made)
-    assert patch_openness(made_eyes.points[made], region_indices()).max() < np.median(patch_openness(made_eyes.points[real], region_indices()))
+    assert made_eyes.closing is not None and 0.05 < made_eyes.closing_share <= 1
+    opened = int(np.argmax(eye_openness(model.vertices(fit.expression.astype(np.float64))[:, model.landmark_index])))
+    steps = np.r_[np.zeros(10), 0.5, 1.0, 0.5, np.zeros(10)]
+    shares = made_eyes.closures(model, fit.expression[[opened] * len(steps)] + steps[:, None] * closing)
+    np.testing.assert_allclose(shares[steps == 0], 0, atol=1e-6)
+    # shut at the blink's deepest (from this most open frame a little less than from the clip's median one)
+    assert shares[11] > 0.85 and 0.3 < shares[10] / shares[11] < 0.7
 
 
-def test_an_open_motion_never_takes_made_eyes_and_a_blink_the_clip_cannot_show_does(clip_face, clip_frames, closing):
-    model, fit = clip_face
-    openness = eye_openness(model.vertices(fit.expression.astype(np.float64))[:, model.landmark_index])
-    # the clip without its blinks (it has three): a clip that shows none
-    blinking = np.convolve(openness < 0.75 * np.median(openness), np.ones(7), "same") > 0
-    memory = EyeMemory.build(model, fit.expression, fit.pose, fit.valid & ~blinking, clip_frames, closing)
-    opened = int(np.argmax(openness))
-    steps = np.r_[np.zeros(10), 0.5, 1.0, 1.0, 0.5, np.zeros(10)]
-    expression = fit.expression[[opened] * len(steps)] + steps[:, None] * closing
-    keys = memory.keys_for(model, expression, fit.pose[[opened] * len(steps)])
-    path = np.array([p[0][0] for p in memory.select(keys)])
-    assert not memory.made[path[steps == 0]].any()
-    assert memory.made[path[steps == 1.0]].all()
-    shut = patch_openness(memory.points[path], region_indices())
-    # landmarks moved as the person's model moves them for the blink (the patch's pixels are shut)
-    assert shut[steps == 1.0].max() < 0.75 * shut[steps == 0].min()
-    # without made eyes the same blink gets the least open of the clip's open eyes
-    plain = EyeMemory.build(model, fit.expression, fit.pose, fit.valid & ~blinking, clip_frames)
-    path = np.array([p[0][0] for p in plain.select(keys)])
-    assert patch_openness(plain.points[path], region_indices())[steps == 1.0].min() > 0.8 * shut[steps == 0].min()
+def test_an_open_patch_is_shut_as_far_as_the_drawn_eyes_and_a_shut_one_is_left(made_eyes):
+    region = region_indices()
+    openness = patch_openness(made_eyes.points, region)
+    opened, shut = int(np.argmax(openness)), int(np.argmin(openness))
+    patch, points = made_eyes._shut_as_drawn(opened, 0.0)
+    assert patch is made_eyes.patch(opened)  # open eyes drawn: as cut
+    patch, points = made_eyes._shut_as_drawn(opened, 1.0)
+    assert patch_openness(points[None], region)[0] < 0.8 * openness[opened]  # its lids moved as the model moves them
+    assert np.abs(patch.astype(int) - made_eyes.patch(opened)).mean() > 1
+    # the clip's own most shut patch needs no more closing for a half-shut drawn eye
+    assert made_eyes._shut_as_drawn(shut, 0.5)[0] is made_eyes.patch(shut)
 
 
-def test_face_mesh_reads_a_made_shut_eye_as_shut(made_eyes, clip_face, clip_frames, closing):
-    # what a viewer sees: the shut patch pasted onto an open-eyed frame, read by the face tracker
+def test_face_mesh_reads_an_open_patch_shut_as_drawn_as_shut(made_eyes, clip_face, clip_frames, closing):
+    # what a viewer sees: open patches pasted shut onto an open-eyed frame, read by the face tracker
     model, fit = clip_face
     openness = eye_openness(model.vertices(fit.expression.astype(np.float64))[:, model.landmark_index])
     index = int(np.flatnonzero(fit.valid & (openness > np.median(openness)))[0])
     frame = clip_frames[index]
-    shut_entries = np.flatnonzero(made_eyes.made)[len(LEVELS) - 1 :: len(LEVELS)]  # level 1.0 of each source
-    wanted = landmarks_at(model, fit, index)
+    from talkface.face.model import place_vertices
+
+    wanted = place_vertices(model, fit.expression[index] + closing, fit.pose[index])[model.landmark_index]  # drawn shut
+    entries = np.argsort(patch_openness(made_eyes.points, region_indices()))[::-1][:: max(1, len(made_eyes) // 12)][:6]  # open ones, spread
     with FaceMeshTracker() as tracker:
         before = eye_openness(tracker.process(frame)[0][None])[0]
     shares = []
-    for entry in shut_entries:
+    for entry in entries:
         with FaceMeshTracker() as tracker:  # a fresh tracker: no landmarks carried over from the frame before
-            shares.append(eye_openness(tracker.process(made_eyes.paste(frame, wanted, [(int(entry), 1.0)]))[0][None])[0] / before)
+            pasted = made_eyes.paste(frame, wanted, [(int(entry), 1.0)], shut=1.0)
+            shares.append(eye_openness(tracker.process(pasted)[0][None])[0] / before)
     # Obama's own blinks read 0.13 of his open lid gap at their deepest
-    assert np.median(shares) < 0.35 and max(shares) < 0.5
+    assert np.median(shares) < 0.35 and max(shares) < 0.5, np.round(shares, 2)
+    # and shut=0 pastes as before
+    open_drawn = landmarks_at(model, fit, index)
+    np.testing.assert_array_equal(made_eyes.paste(frame, open_drawn, [(int(entries[0]), 1.0)], shut=0.0), made_eyes.paste(frame, open_drawn, [(int(entries[0]), 1.0)]))
 
 
-def test_made_flags_saved_and_checked(made_eyes, tmp_path):
+def test_the_blink_is_saved_and_checked(made_eyes, tmp_path):
     from talkface.storage import load_npz, save_npz
 
     made_eyes.save(tmp_path / EYES_FILE)
     loaded = EyeMemory.load(tmp_path / EYES_FILE)
-    np.testing.assert_array_equal(loaded.made, made_eyes.made)
+    np.testing.assert_array_equal(loaded.closing, made_eyes.closing)
+    assert loaded.closing_share == pytest.approx(made_eyes.closing_share)
     arrays = dict(load_npz(tmp_path / EYES_FILE))
-    save_npz(tmp_path / EYES_FILE, **{k: v for k, v in arrays.items() if k != "made"})  # a memory from before: all cut from frames
-    assert not EyeMemory.load(tmp_path / EYES_FILE).made.any()
-    save_npz(tmp_path / EYES_FILE, **{**arrays, "made": arrays["made"][:-3]})  # damaged
-    with pytest.raises(CacheError, match="damaged"):
-        EyeMemory.load(tmp_path / EYES_FILE)
-    assert EyeMemory.from_profile(tmp_path) is None  # in a profile: a note, the eyes from the texture
+    save_npz(tmp_path / EYES_FILE, **{k: v for k, v in arrays.items() if k not in ("closing", "closing_share")})  # a memory from before
+    assert EyeMemory.load(tmp_path / EYES_FILE).closing is None
+    for bad in (arrays["closing"][None], arrays["closing"] * np.nan):  # damaged: other shape, NaN
+        save_npz(tmp_path / EYES_FILE, **{**arrays, "closing": bad})
+        with pytest.raises(CacheError, match="damaged"):
+            EyeMemory.load(tmp_path / EYES_FILE)
+        assert EyeMemory.from_profile(tmp_path) is None  # in a profile: a note, the eyes from the texture
 
 
-def test_no_blink_makes_no_closed_eyes(clip_face, clip_frames, closing):
+def test_without_a_blink_nothing_is_shut(clip_face, clip_frames, closing):
     model, fit = clip_face
     memory = EyeMemory.build(model, fit.expression, fit.pose, fit.valid, clip_frames, np.zeros_like(closing))
-    assert not memory.made.any()
+    assert memory.closing is None and not memory.closures(model, fit.expression).any()
+    with pytest.raises(CacheError, match="too few"):  # one frame is enough only with a blink to shut its eyes
+        EyeMemory.build(model, fit.expression, fit.pose, np.eye(1, len(fit.valid), 3, dtype=bool)[0], clip_frames)
+    single = EyeMemory.build(model, fit.expression, fit.pose, np.eye(1, len(fit.valid), 3, dtype=bool)[0], clip_frames, closing)
+    assert len(single) == 1 and single.closures(model, fit.expression).max() > 0.9
