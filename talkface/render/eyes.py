@@ -175,8 +175,10 @@ class RegionMemory:
         self._open_gap: float | None = None  # the memory's median lid gap, made when first needed
         if self.closing is not None:
             self.closing = np.asarray(self.closing, np.float32)
-            if self.closing.ndim != 1 or not np.isfinite(self.closing).all():
-                raise CacheError(f"the {self.NAME} memory is damaged (its blink has shape {self.closing.shape}); run finetune again to rebuild it")
+            if self.closing.ndim != 1 or not np.isfinite(self.closing).all() or not 0 < self.closing_share <= 1:
+                raise CacheError(
+                    f"the {self.NAME} memory is damaged (its blink: shape {self.closing.shape}, closing {self.closing_share}); run finetune again to rebuild it"
+                )
         frames = self.frames
         self.previous_entry = np.where(np.r_[False, frames[1:] == frames[:-1] + 1], np.arange(len(frames)) - 1, -1)
         self.next_entry = np.where(np.r_[frames[1:] == frames[:-1] + 1, False], np.arange(len(frames)) + 1, -1)

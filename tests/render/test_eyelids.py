@@ -136,8 +136,8 @@ def test_the_blink_is_saved_and_checked(made_eyes, tmp_path):
     arrays = dict(load_npz(tmp_path / EYES_FILE))
     save_npz(tmp_path / EYES_FILE, **{k: v for k, v in arrays.items() if k not in ("closing", "closing_share")})  # a memory from before
     assert EyeMemory.load(tmp_path / EYES_FILE).closing is None
-    for bad in (arrays["closing"][None], arrays["closing"] * np.nan):  # damaged: other shape, NaN
-        save_npz(tmp_path / EYES_FILE, **{**arrays, "closing": bad})
+    for bad in ({"closing": arrays["closing"][None]}, {"closing": arrays["closing"] * np.nan}, {"closing_share": np.float64(np.nan)}, {"closing_share": np.float64(-1)}):
+        save_npz(tmp_path / EYES_FILE, **{**arrays, **bad})  # damaged: other shape, NaN, a share out of range
         with pytest.raises(CacheError, match="damaged"):
             EyeMemory.load(tmp_path / EYES_FILE)
         assert EyeMemory.from_profile(tmp_path) is None  # in a profile: a note, the eyes from the texture
