@@ -216,7 +216,7 @@ def _train_refiner(video: Path, folder: Path, tracked, refiner_config: RefinerCo
     cache = StageCache(folder)
     fit_digest = file_digest(folder / "fit.npz")
     generic = file_digest(GENERIC_REFINER_PATH) if refiner_config.warm_start and generic_fits(refiner_config.channels) else None  # where it starts
-    key = make_key(file_digest(video), fit_digest, file_digest(folder / EyeMemory.FILE), repr(refiner_config), REFINER_FORMAT, SKIN_RAMP, generic)  # the coarse frames it learns from
+    key = make_key(file_digest(video), fit_digest, file_digest(folder / EyeMemory.FILE), EYELIDS_VERSION, repr(refiner_config), REFINER_FORMAT, SKIN_RAMP, generic)  # the coarse frames it learns from
     if not force and cache.is_done("refiner", key, ["refiner.json", "refiner.safetensors", "refiner_memory.npz"]):
         return Refiner.load(folder).summary
     n_frames = len(tracked.fit.pose)
@@ -322,8 +322,8 @@ def _store_region(region: type[RegionMemory], video: Path, folder: Path, tracked
     talkface.render.eyes and talkface.render.mouth_patches); `closing`: the person's blink at its
     deepest, from which the eyes' memory makes closed eyes (render/eyelids.py)."""
     cache = StageCache(folder)
-    made = None if closing is None else (EYELIDS_VERSION, np.asarray(closing, np.float32).tobytes().hex())
-    key = make_key(file_digest(video), file_digest(folder / "fit.npz"), region.FORMAT, *(() if made is None else made))
+    blink = None if closing is None else (EYELIDS_VERSION, np.asarray(closing, np.float32).tobytes().hex())
+    key = make_key(file_digest(video), file_digest(folder / "fit.npz"), region.FORMAT, *(() if blink is None else blink))
     if force or not cache.is_done(region.NAME, key, [region.FILE]):
         fit = tracked.fit
         region.build(tracked.model, fit.expression, fit.pose, fit.valid, read_frames(video), closing).save(folder / region.FILE)

@@ -29,7 +29,9 @@ BROW_CLEARANCE = 0.4  # ... but no more than this share of the way up to the bro
 LASH_BAND = 0.3  # the lid's edge with its lashes, this many widest openings tall, moves down unstretched
 LOWER_BAND = 0.5  # the skin under the lower lid that makes room for its rise, in widest openings
 UNDER_EYE = (0.5, 1.5)  # the skin whose light a shut lid takes: this far under the lower lid, in widest openings
-EYELIDS_VERSION = 2  # in the eye memory's cache key: a change here rebuilds it
+FULLY_SHUT_AT = 0.8  # drawn eyes this far towards the person's blink are shut whole (a blink's deepest frames
+# hold the lids shut; at 0.9 of the way a tenth of the eye stayed open and the tracker read the lids at 0.43 of open)
+EYELIDS_VERSION = 3  # in the eye memory's and the refiner's cache keys: a change here rebuilds them
 KEY_CHUNK = 2048  # frames whose face vertices are made at once (about 40 kB a frame)
 
 
@@ -122,9 +124,11 @@ def _lit_like_skin(closed: np.ndarray, patch: np.ndarray, shades: list, share: f
         return closed
     sigma = max(1.5, 0.5 * max(widest for _, _, _, widest in shades))
     image = closed.astype(np.float32)
-    smooth = cv2.GaussianBlur(image, (0, 0), sigma)
-    soft = cv2.GaussianBlur(weight, (0, 0), 1.5)
-    colour = cv2.GaussianBlur(colour, (0, 0), 1.5) / np.maximum(soft, 1e-3)[..., None]  # the skin colour, spread as far as the soft edge
+    # the lid's own smooth colour, read from the lid alone: the dark lash line beside it neither
+    # darkens that mean nor is washed out by the shift (which stays on the lid)
+    inside = cv2.GaussianBlur(weight, (0, 0), sigma)
+    smooth = cv2.GaussianBlur(image * weight[..., None], (0, 0), sigma) / np.maximum(inside, 1e-3)[..., None]
+    soft = cv2.GaussianBlur(weight, (0, 0), 1.0) * weight
     shift = (colour - smooth) * (soft * share)[..., None]
     return np.clip(image + shift + 0.5, 0, 255).astype(np.uint8)
 
@@ -170,9 +174,10 @@ def model_closing_share(model, expression: np.ndarray, closing: np.ndarray) -> f
 
 def closure_shares(model, expression: np.ndarray, closing_share: float) -> np.ndarray:
     """(T,) how far the eyes of T frames of (T, K) `expression` are shut, 0 (as open as the
-    median frame) to 1 (as shut as the person's blink shuts them on the face model)."""
+    median frame) to 1 (FULLY_SHUT_AT of the way to where the person's blink shuts them on the
+    face model, or further)."""
     gaps = np.concatenate([eye_openness_signed(model, expression[start : start + KEY_CHUNK]) for start in range(0, len(expression), KEY_CHUNK)] or [np.zeros(0)])
     rest = float(np.median(gaps)) if len(gaps) else 0.0
     if rest <= 1e-6:
         return np.zeros(len(expression), np.float32)
-    return np.clip((1 - gaps / rest) / closing_share, 0, 1).astype(np.float32)
+    return np.clip((1 - gaps / rest) / closing_share / FULLY_SHUT_AT, 0, 1).astype(np.float32)
