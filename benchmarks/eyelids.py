@@ -166,7 +166,7 @@ def crops(results: dict, path: Path) -> None:
                     x1, y1 = eyes.max(0)
                     grow = 0.25 * (x1 - x0)
                     tile = frame[int(max(y0 - grow, 0)) : int(y1 + grow), int(max(x0 - grow, 0)) : int(x1 + grow)]
-                    tiles.append(cv2.resize(tile, (int(tile.shape[1] * 90 / max(tile.shape[0], 1)), 90)) if tile.shape[0] > 90 else tile)
+                    tiles.append(tile)  # at 100%
             height = max(t.shape[0] for t in tiles)
             tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 4), (0, 0))) for t in tiles]
             line = np.hstack(tiles)
