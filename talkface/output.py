@@ -94,8 +94,7 @@ def render_frames(
     # the person's own eyes; their own lips and teeth too where no refiner draws the mouth (render/mouth_patches.py)
     regions = [region.from_profile(profile.folder) for region in ((EyeMemory,) if refiner else (EyeMemory, MouthPatches))]
     regions = [region for region in regions if region is not None]
-    picks = [region.select(region.keys_for(profile.face, motion.expression, motion.pose)) for region in regions]
-    shuts = [region.closures(profile.face, motion.expression) for region in regions]  # eyes shut further than their patch
+    picks, shuts = zip(*[region.choose(profile.face, motion.expression, motion.pose) for region in regions]) if regions else ((), ())  # shuts: eyes shut further than their patch
 
     def coarse() -> Iterator[tuple]:
         """(frame, prepared) per motion frame: a coarse frame and, with a refiner, its crops and

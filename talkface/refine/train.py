@@ -66,8 +66,7 @@ def prepare_pairs(
             mouth patches are for coarse video only (render/mouth_patches.py).
     """
     compositor = FaceCompositor(model, device)
-    picks = [region.select(region.keys_for(model, fit.expression, fit.pose), exclude_frames=np.arange(len(fit.pose)), window=config.exclude_window) for region in regions]
-    shuts = [region.closures(model, fit.expression) for region in regions]
+    picks, shuts = zip(*[region.choose(model, fit.expression, fit.pose, np.arange(len(fit.pose)), config.exclude_window) for region in regions]) if regions else ((), ())
     size = config.crop_size
     rows: dict[str, list] = {name: [] for name in ("frames", "rendered", "previous", "coverage", "opening", "region", "real", "lips")}
     previous_frame = None

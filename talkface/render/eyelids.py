@@ -31,7 +31,7 @@ LOWER_BAND = 0.5  # the skin under the lower lid that makes room for its rise, i
 UNDER_EYE = (0.5, 1.5)  # the skin whose light a shut lid takes: this far under the lower lid, in widest openings
 FULLY_SHUT_AT = 0.8  # drawn eyes this far towards the person's blink are shut whole (a blink's deepest frames
 # hold the lids shut; at 0.9 of the way a tenth of the eye stayed open and the tracker read the lids at 0.43 of open)
-EYELIDS_VERSION = 3  # in the eye memory's and the refiner's cache keys: a change here rebuilds them
+EYELIDS_VERSION = 4  # in the eye memory's and the refiner's cache keys: a change here rebuilds them
 KEY_CHUNK = 2048  # frames whose face vertices are made at once (about 40 kB a frame)
 
 
@@ -172,12 +172,14 @@ def model_closing_share(model, expression: np.ndarray, closing: np.ndarray) -> f
     return float(np.clip(1 - closed / rest, 0.05, 1.0)) if rest > 1e-6 else 1.0
 
 
-def closure_shares(model, expression: np.ndarray, closing_share: float) -> np.ndarray:
+def closure_shares(model, expression: np.ndarray, closing_share: float, whole: bool = True) -> np.ndarray:
     """(T,) how far the eyes of T frames of (T, K) `expression` are shut, 0 (as open as the
     median frame) to 1 (FULLY_SHUT_AT of the way to where the person's blink shuts them on the
-    face model, or further)."""
+    face model, or further); `whole` False: the share of the person's blink itself (1 at its
+    deepest, more where the eyes are more shut)."""
     gaps = np.concatenate([eye_openness_signed(model, expression[start : start + KEY_CHUNK]) for start in range(0, len(expression), KEY_CHUNK)] or [np.zeros(0)])
     rest = float(np.median(gaps)) if len(gaps) else 0.0
     if rest <= 1e-6:
         return np.zeros(len(expression), np.float32)
-    return np.clip((1 - gaps / rest) / closing_share / FULLY_SHUT_AT, 0, 1).astype(np.float32)
+    share = np.maximum((1 - gaps / rest) / closing_share, 0)
+    return (np.minimum(share / FULLY_SHUT_AT, 1) if whole else share).astype(np.float32)
