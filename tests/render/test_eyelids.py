@@ -151,3 +151,26 @@ def test_without_a_blink_nothing_is_shut(clip_face, clip_frames, closing):
         EyeMemory.build(model, fit.expression, fit.pose, np.eye(1, len(fit.valid), 3, dtype=bool)[0], clip_frames)
     single = EyeMemory.build(model, fit.expression, fit.pose, np.eye(1, len(fit.valid), 3, dtype=bool)[0], clip_frames, closing)
     assert len(single) == 1 and single.closures(model, fit.expression).max() > 0.9
+
+
+def test_the_clips_own_shut_eyes_come_first_and_without_them_open_ones_are_shut_as_drawn(made_eyes, clip_face, clip_frames, closing):
+    model, fit = clip_face
+    openness = eye_openness(model.vertices(fit.expression.astype(np.float64))[:, model.landmark_index])
+    opened = int(np.argmax(openness))
+    steps = np.r_[np.zeros(10), 1.0, 1.0, np.zeros(10)]
+    expression = fit.expression[[opened] * len(steps)] + steps[:, None] * closing
+    pose = fit.pose[[opened] * len(steps)]
+    lid_gaps = lambda memory, picks: patch_openness(memory.points, region_indices())[[p[0][0] for p in picks]]  # noqa: E731
+    # the shipped clip blinks three times, shutting its eyes: its own shut eyes are chosen
+    picks, shut = made_eyes.choose(model, expression, pose)
+    median = np.median(patch_openness(made_eyes.points, region_indices()))
+    assert made_eyes._shows_shut_eyes() and lid_gaps(made_eyes, picks)[steps == 1].min() < 0.4 * median and lid_gaps(made_eyes, picks)[steps == 1].max() < 0.75 * median
+    np.testing.assert_allclose(shut[steps == 1], 1.0)
+    np.testing.assert_allclose(shut[steps == 0], 0.0, atol=1e-6)
+    # without its blinks it shows no shut eye: open eyes are chosen, to be shut as drawn
+    blinking = np.convolve(openness < 0.75 * np.median(openness), np.ones(7), "same") > 0
+    memory = EyeMemory.build(model, fit.expression, fit.pose, fit.valid & ~blinking, clip_frames, closing)
+    assert not memory._shows_shut_eyes()
+    picks, shut = memory.choose(model, expression, pose)
+    assert lid_gaps(memory, picks)[steps == 1].min() > 0.8 * np.median(patch_openness(memory.points, region_indices()))
+    np.testing.assert_allclose(shut[steps == 1], 1.0)
