@@ -308,6 +308,10 @@ class RegionMemory:
         target = landmarks[self.region(), :2].astype(np.float64)
         if not np.isfinite(target).all():
             return frame
+        if len(self) == 1 and self.closing is not None and shut < CLOSE_FROM:
+            # a photo's one pair of eyes: its own skin already shows them open (pasted, resampled
+            # twice, they were 0.92-0.95 as sharp); pasted only to shut them
+            return frame
         distance = _eye_distance(landmarks)
         reach = self.reach(distance)
         x0, y0 = np.maximum(np.floor(target.min(0) - reach).astype(int), 0)

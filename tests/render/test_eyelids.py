@@ -151,6 +151,10 @@ def test_without_a_blink_nothing_is_shut(clip_face, clip_frames, closing):
         EyeMemory.build(model, fit.expression, fit.pose, np.eye(1, len(fit.valid), 3, dtype=bool)[0], clip_frames)
     single = EyeMemory.build(model, fit.expression, fit.pose, np.eye(1, len(fit.valid), 3, dtype=bool)[0], clip_frames, closing)
     assert len(single) == 1 and single.closures(model, fit.expression).max() > 0.9
+    # a photo's one pair of eyes is on its face already: pasted only to shut them
+    frame, drawn = clip_frames[3], landmarks_at(model, fit, 3)
+    assert single.paste(frame, drawn, [(0, 1.0)], shut=0.0) is frame
+    assert np.abs(single.paste(frame, drawn, [(0, 1.0)], shut=1.0).astype(int) - frame).mean() > 0.1
 
 
 def test_the_clips_own_shut_eyes_come_first_and_without_them_open_ones_are_shut_as_drawn(made_eyes, clip_face, clip_frames, closing):
