@@ -17,6 +17,10 @@ GENERIC_REFINER_PATH = Path(__file__).resolve().parents[1] / "weights" / "generi
 PARTS = ("generator", "frame_critic", "mouth_critic")
 
 
+def _unreadable(path: Path, error: Exception) -> CacheError:
+    return CacheError(f"the generic refiner {path} cannot be read ({error}); reinstall talkface")
+
+
 def generic_refiner_meta(path: Path = GENERIC_REFINER_PATH) -> dict | None:
     """The generic refiner's record (steps, clips, channels, command), or None where no file is shipped."""
     if not path.exists():
@@ -25,7 +29,7 @@ def generic_refiner_meta(path: Path = GENERIC_REFINER_PATH) -> dict | None:
         with safe_open(str(path), "pt") as handle:
             return dict(handle.metadata() or {})
     except Exception as error:
-        raise CacheError(f"the generic refiner {path} cannot be read ({error}); reinstall talkface") from error
+        raise _unreadable(path, error) from error
 
 
 def fits(channels: tuple[int, ...], path: Path = GENERIC_REFINER_PATH) -> bool:
@@ -44,7 +48,7 @@ def load_generic_refiner(modules: dict[str, torch.nn.Module], path: Path = GENER
     try:
         tensors = load_file(str(path))
     except Exception as error:
-        raise CacheError(f"the generic refiner {path} cannot be read ({error}); reinstall talkface") from error
+        raise _unreadable(path, error) from error
     for name, module in modules.items():
         part = name if name in PARTS else "generator"
         prefix = f"{part}."

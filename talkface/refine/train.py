@@ -241,6 +241,10 @@ class RefinerTrainer:
 def train_refiner(pairs: PairSet, memory: MouthMemory, n_train: int, config: RefinerConfig, folder: Path, key: str, preset: str, device: str = "cpu", max_steps: int | None = None) -> dict:
     """Train (or resume training) the refiner and write it into the profile folder.
 
+    With `config.warm_start` and a generic refiner of the same widths (refine/generic.py), a
+    run starting at step 0 loads it into every network first: `config.steps` then adapt it to
+    the person; a resumed run keeps its checkpoint's weights.
+
     Args:
         pairs, memory: from `prepare_pairs`.
         n_train: clip frames before this index train; the rest validate.
