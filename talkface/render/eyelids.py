@@ -6,7 +6,7 @@ lowered. So where the drawn eyes are more shut than the patch chosen for them (h
 brows choose it), the patch's lids are closed that far as it is pasted: in each column between an
 eye's corners the upper lid's edge (with its lashes) comes down onto the lower lid, which rises a
 little to meet it; the lid skin above the edge stretches over the eyeball (the crease stays where
-it was) and takes the light of the skin under the eye; what is left of the eyeball keeps its
+it was) and takes the colour of the skin under the eye; what is left of the eyeball keeps its
 place under the lid. The skin, lashes, make-up, light and glasses are the person's own, because
 the pixels are theirs; a patch of the clip's own blink, already shut, is pasted as it is.
 """
@@ -31,7 +31,7 @@ LOWER_BAND = 0.5  # the skin under the lower lid that makes room for its rise, i
 UNDER_EYE = (0.5, 1.5)  # the skin whose light a shut lid takes: this far under the lower lid, in widest openings
 FULLY_SHUT_AT = 0.8  # drawn eyes this far towards the person's blink are shut whole (a blink's deepest frames
 # hold the lids shut; at 0.9 of the way a tenth of the eye stayed open and the tracker read the lids at 0.43 of open)
-EYELIDS_VERSION = 4  # in the eye memory's and the refiner's cache keys: a change here rebuilds them
+EYELIDS_VERSION = 5  # in the eye memory's and the refiner's cache keys: a change here rebuilds them
 KEY_CHUNK = 2048  # frames whose face vertices are made at once (about 40 kB a frame)
 
 
@@ -80,7 +80,7 @@ def close_lids(patch: np.ndarray, points: np.ndarray, region: np.ndarray, share:
         below = LOWER_BAND * widest
         column = np.repeat(rows, len(xs), 1)
         source = column.copy()
-        margin = LASH_BAND * widest
+        margin = min(LASH_BAND * widest, 0.9 * band)  # a brow close above leaves some lid to stretch
         lashes = (column >= edge - margin) & (column < edge)  # the lid's edge and lashes, moved down whole
         source = np.where(lashes, column - (edge - top), source)
         lid = (column >= anchor) & (column < edge - margin)  # the lid's skin above them, stretched from [anchor, top - margin)
