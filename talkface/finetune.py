@@ -320,7 +320,8 @@ def _measure_turn_gain(folder: Path, tracked, force: bool) -> None:
 def _store_region(region: type[RegionMemory], video: Path, folder: Path, tracked, force: bool, closing: np.ndarray | None = None) -> None:
     """The person's eyes (lids, brows) or mouth (lips, teeth) from every tracked clip frame (see
     talkface.render.eyes and talkface.render.mouth_patches); `closing`: the person's blink at its
-    deepest, from which the eyes' memory makes closed eyes (render/eyelids.py)."""
+    deepest, which the eyes' memory keeps to shut its patches as far as the drawn eyes
+    (render/eyelids.py)."""
     cache = StageCache(folder)
     blink = None if closing is None else (EYELIDS_VERSION, np.asarray(closing, np.float32).tobytes().hex())
     key = make_key(file_digest(video), file_digest(folder / "fit.npz"), region.FORMAT, *(() if blink is None else blink))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from talkface import progress
 from talkface.errors import CacheError
 from talkface.face.model import FaceFit, MorphableModel, ProjectedLandmarks, project_landmarks
 from talkface.motion.blinks import PROFILE_RADIUS, BlinkModel, eyes_only
@@ -377,7 +378,8 @@ def _corpus_blinks(face_model: MorphableModel) -> BlinkModel:
     face model is not installed)."""
     try:
         kit = GenericFace.load()
-    except CacheError:
+    except CacheError as error:
+        progress.log(f"note: the clip shows no blink and {error}: the person will not blink")
         return BlinkModel(0.0, np.zeros((2 * PROFILE_RADIUS + 1, face_model.n_expression), np.float32))
     return BlinkModel.borrowed(kit.blinks_per_minute, kit.blink_profile, kit.basis, face_model)
 
