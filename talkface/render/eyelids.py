@@ -172,14 +172,17 @@ def model_closing_share(model, expression: np.ndarray, closing: np.ndarray) -> f
     return float(np.clip(1 - closed / rest, 0.05, 1.0)) if rest > 1e-6 else 1.0
 
 
-def closure_shares(model, expression: np.ndarray, closing_share: float, whole: bool = True) -> np.ndarray:
-    """(T,) how far the eyes of T frames of (T, K) `expression` are shut, 0 (as open as the
-    median frame) to 1 (FULLY_SHUT_AT of the way to where the person's blink shuts them on the
-    face model, or further); `whole` False: the share of the person's blink itself (1 at its
-    deepest, more where the eyes are more shut)."""
+def closure_shares(model, expression: np.ndarray, closing_share: float) -> np.ndarray:
+    """(T,) how much of the person's blink the eyes of T frames of (T, K) `expression` show: 0 as
+    open as the median frame, 1 as shut as the blink at its deepest on the face model, more where
+    they are more shut (`shut_whole` turns it into how far to shut a patch)."""
     gaps = np.concatenate([eye_openness_signed(model, expression[start : start + KEY_CHUNK]) for start in range(0, len(expression), KEY_CHUNK)] or [np.zeros(0)])
     rest = float(np.median(gaps)) if len(gaps) else 0.0
     if rest <= 1e-6:
         return np.zeros(len(expression), np.float32)
-    share = np.maximum((1 - gaps / rest) / closing_share, 0)
-    return (np.minimum(share / FULLY_SHUT_AT, 1) if whole else share).astype(np.float32)
+    return np.maximum((1 - gaps / rest) / closing_share, 0).astype(np.float32)
+
+
+def shut_whole(shares: np.ndarray) -> np.ndarray:
+    """Blink shares (`closure_shares`) -> how far to shut a patch, 0 to 1: whole from FULLY_SHUT_AT on."""
+    return np.minimum(shares / FULLY_SHUT_AT, 1).astype(np.float32)

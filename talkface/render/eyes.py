@@ -24,7 +24,7 @@ from talkface.errors import CacheError
 from talkface.face import topology
 from talkface.face.geometry import similarity_matrix
 from talkface.face.model import MorphableModel, place_vertices
-from talkface.render.eyelids import close_lids, closed_points, closure_shares, model_closing_share, patch_openness
+from talkface.render.eyelids import close_lids, closed_points, closure_shares, model_closing_share, patch_openness, shut_whole
 from talkface.render.frames import decode_jpeg, encode_jpegs
 from talkface.storage import load_npz, save_npz
 
@@ -351,11 +351,11 @@ class RegionMemory:
         the blinks are taken out of the keys, so open eyes are chosen by head angle, gaze and
         brows, and shut as drawn: the clip's half-shut patches, shut further, read to the face
         tracker at 0.42-0.57 of open, open ones shut at 0.28-0.31."""
-        shut = self.closures(model, expression)
-        keyed = expression
-        if self.closing is not None and not self._shows_shut_eyes():
-            keyed = np.asarray(expression, np.float32) - closure_shares(model, expression, self.closing_share, whole=False)[:, None] * self.closing
-        return self.select(self.keys_for(model, keyed, pose), exclude_frames, window), shut
+        if self.closing is None:
+            return self.select(self.keys_for(model, expression, pose), exclude_frames, window), np.zeros(len(expression), np.float32)
+        shares = closure_shares(model, expression, self.closing_share)
+        keyed = expression if self._shows_shut_eyes() else np.asarray(expression, np.float32) - shares[:, None] * self.closing
+        return self.select(self.keys_for(model, keyed, pose), exclude_frames, window), shut_whole(shares)
 
     def _shows_shut_eyes(self) -> bool:
         openness = patch_openness(self.points, self.region())
@@ -366,7 +366,7 @@ class RegionMemory:
         where the memory keeps no blink."""
         if self.closing is None:
             return np.zeros(len(expression), np.float32)
-        return closure_shares(model, expression, self.closing_share)
+        return shut_whole(closure_shares(model, expression, self.closing_share))
 
     def _shut_as_drawn(self, entry: int, shut: float) -> tuple[np.ndarray, np.ndarray]:
         """Patch `entry` and its region points, its eyes closed as far as `shut` asks where they
