@@ -22,6 +22,11 @@ SMOOTH_FRAMES = 2.0  # Gaussian sigma of the widened part: brows move in gesture
 # 0.62-1.30), so a limit at 1 would narrow every livelier stretch; this one stops overshoot only
 # (a news reader's fitted gain of 2.8 moved his brows 2.1x as far as his own on his next 10 s)
 SPREAD_LIMIT = 1.25
+# and at least this many times: the fitted gain is the clip's, but speech unlike the clip's (another
+# voice, a language) moves the ridge's brows less: over 30 s of English, Fei-Fei Li's moved 0.58 of
+# her clip's and Ronald Reagan's 0.81 (benchmarks/eyelids.py, before the floor)
+BROW_FLOOR = 1.0
+HOLD_FRAMES = 75  # utterances shorter than this (3 s) are raised only part of the way: their spread is a small sample
 
 
 def brow_height(model: MorphableModel, expression: np.ndarray) -> np.ndarray:
@@ -63,17 +68,24 @@ def fit_brow_gain(model: MorphableModel, predicted: np.ndarray, real: np.ndarray
     return float(BROW_GAINS[int(np.argmin(np.abs(np.log(spreads / wanted))))])
 
 
-def widen_brows(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray, gain: float, limit: float | None = None) -> np.ndarray:
+def widen_brows(
+    expression: np.ndarray, axes: np.ndarray, centre: np.ndarray, gain: float, limit: float | None = None, floor: float | None = None
+) -> np.ndarray:
     """(T, K) expressions whose brow height (around `centre`'s) moves `gain` times as far, the
-    added motion smoothed; `axes` from `brow_axes`. With `limit` (the person's own spread of
-    `brow_spread`), a gain that would move the brows further than that is lowered until they
-    move just so far (down to BROW_GAINS[0]; a gain that keeps within it is left alone)."""
+    added motion smoothed; `axes` from `brow_axes`. With `limit` (a spread of `brow_spread`), a
+    gain that would move the brows further than that is lowered until they move just so far
+    (down to BROW_GAINS[0]; a gain that keeps within it is left alone); with `floor`, one that
+    would move them less is raised until they move that far (up to BROW_GAINS[-1]; for fewer
+    than HOLD_FRAMES frames, part of the way)."""
     if len(expression) == 0:
         return np.asarray(expression, np.float32)
     height = _axis_height(expression, axes, centre)
     smooth = smoothed(height)
     if limit is not None and np.isfinite(limit) and len(height) > 1:
         gain = _limited(height, smooth, gain, limit)
+    if floor is not None and np.isfinite(floor) and floor > 0 and len(height) > 1:
+        raised = _raised(height, smooth, gain, floor)
+        gain = gain * (raised / gain) ** min(1.0, len(height) / HOLD_FRAMES)
     if gain == 1.0:
         return np.asarray(expression, np.float32)
     extra = (gain - 1) * smooth[:, None] * axes[1][None]
@@ -88,6 +100,18 @@ def brow_spread(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray) ->
 def _axis_height(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """(T,) brow height around `centre`'s, along `axes[0]`: what `widen_brows` scales and limits."""
     return (np.asarray(expression, np.float64) - centre) @ axes[0]
+
+
+def _raised(height: np.ndarray, smooth: np.ndarray, gain: float, floor: float) -> float:
+    """The gain, raised so std(height + (gain - 1) smooth) is at least `floor` (the largest root of
+    `_limited`'s quadratic), at most BROW_GAINS[-1]; a gain that reaches the floor is left alone."""
+    h, s = height - height.mean(), smooth - smooth.mean()
+    var_h, var_s, cov = float(h @ h) / len(h), float(s @ s) / len(h), float(h @ s) / len(h)
+    k = gain - 1.0
+    if var_s < 1e-18 or var_h + 2 * k * cov + k * k * var_s >= floor * floor:
+        return gain
+    discriminant = cov * cov - var_s * (var_h - floor * floor)  # >= 0: the floor is above the least spread
+    return float(np.clip(1.0 + (-cov + np.sqrt(max(discriminant, 0.0))) / var_s, gain, BROW_GAINS[-1]))
 
 
 def _limited(height: np.ndarray, smooth: np.ndarray, gain: float, limit: float) -> float:

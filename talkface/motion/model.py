@@ -10,7 +10,7 @@ from talkface import progress
 from talkface.errors import CacheError
 from talkface.face.model import FaceFit, MorphableModel, ProjectedLandmarks, project_landmarks
 from talkface.motion.blinks import PROFILE_RADIUS, BlinkModel, eyes_only
-from talkface.motion.brows import SPREAD_LIMIT, brow_axes, brow_height, brow_spread, fit_brow_gain, widen_brows
+from talkface.motion.brows import BROW_FLOOR, SPREAD_LIMIT, brow_axes, brow_height, brow_spread, fit_brow_gain, widen_brows
 from talkface.motion.generic import GenericLipModel
 from talkface.motion.genericface import GenericFace
 from talkface.motion.io import Motion
@@ -29,6 +29,11 @@ GAIN_RANGE = (1.0, 2.5)  # the amplitude calibration only ever widens a shrunk p
 GENERIC_WEIGHTS = np.linspace(0.0, 1.0, 11)  # blends of the generic prediction and the personal ridge tried
 ADAPTED_WEIGHT = 0.5  # share of the lips taken from the generic network adapted to the person (benchmarks/lipsync.py)
 CLOSED_QUANTILE = 2  # percent: lips never pass each other further than the person's did in all but this share of the clip
+# the mouth's spread over an utterance is held to this range of the person's own (their clip's):
+# a prediction on a voice or language unlike the clip's opens the mouth less (0.64-0.89 of the
+# person's on French, German and Chinese; benchmarks/lipsync.py), and a regression shrinks it anyway
+MOUTH_HOLD = (1.0, 1.25)
+HOLD_FRAMES = 75  # utterances shorter than this (3 s) are held only part of the way: their spread is a small sample
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,11 @@ class MotionModel:
         lip_basis: (K, 120) each expression coefficient's lip offsets (lips are linear in the expression).
         neutral: (40, 3) the person's neutral lips (for the mouth opening).
         closed_floor: the person's lowest mouth opening (signed, see opening_from_offsets), or None.
-        brow_limit: the clip's own brow spread (`brows.brow_spread`): the widened brows never move
-            more than SPREAD_LIMIT times that, whatever the speech (None: profiles made before it).
+        brow_limit: the clip's own brow spread (`brows.brow_spread`): the widened brows move between
+            BROW_FLOOR and SPREAD_LIMIT times that over an utterance, whatever the speech (None:
+            profiles made before it).
+        mouth_spread: the clip's own spread (std) of the mouth opening (`frontal_mouth_opening`):
+            an utterance's is held within MOUTH_HOLD of it (None: profiles made before it, photos).
     """
 
     expression: Ridge
@@ -79,6 +87,7 @@ class MotionModel:
     neutral: np.ndarray | None = None
     closed_floor: float | None = None
     brow_limit: float | None = None
+    mouth_spread: float | None = None
 
     @property
     def radius(self) -> int:
@@ -92,7 +101,27 @@ class MotionModel:
             expression = expression + self.adapted_weight * (self.adapted.predict(features) - expression @ self.lip_basis) @ self.lip_map
         if self.closed_floor is not None:
             expression = self._never_past_closed(expression)
-        return self._widened(expression)
+        return self._widened(self._held_mouth(expression))
+
+    def _held_mouth(self, expression: np.ndarray) -> np.ndarray:
+        """The lip motion (around the clip's mean lips) scaled so the utterance's mouth opening
+        spreads within MOUTH_HOLD of the person's own, then held from closing past the person's
+        closed mouth again (which narrows it a little: further passes take that up)."""
+        if self.mouth_spread is None or self.mouth_spread < 1e-6 or self.lip_basis is None or len(expression) < 2:
+            return expression
+        for _ in range(3):
+            spread = float(opening_from_offsets(self.neutral, expression @ self.lip_basis).std())
+            if spread < 1e-9:  # a mouth that never moves (silence) stays still
+                return expression
+            wanted = float(np.clip(spread / self.mouth_spread, *MOUTH_HOLD)) * self.mouth_spread
+            scale = (wanted / spread) ** min(1.0, len(expression) / HOLD_FRAMES)
+            if abs(scale - 1.0) < 0.01:
+                break
+            lips = (expression - self.centre) @ self.lip_basis
+            expression = expression + (scale - 1.0) * lips @ self.lip_map
+            if self.closed_floor is not None:
+                expression = self._never_past_closed(expression)
+        return expression
 
     def _never_past_closed(self, expression: np.ndarray) -> np.ndarray:
         """Frames whose lips pass each other further than `closed_floor` have their lip motion
@@ -138,8 +167,9 @@ class MotionModel:
     def _widened(self, expression: np.ndarray) -> np.ndarray:
         if self.brow_axes is None:
             return expression
-        limit = None if self.brow_limit is None else SPREAD_LIMIT * self.brow_limit
-        return widen_brows(expression, self.brow_axes, self.centre, self.brow_gain, limit)
+        if self.brow_limit is None:
+            return widen_brows(expression, self.brow_axes, self.centre, self.brow_gain)
+        return widen_brows(expression, self.brow_axes, self.centre, self.brow_gain, SPREAD_LIMIT * self.brow_limit, BROW_FLOOR * self.brow_limit)
 
     def _blend(self, features: np.ndarray) -> np.ndarray:
         if self.generic is None:
@@ -165,6 +195,8 @@ class MotionModel:
             arrays.update(closed_floor=np.float64(self.closed_floor))
         if self.brow_limit is not None:
             arrays.update(brow_limit=np.float64(self.brow_limit))
+        if self.mouth_spread is not None:
+            arrays.update(mouth_spread=np.float64(self.mouth_spread))
         if self.lip_basis is not None:
             arrays.update(lip_basis=self.lip_basis, neutral_lips=self.neutral)
         return arrays
@@ -180,7 +212,7 @@ class MotionModel:
             # profiles made before the network was adapted to the person have none of these
             GenericLipModel.from_arrays(arrays, "adapted_") if "adapted_header" in arrays else None, float(arrays.get("adapted_weight", 0.0)),
             arrays.get("lip_basis"), arrays.get("neutral_lips"), float(arrays["closed_floor"]) if "closed_floor" in arrays else None,
-            _finite_or_none(arrays.get("brow_limit")),
+            _finite_or_none(arrays.get("brow_limit")), _finite_or_none(arrays.get("mouth_spread")),
         )
 
 
@@ -307,6 +339,7 @@ def train_motion_model(
     lips = lip_offsets(face_model, np.nan_to_num(targets))
     neutral = neutral_lips(face_model)
     openings = opening_from_offsets(neutral, lips, signed=True)
+    gaps = opening_from_offsets(neutral, lips)  # as `frontal_mouth_opening` reads them
     axes = brow_axes(face_model)
 
     def lip_parts(rows: np.ndarray, end: int) -> dict:
@@ -318,6 +351,7 @@ def train_motion_model(
             "brow_limit": _finite_or_none(brow_spread(targets[rows], axes, centre)),
             "adapted": generic.adapted(features[:end], lips[:end], rows[:end]) if generic is not None else None,
             "closed_floor": float(np.percentile(openings[rows], CLOSED_QUANTILE)),
+            "mouth_spread": _finite_or_none(gaps[rows].std()),
         }
 
     pose = PoseModel.fit(features, fit.pose.astype(np.float64), valid, loudness_columns)

@@ -183,3 +183,39 @@ def test_the_persons_model_keeps_lips_from_passing_each_other_and_round_trips(cl
     old = MotionModel.from_arrays({k: v for k, v in arrays.items() if not k.startswith(old_keys)}, motion.validation)
     assert old.adapted is None and old.closed_floor is None
     assert np.isfinite(old.predict_expression(loud)).all()
+
+
+def test_the_mouths_spread_over_an_utterance_is_held_to_the_persons_own(clip_data, shipped):
+    # speech unlike the clip's (another voice, a language) opened a held-out person's mouth 0.52-0.89
+    # as far as their own: the utterance's spread is held within MOUTH_HOLD of the clip's
+    from talkface.motion.model import HOLD_FRAMES, MOUTH_HOLD, MotionModel, train_motion_model
+
+    model, fit, features = clip_data
+    motion = train_motion_model(model, fit, features, 25.0, shipped)
+    own = frontal_mouth_opening(model, fit.expression[fit.valid]).std()
+    assert motion.mouth_spread == pytest.approx(own, rel=1e-3)
+    speech = np.repeat(features, 2, axis=0)
+    spread = lambda m, f=speech: frontal_mouth_opening(model, m.predict_expression(f)).std()  # noqa: E731
+    free = replace(motion, mouth_spread=None)
+    # a person whose own mouth opens 1.5 times as far: the prediction is widened to it
+    lively = replace(motion, mouth_spread=1.5 * spread(free))
+    assert MOUTH_HOLD[0] - 0.05 <= spread(lively) / lively.mouth_spread <= MOUTH_HOLD[1]
+    # lips never pressed through each other by the widening
+    signed = opening_from_offsets(neutral_lips(model), lip_offsets(model, lively.predict_expression(speech)), signed=True)
+    assert signed.min() >= motion.closed_floor - 0.005
+    # one whose mouth opens a third as far: narrowed to the range's top
+    calm = replace(motion, mouth_spread=spread(free) / 3)
+    assert spread(calm) / calm.mouth_spread == pytest.approx(MOUTH_HOLD[1], rel=0.06)
+    # a short utterance is held part of the way only
+    short = speech[: HOLD_FRAMES // 3]
+    assert spread(free, short) < spread(lively, short) < MOUTH_HOLD[0] * lively.mouth_spread
+    # saved and loaded; a damaged spread (NaN, negative) or one from before loads as none: no hold
+    arrays = motion.to_arrays()
+    assert MotionModel.from_arrays(arrays, {}).mouth_spread == pytest.approx(motion.mouth_spread)
+    for damaged in (np.float64(np.nan), np.float64(-1.0)):
+        assert MotionModel.from_arrays({**arrays, "mouth_spread": damaged}, {}).mouth_spread is None
+    before = MotionModel.from_arrays({k: v for k, v in arrays.items() if k != "mouth_spread"}, {})
+    np.testing.assert_allclose(before.predict_expression(speech), free.predict_expression(speech), atol=1e-5)
+    # silence: a mouth that never moves stays still, never NaN
+    still = lively.predict_expression(np.zeros_like(speech[:100]))
+    assert np.isfinite(still).all()

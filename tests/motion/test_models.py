@@ -255,3 +255,35 @@ def test_a_clip_without_blinks_borrows_the_corpus_blink(clip):
     # a blink that would open the eyes (axes that disagree) is refused: no blinks rather than that
     flipped = BlinkModel.borrowed(kit.blinks_per_minute, -kit.blink_profile, kit.basis, model)
     assert flipped.per_minute == 0 and not flipped.profile.any()
+
+
+def test_brows_that_move_less_than_the_persons_own_are_raised_to_it(clip):
+    # a voice unlike the clip's moved a held-out person's brows 0.58 as far as her own: the floor
+    # raises them to the clip's spread over an utterance (part of the way over a short one)
+    from talkface.face.fit import build_model
+    from talkface.face.tracker import track_video
+    from talkface.motion.brows import BROW_GAINS, HOLD_FRAMES, brow_axes, brow_spread, widen_brows
+
+    model, fit = build_model(track_video(clip))
+    real = fit.expression[fit.valid].astype(np.float64)
+    centre = real.mean(0)
+    mapping = brow_axes(model)
+    own = brow_spread(real, mapping, centre)
+    brows = ((real - centre) @ mapping[0])[:, None] * mapping[1]
+    calm = real - brows * 0.5  # half the spread
+    assert brow_spread(widen_brows(calm, mapping, centre, 1.2), mapping, centre) < 0.7 * own  # without the floor: the test can fail
+    raised = brow_spread(widen_brows(calm, mapping, centre, 1.2, 1.25 * own, own), mapping, centre)
+    assert raised == pytest.approx(own, rel=0.02)
+    # a prediction within the range is left alone
+    assert np.array_equal(widen_brows(real, mapping, centre, 1.0, 1.25 * own, 0.9 * own), widen_brows(real, mapping, centre, 1.0))
+    # never past the widest gain, however still the prediction
+    still = centre[None] + 1e-4 * brows
+    assert brow_spread(widen_brows(still, mapping, centre, 1.0, None, own), mapping, centre) == pytest.approx(
+        brow_spread(widen_brows(still, mapping, centre, BROW_GAINS[-1]), mapping, centre), rel=0.02)
+    # a short utterance part of the way; a NaN floor is no floor; one frame or none: as before
+    short = calm[: HOLD_FRAMES // 3]
+    part = brow_spread(widen_brows(short, mapping, centre, 1.2, None, 5 * own), mapping, centre)
+    assert brow_spread(widen_brows(short, mapping, centre, 1.2), mapping, centre) < part < brow_spread(widen_brows(short, mapping, centre, BROW_GAINS[-1]), mapping, centre)
+    assert np.array_equal(widen_brows(calm, mapping, centre, 1.2, None, np.nan), widen_brows(calm, mapping, centre, 1.2))
+    assert widen_brows(calm[:1], mapping, centre, 1.2, None, own).shape == (1, real.shape[1])
+    assert widen_brows(calm[:0], mapping, centre, 1.2, None, own).shape == (0, real.shape[1])
