@@ -48,7 +48,6 @@ from talkface.media.video import FrameSource, concat_videos, read_frames, write_
 from talkface.pipeline import pipeline_threads, prefetched
 from talkface.profile import Profile, load_profile, talkface_home
 from talkface.signals import best_window
-from talkface.speak import refined_mouth
 from talkface.storage import load_npz, remove_stale_partials_in, save_npz, write_json
 
 FOOTAGE_FORMAT = 2  # 2: up to two faces per frame, each followed in its own slot
@@ -199,7 +198,7 @@ def dub(
     progress.log("[3/4] the new mouth motion from the audio")
     n_out = n_video_frames(speech, FPS)
     features = extract(speech, profile.feature_set, n_out)
-    mouth = refined_mouth(profile, config.refine).predict_expression(features)
+    mouth = profile.motion.predict_expression(features)
     if config.mouth_scale != 1.0:
         mouth = mouth @ mouth_scaling(profile.face, config.mouth_scale, profile.clip_fit.expression).T
     track, person_frames = person_track(footage, profile)

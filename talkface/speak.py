@@ -14,7 +14,7 @@ from talkface.device import resolve_device
 from talkface.face.model import place_vertices
 from talkface.media import check_destination, load_audio, write_video
 from talkface.motion import Motion, save_motion
-from talkface.motion.model import MotionModel, drawn_for, generate_motion
+from talkface.motion.model import generate_motion
 from talkface.profile import Profile, load_profile
 from talkface.render.background import pose_range_note
 from talkface.render.preview import draw_mesh, triangle_colours
@@ -85,7 +85,7 @@ def speak(
     # 3. expression, head pose and blinks
     clip_pose = profile.clip_fit.pose if config.pose in ("clip", "still") else None
     motion = generate_motion(
-        refined_mouth(profile, config.refine and not config.preview), profile.face, features, profile.fps, config.seed, clip_pose, config.blink_rate
+        profile.motion, profile.face, features, profile.fps, config.seed, clip_pose, config.blink_rate
     )
     del features  # 0.2 GB for an hour of speech: not kept while the frames are made
     natural = motion
@@ -117,13 +117,3 @@ def _preview_frames(profile: Profile, motion: Motion):
             vertices = place_vertices(profile.face, motion.expression[index], motion.pose[index])
             yield draw_mesh(vertices, profile.face, colours, profile.size)
             advance(1)
-
-
-def refined_mouth(profile: Profile, refine: bool) -> MotionModel:
-    """The person's motion model, its mouth drawn so that after the refiner it opens as far as the
-    person's (`motion.model.drawn_for`, with the gain finetune measured on the refiner's held-out
-    frames); the model itself where nothing is refined or no gain was measured."""
-    if not (refine and profile.has_refiner):
-        return profile.motion
-    validation = profile.info.refiner.get("validation")
-    return drawn_for(profile.motion, validation.get("mouth_gain") if isinstance(validation, dict) else None)

@@ -31,11 +31,8 @@ ADAPTED_WEIGHT = 0.5  # share of the lips taken from the generic network adapted
 CLOSED_QUANTILE = 2  # percent: lips never pass each other further than the person's did in all but this share of the clip
 # the mouth's spread over an utterance is held to this range of the person's own (their clip's):
 # a prediction on a voice or language unlike the clip's opens the mouth less (0.64-0.89 of the
-# person's on French, German and Chinese; benchmarks/lipsync.py), and a regression shrinks it anyway.
-# The top: the issue's 0.9-1.1 (first 1.25: a held-out congressman's mouth then read 1.24 of his
-# real one in the video, on his own unseen speech; benchmarks/eyelids.py)
-MOUTH_HOLD = (1.0, 1.1)
-RENDER_GAIN_RANGE = (0.7, 1.4)  # how far a refiner's mouth gain (refine/train.py mouth_gain) is made up for
+# person's on French, German and Chinese; benchmarks/lipsync.py), and a regression shrinks it anyway
+MOUTH_HOLD = (1.0, 1.25)
 HOLD_FRAMES = 75  # utterances shorter than this (3 s) are held only part of the way: their spread is a small sample
 
 
@@ -217,18 +214,6 @@ class MotionModel:
             arrays.get("lip_basis"), arrays.get("neutral_lips"), float(arrays["closed_floor"]) if "closed_floor" in arrays else None,
             _finite_or_none(arrays.get("brow_limit")), _finite_or_none(arrays.get("mouth_spread")),
         )
-
-
-def drawn_for(model: MotionModel, render_gain) -> MotionModel:
-    """The motion model whose mouth, drawn and refined, reads as far open as the person's: where the
-    refiner opens mouths `render_gain` times as far as the frames it is given (measured at finetune
-    on held-out frames, `validation.mouth_gain`), the utterance's spread is held around the clip's
-    over that gain (kept within RENDER_GAIN_RANGE). Unchanged without a gain (none measured, an
-    unreadable one) or without the clip's spread."""
-    gain = _finite_or_none(render_gain) if isinstance(render_gain, (int, float, np.floating)) and not isinstance(render_gain, bool) else None
-    if not gain or model.mouth_spread is None:
-        return model
-    return replace(model, mouth_spread=model.mouth_spread / float(np.clip(gain, *RENDER_GAIN_RANGE)))
 
 
 def _finite_or_none(value) -> float | None:

@@ -29,8 +29,6 @@ from talkface.render.eyes import RegionMemory
 from talkface.storage import partial_path
 
 CHECKPOINT = "refiner_checkpoint.safetensors"
-MIN_MOUTH_FRAMES = 10  # held-out frames Face Mesh must read, real and refined, for the mouth's gain
-MIN_MOUTH_SPREAD = 0.01  # the real mouth must move this much (opening std) for a gain to mean anything
 SHIFT_PX = 6  # random translation of training crops (augmentation)
 SEED = 0
 
@@ -349,7 +347,7 @@ def validate(generator: Generator, pairs: PairSet, rows: np.ndarray, device: tor
             values.append(cv2.Laplacian(grey, cv2.CV_64F).var())
         return float(np.mean(values))
 
-    result = {
+    return {
         "frames": int(len(rows)),
         "face_psnr_coarse_db": round(psnr(coarse), 2),
         "face_psnr_refined_db": round(psnr(refined), 2),
@@ -357,29 +355,6 @@ def validate(generator: Generator, pairs: PairSet, rows: np.ndarray, device: tor
         "mouth_sharpness_refined": round(mouth_sharpness(refined), 1),
         "mouth_sharpness_coarse": round(mouth_sharpness(coarse), 1),
     }
-    gain = mouth_gain(real, refined)
-    if gain is not None:
-        result["mouth_gain"] = round(gain, 3)
-    return result
-
-
-def mouth_gain(real: np.ndarray, refined: np.ndarray) -> float | None:
-    """How far the refined frames' mouths open for the real ones' (Face Mesh, the spread of the
-    inner-lip gap over mouth width, refined / real, on the same frames): the refiner of a short
-    clip opened Ronald Reagan's mouth 0.77 as far as the frames it was given. None where Face Mesh
-    reads fewer than MIN_MOUTH_FRAMES frames of both or the real mouth hardly moves."""
-    from talkface.face import topology
-    from talkface.face.tracker import FaceMeshTracker
-
-    openings = []
-    for images in (real, refined):
-        with FaceMeshTracker() as tracker:
-            faces = [tracker.process(np.ascontiguousarray(image)) for image in images]
-        openings.append(np.array([topology.mouth_openness(found[0][None])[0] if found else np.nan for found in faces]))
-    both = np.isfinite(openings[0]) & np.isfinite(openings[1])
-    if both.sum() < MIN_MOUTH_FRAMES or openings[0][both].std() < MIN_MOUTH_SPREAD:
-        return None
-    return float(openings[1][both].std() / openings[0][both].std())
 
 
 def _shift(rng: np.random.Generator, inputs, real, region, centres):

@@ -19,7 +19,7 @@ from talkface.refine.crop import edge_taper, face_crop
 from talkface.refine.memory import MouthMemory, mouth_keys
 from talkface.refine.model import Refiner
 from talkface.refine.networks import Generator, PatchDiscriminator, ssim_loss
-from talkface.refine.train import CHECKPOINT, MIN_MOUTH_FRAMES, RefinerTrainer, mouth_gain, prepare_pairs, train_refiner
+from talkface.refine.train import CHECKPOINT, RefinerTrainer, prepare_pairs, train_refiner
 from talkface.output import render_frames
 from talkface.speak import speak
 
@@ -305,41 +305,3 @@ def test_a_damaged_weights_file_is_the_profiles_own_error(refined_profile, clip_
     assert done.returncode == 2 and "ProfileError" in done.stderr and "--force" in done.stderr
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "o.mp4").exists()
-
-
-def test_the_refiners_mouth_gain_is_read_by_face_mesh(clip_frames):
-    # the same frames: 1; a mouth that never moves: far less; nothing readable or too few: none
-    from talkface.face import topology
-    from talkface.face.tracker import FaceMeshTracker
-
-    real = np.stack(clip_frames[:40])
-    assert mouth_gain(real, real) == pytest.approx(1.0, abs=1e-6)
-    with FaceMeshTracker() as tracker:
-        openings = np.array([topology.mouth_openness(tracker.process(frame)[0][None])[0] for frame in real])
-    still = real[np.full(len(real), int(np.argsort(openings)[len(openings) // 2]))]
-    assert mouth_gain(real, still) < 0.3
-    assert mouth_gain(real, np.zeros_like(real)) is None  # no face in the refined frames
-    assert mouth_gain(real[: MIN_MOUTH_FRAMES - 1], real[: MIN_MOUTH_FRAMES - 1]) is None
-
-
-def test_speak_draws_the_mouth_for_the_refiners_gain(refined_profile, clip_audio):
-    # where the refiner opens mouths less than it is given, the drawn mouth opens further (and the
-    # other way); coarse speak, a profile without a gain or with a damaged one: as the model says
-    from talkface.audio import extract
-    from talkface.motion.lips import frontal_mouth_opening
-    from talkface.speak import refined_mouth
-
-    profile = refined_profile
-    features = extract(clip_audio, profile.feature_set)
-    spread = lambda model: frontal_mouth_opening(profile.face, model.predict_expression(features)).std()  # noqa: E731
-
-    def with_gain(gain):
-        refiner = {**profile.info.refiner, "validation": {**profile.info.refiner.get("validation", {}), "mouth_gain": gain}}
-        return dataclasses.replace(profile, info=dataclasses.replace(profile.info, refiner=refiner))
-
-    plain = spread(profile.motion)
-    assert spread(refined_mouth(with_gain(0.8), True)) > 1.1 * plain
-    assert spread(refined_mouth(with_gain(1.3), True)) < 0.95 * plain
-    assert refined_mouth(with_gain(0.8), False) is profile.motion
-    for damaged in (None, float("nan"), -1.0, 0.0, "wide", True, [0.8]):
-        assert refined_mouth(with_gain(damaged), True) is profile.motion
