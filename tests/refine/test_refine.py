@@ -132,6 +132,25 @@ def test_training_resumes_from_a_checkpoint_to_the_same_weights(pairs, tmp_path)
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+def test_a_run_started_from_the_generic_refiner_resumes_from_its_checkpoint(pairs, tmp_path):
+    # killed after a few steps, a warm-started run goes on from its own checkpoint (not from the
+    # generic refiner again) and ends with the weights of a run never stopped
+    from talkface.refine.generic import fits
+
+    built, memory, n_train = pairs
+    warm = dataclasses.replace(TINY, channels=RefinerConfig().channels, warm_start=True)
+    assert fits(warm.channels), "the shipped generic refiner has the default widths"
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    whole.mkdir()
+    split.mkdir()
+    assert train_refiner(built, memory, n_train, warm, whole, "key", "warm")["started_from"] == "generic"
+    assert train_refiner(built, memory, n_train, warm, split, "key", "warm", max_steps=3) == {}
+    summary = train_refiner(built, memory, n_train, warm, split, "key", "warm")
+    assert summary["steps"] == warm.steps and summary["started_from"] == "generic"
+    a, b = Refiner.load(whole).generator.state_dict(), Refiner.load(split).generator.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
 def test_training_stops_early_when_the_held_out_psnr_stops_rising(pairs, tmp_path):
     """With a learning rate too small to change anything, the held-out PSNR is flat: training
     ends after `patience` checks without gain, and the refiner is written whole."""
