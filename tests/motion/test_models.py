@@ -187,20 +187,28 @@ def test_brows_are_scaled_to_the_persons_spread_and_lips_stay(clip, clip_frames)
     assert np.array_equal(widen_brows(real, mapping, centre, 1.0), real.astype(np.float32))
 
 
-def test_widened_brows_never_move_further_than_the_persons_own(clip):
-    # a gain fitted on the clip's cross-validated predictions can overshoot on other speech (a news
-    # reader's gain of 2.8 moved his brows 2.1x as far as his own on his next 10 s): the limit holds
-    # them to the clip's spread, and leaves a prediction within it alone
+@pytest.fixture(scope="module")
+def brow_parts(clip):
+    """The clip's expressions, their mean, the brow axes and the brow part of each expression."""
     from talkface.face.fit import build_model
     from talkface.face.tracker import track_video
-    from talkface.motion.brows import BROW_GAINS, brow_axes, brow_spread, widen_brows
+    from talkface.motion.brows import brow_axes
 
     model, fit = build_model(track_video(clip))
     real = fit.expression[fit.valid].astype(np.float64)
     centre = real.mean(0)
     mapping = brow_axes(model)
+    return real, centre, mapping, ((real - centre) @ mapping[0])[:, None] * mapping[1]
+
+
+def test_widened_brows_never_move_further_than_the_persons_own(brow_parts):
+    # a gain fitted on the clip's cross-validated predictions can overshoot on other speech (a news
+    # reader's gain of 2.8 moved his brows 2.1x as far as his own on his next 10 s): the limit holds
+    # them to the clip's spread, and leaves a prediction within it alone
+    from talkface.motion.brows import BROW_GAINS, brow_spread, widen_brows
+
+    real, centre, mapping, brows = brow_parts
     limit = brow_spread(real, mapping, centre)
-    brows = ((real - centre) @ mapping[0])[:, None] * mapping[1]
     lively = real + brows * 0.2  # brows moving 1.2x as far; a gain of 2.8 (on their smoothed part) makes that over 2x
     assert brow_spread(widen_brows(lively, mapping, centre, 2.8), mapping, centre) > 2 * limit  # unlimited: the test can fail
     held = brow_spread(widen_brows(lively, mapping, centre, 2.8, limit), mapping, centre)
@@ -257,19 +265,13 @@ def test_a_clip_without_blinks_borrows_the_corpus_blink(clip):
     assert flipped.per_minute == 0 and not flipped.profile.any()
 
 
-def test_brows_that_move_less_than_the_persons_own_are_raised_to_it(clip):
+def test_brows_that_move_less_than_the_persons_own_are_raised_to_it(brow_parts):
     # a voice unlike the clip's moved a held-out person's brows 0.58 as far as her own: the floor
     # raises them to the clip's spread over an utterance (part of the way over a short one)
-    from talkface.face.fit import build_model
-    from talkface.face.tracker import track_video
-    from talkface.motion.brows import BROW_GAINS, HOLD_FRAMES, brow_axes, brow_spread, widen_brows
+    from talkface.motion.brows import BROW_GAINS, HOLD_FRAMES, brow_spread, widen_brows
 
-    model, fit = build_model(track_video(clip))
-    real = fit.expression[fit.valid].astype(np.float64)
-    centre = real.mean(0)
-    mapping = brow_axes(model)
+    real, centre, mapping, brows = brow_parts
     own = brow_spread(real, mapping, centre)
-    brows = ((real - centre) @ mapping[0])[:, None] * mapping[1]
     calm = real - brows * 0.5  # half the spread
     assert brow_spread(widen_brows(calm, mapping, centre, 1.2), mapping, centre) < 0.7 * own  # without the floor: the test can fail
     raised = brow_spread(widen_brows(calm, mapping, centre, 1.2, 1.25 * own, own), mapping, centre)
