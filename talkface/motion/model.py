@@ -10,7 +10,7 @@ from talkface import progress
 from talkface.errors import CacheError
 from talkface.face.model import FaceFit, MorphableModel, ProjectedLandmarks, project_landmarks
 from talkface.motion.blinks import PROFILE_RADIUS, BlinkModel, eyes_only
-from talkface.motion.brows import BROW_FLOOR, SPREAD_LIMIT, brow_axes, brow_height, brow_spread, fit_brow_gain, widen_brows
+from talkface.motion.brows import BROW_FLOOR, HOLD_FRAMES, SPREAD_LIMIT, brow_axes, brow_height, brow_spread, fit_brow_gain, widen_brows
 from talkface.motion.generic import GenericLipModel
 from talkface.motion.genericface import GenericFace
 from talkface.motion.io import Motion
@@ -32,8 +32,7 @@ CLOSED_QUANTILE = 2  # percent: lips never pass each other further than the pers
 # the mouth's spread over an utterance is held to this range of the person's own (their clip's):
 # a prediction on a voice or language unlike the clip's opens the mouth less (0.64-0.89 of the
 # person's on French, German and Chinese; benchmarks/lipsync.py), and a regression shrinks it anyway
-MOUTH_HOLD = (1.0, 1.25)
-HOLD_FRAMES = 75  # utterances shorter than this (3 s) are held only part of the way: their spread is a small sample
+MOUTH_HOLD = (1.0, 1.25)  # utterances shorter than HOLD_FRAMES are held part of the way, as the brows are
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,8 @@ class MotionModel:
         return max(LIP_RADIUS + self.generic.radius, AUDIO_RADIUS) if self.generic is not None else AUDIO_RADIUS
 
     def predict_expression(self, features: np.ndarray) -> np.ndarray:
-        """(T, D) audio features -> (T, K) expression coefficients (no blinks)."""
+        """(T, D) audio features -> (T, K) expression coefficients (no blinks); the whole of
+        `features` is one utterance, whose mouth and brow spreads are held to the person's."""
         raw = chunked(self._blend, features, self.radius)
         expression = self.centre + self.gain * (raw - self.centre)
         if self.adapted is not None:
