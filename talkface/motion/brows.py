@@ -103,25 +103,39 @@ def _axis_height(expression: np.ndarray, axes: np.ndarray, centre: np.ndarray) -
 
 
 def _raised(height: np.ndarray, smooth: np.ndarray, gain: float, floor: float) -> float:
-    """The gain, raised so std(height + (gain - 1) smooth) is at least `floor` (the largest root of
-    `_limited`'s quadratic), at most BROW_GAINS[-1]; a gain that reaches the floor is left alone."""
-    h, s = height - height.mean(), smooth - smooth.mean()
-    var_h, var_s, cov = float(h @ h) / len(h), float(s @ s) / len(h), float(h @ s) / len(h)
-    k = gain - 1.0
-    if var_s < 1e-18 or var_h + 2 * k * cov + k * k * var_s >= floor * floor:
+    """The gain, raised so std(height + (gain - 1) smooth) is at least `floor` (`_gain_at`), at most
+    BROW_GAINS[-1]; a gain that reaches the floor is left alone."""
+    terms = _spread_terms(height, smooth)
+    if terms[1] < 1e-18 or _variance_at(terms, gain) >= floor * floor:
         return gain
-    discriminant = cov * cov - var_s * (var_h - floor * floor)  # >= 0: the floor is above the least spread
-    return float(np.clip(1.0 + (-cov + np.sqrt(max(discriminant, 0.0))) / var_s, gain, BROW_GAINS[-1]))
+    return float(np.clip(_gain_at(terms, floor), gain, BROW_GAINS[-1]))
 
 
 def _limited(height: np.ndarray, smooth: np.ndarray, gain: float, limit: float) -> float:
-    """The gain, lowered so std(height + (gain - 1) smooth) is at most `limit`: the largest root of
-    that quadratic in (gain - 1), or where it is least when no gain reaches the limit."""
-    h, s = height - height.mean(), smooth - smooth.mean()
-    var_h, var_s, cov = float(h @ h) / len(h), float(s @ s) / len(h), float(h @ s) / len(h)
-    k = gain - 1.0
-    if var_s < 1e-18 or var_h + 2 * k * cov + k * k * var_s <= limit * limit:
+    """The gain, lowered so std(height + (gain - 1) smooth) is at most `limit` (`_gain_at`), at
+    least BROW_GAINS[0]; a gain that keeps within the limit is left alone."""
+    terms = _spread_terms(height, smooth)
+    if terms[1] < 1e-18 or _variance_at(terms, gain) <= limit * limit:
         return gain
-    discriminant = cov * cov - var_s * (var_h - limit * limit)
+    return float(np.clip(_gain_at(terms, limit), BROW_GAINS[0], gain))
+
+
+def _spread_terms(height: np.ndarray, smooth: np.ndarray) -> tuple[float, float, float]:
+    """var(height), var(smooth), cov(height, smooth): var(height + k smooth) is a quadratic in k."""
+    h, s = height - height.mean(), smooth - smooth.mean()
+    return float(h @ h) / len(h), float(s @ s) / len(h), float(h @ s) / len(h)
+
+
+def _variance_at(terms: tuple[float, float, float], gain: float) -> float:
+    var_h, var_s, cov = terms
+    k = gain - 1.0
+    return var_h + 2 * k * cov + k * k * var_s
+
+
+def _gain_at(terms: tuple[float, float, float], spread: float) -> float:
+    """The largest gain whose spread is `spread` (the quadratic's larger root in gain - 1), or the
+    gain of least spread when none reaches it."""
+    var_h, var_s, cov = terms
+    discriminant = cov * cov - var_s * (var_h - spread * spread)
     k = (-cov + np.sqrt(discriminant)) / var_s if discriminant >= 0 else -cov / var_s
-    return float(np.clip(1.0 + k, BROW_GAINS[0], gain))
+    return 1.0 + k
