@@ -11,8 +11,9 @@ refiner and speak unseen English (english_17s.m4a), coarse, seed 0, twice in one
   (render/room.py).
 Face Mesh on the output, fitted in the person's model (as `track_in_profile` does), against the motion `speak`
 drew: yaw and pitch spread (std) ratio and frame-by-frame r, roll ratio; the mouth opening's r; how far what Face
-Mesh reads is from the drawn angles (median and max over frames, |pitch| + |yaw| + |roll|), and how far the
-background head's angles as turned are from the drawn face's; background cuts per 10 s; the video's yaw spread
+Mesh reads is from the drawn angles (median and max over frames, |pitch| + |yaw| + |roll|), how far the
+background head's angles as turned are from the drawn face's, and how far Face Mesh on the backgrounds alone
+(no face drawn) reads from them; background cuts per 10 s; the video's yaw spread
 against the person's own clip; speak frames/s. Then the same people refined (a draft refiner each): frames/s of
 the whole `speak` call before and after, alternately, and the Face Mesh measures on the refined videos.
 Writes benchmarks/results/follow.md, follow.json, follow_frames.jpg (each person's frames of the largest and
@@ -24,6 +25,7 @@ Usage: python benchmarks/follow.py [--people german,chinese,bald] [--refined ger
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -40,7 +42,7 @@ import talkface.output as output  # noqa: E402
 from talkface import __version__  # noqa: E402
 from talkface.config import FinetuneConfig, SpeakConfig  # noqa: E402
 from talkface.finetune import finetune  # noqa: E402
-from talkface.media import read_frames_at  # noqa: E402
+from talkface.media import read_frames_at, write_video  # noqa: E402
 from talkface.motion import load_motion  # noqa: E402
 from talkface.render import background  # noqa: E402
 from talkface.render.turn_gain import load_turn_gain  # noqa: E402
@@ -116,6 +118,22 @@ def backgrounds(profile, motion_path: Path, follow: bool) -> dict:
     }
 
 
+def seen_heads(profile, motion_path: Path, out: Path) -> dict:
+    """The background heads as a viewer sees them: the backgrounds `speak` drew this motion's face onto
+    (the clip frames chosen, their heads turned), written without the face (`out`), Face Mesh on them fitted
+    in the person's model, against the drawn face's angles (|pitch| + |yaw| + |roll|)."""
+    drawn = load_motion(motion_path)
+    _, scenes, warper = output.background_scenes(profile, drawn)
+    with warper, contextlib.closing(scenes):
+        write_video(out, (scene for scene, _, _ in scenes), drawn.fps, None, 12)
+    fit = fit_clip(profile.face, track_video(out))
+    n = min(drawn.n_frames, len(fit.pose))
+    a, b = np.degrees(drawn.pose[:n, :3].astype(np.float64)), np.degrees(fit.pose[:n, :3].astype(np.float64))
+    ok = np.isfinite(b).all(1)
+    off = np.abs(b[ok] - a[ok]).sum(1)
+    return {"head seen vs face deg (median / p95 / max)": f"{np.median(off):.1f} / {np.percentile(off, 95):.1f} / {off.max():.1f}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", default=",".join(PEOPLE))
@@ -134,10 +152,11 @@ def main() -> None:
                 begun = time.perf_counter()
                 result = speak(SPEECH, out, profile, SpeakConfig(refine=False, seed=0), motion_path=motion_path)
                 seconds = time.perf_counter() - begun
+                heads = seen_heads(profile, motion_path, folder / f"backgrounds_{label}.mp4")
             finally:
                 if saved:
                     output.follow_indices, output.follow_turn = saved
-            row = {"person": name, "render": label, **measure(profile, out, motion_path), **backgrounds(profile, motion_path, label == "after"),
+            row = {"person": name, "render": label, **measure(profile, out, motion_path), **backgrounds(profile, motion_path, label == "after"), **heads,
                    "speak frames/s": round(result.n_frames / seconds, 1)}
             rows.append(row)
             print(row, flush=True)
@@ -163,7 +182,9 @@ by frame. Video vs drawn: |pitch| + |yaw| + |roll| between what Face Mesh reads 
 angles (what a viewer sees of the head against the motion; Face Mesh on real footage differs from its own smoothed
 track by about 0.5 degree an angle). Head vs face: the same between the background head's angles as turned
 (the clip frame's plus the turn asked of the warp) and the drawn face's; the turn is asked past the face where the
-person's turned frames read short of it. Mouth r: the mouth opening Face Mesh reads on the output against the motion's,
+person's turned frames read short of it. Head seen vs face: the same between what Face Mesh reads on the backgrounds
+themselves (the chosen clip frames with their heads turned, written without the face) and the drawn face's angles:
+the head a viewer sees around the face. Mouth r: the mouth opening Face Mesh reads on the output against the motion's,
 frame by frame (the lips kept through the turns). A cut: the background moves more than 2 clip frames in one output frame. follow_frames.jpg: per person, rows before / after, the frames of largest and smallest yaw;
 follow_turns.jpg: per person, the frame whose background head was turned the most, at 100 %.
 

@@ -55,29 +55,7 @@ def render_frames(
             f"{profile.face.n_expression}; make the motion with this profile (speak, or track --person)"
         )
     if onto is None:
-        clip_pose = profile.clip_fit.pose.astype(np.float64)
-        natural = motion.pose.astype(np.float64).copy()
-        if view is not None:
-            natural[:, :3] -= view
-        indices = follow_indices(natural, clip_pose, profile.clip_fit.valid)
-        poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
-        store = profile.read_part(lambda: FrameStore(profile.folder / "frames.npz"))
-        turned = clip_pose[indices].copy()
-        if profile.is_photo:  # a photo's one head turned by every turn of the motion
-            turned[:, :3] = motion.pose[:, :3]
-        else:  # what the chosen frames' heads lack of the motion's angles (capped), and the view asked for
-            lacking = natural[:, :3] - clip_pose[indices, :3]
-            turned[:, :3] += follow_turn(lacking, load_turn_gain(profile.folder).of(lacking)) + (0.0 if view is None else view)
-        if not profile.is_photo and not any(needs_warp(a, b) for a, b in zip(clip_pose[indices], turned)):
-            # each background frame with where its own face is: its skin is kept (render/composite.py)
-            scenes, warper = ((store[int(i)], own_face(profile, int(i)), None) for i in indices), contextlib.nullcontext()
-        else:  # each clip frame's whole head (hair, ears, outline) turned to the drawn angles
-            plate = None if profile.is_photo else load_room_plate(profile.folder, profile.size)
-            warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape, mattes=stored_mattes(profile), plate=plate)
-            # turned in a thread of their own, ahead of the compositing (a turned 900x900 frame
-            # costs about 40 ms: in the compositing thread it held the refiner waiting)
-            scenes = prefetched(_turned_scenes(profile, store, warper, indices, clip_pose, turned), depth=TURNED_AHEAD)
-            warper = contextlib.nullcontext()  # made, used and closed in that thread (_turned_scenes)
+        poses, scenes, warper = background_scenes(profile, motion, view)
     else:  # the motion was tracked from these frames: the face is where they show it
         poses, warper = motion.pose.astype(np.float64), contextlib.nullcontext()
         scenes = ((frame, SAME_FACE, None) for frame in onto)
@@ -127,6 +105,37 @@ def render_frames(
             yield frame
     finally:
         stream.close()
+
+
+def background_scenes(profile: Profile, motion: Motion, view: np.ndarray | None = None) -> tuple[np.ndarray, Iterator[tuple], contextlib.AbstractContextManager]:
+    """The backgrounds `render_frames` draws a motion's face onto: the head's pose on each
+    (T, 6), an iterator of (background, own face, own image) per frame (the clip frame, its head
+    turned where the motion asks more than it shows, with its fitted face and the frame as it
+    was), and a context to enter around iterating it. `view` as in `render_frames`."""
+    clip_pose = profile.clip_fit.pose.astype(np.float64)
+    natural = motion.pose.astype(np.float64).copy()
+    if view is not None:
+        natural[:, :3] -= view
+    indices = follow_indices(natural, clip_pose, profile.clip_fit.valid)
+    poses = seat_head(motion.pose.astype(np.float64), clip_pose, indices)
+    store = profile.read_part(lambda: FrameStore(profile.folder / "frames.npz"))
+    turned = clip_pose[indices].copy()
+    if profile.is_photo:  # a photo's one head turned by every turn of the motion
+        turned[:, :3] = motion.pose[:, :3]
+    else:  # what the chosen frames' heads lack of the motion's angles (capped), and the view asked for
+        lacking = natural[:, :3] - clip_pose[indices, :3]
+        turned[:, :3] += follow_turn(lacking, load_turn_gain(profile.folder).of(lacking)) + (0.0 if view is None else view)
+    if not profile.is_photo and not any(needs_warp(a, b) for a, b in zip(clip_pose[indices], turned)):
+        # each background frame with where its own face is: its skin is kept (render/composite.py)
+        scenes, warper = ((store[int(i)], own_face(profile, int(i)), None) for i in indices), contextlib.nullcontext()
+    else:  # each clip frame's whole head (hair, ears, outline) turned to the drawn angles
+        plate = None if profile.is_photo else load_room_plate(profile.folder, profile.size)
+        warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape, mattes=stored_mattes(profile), plate=plate)
+        # turned in a thread of their own, ahead of the compositing (a turned 900x900 frame
+        # costs about 40 ms: in the compositing thread it held the refiner waiting)
+        scenes = prefetched(_turned_scenes(profile, store, warper, indices, clip_pose, turned), depth=TURNED_AHEAD)
+        warper = contextlib.nullcontext()  # made, used and closed in that thread (_turned_scenes)
+    return poses, scenes, warper
 
 
 TURNED_AHEAD = 4  # turned background frames made ahead of the compositing

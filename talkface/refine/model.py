@@ -79,7 +79,8 @@ class Refiner:
             generator.load_state_dict(load_file(str(folder / WEIGHTS)))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:  # TypeError: a field of another kind
             raise CacheError(f"the refiner in {folder} cannot be loaded ({type(error).__name__}: {error}); run finetune again to rebuild it") from None
-        generator.eval().to(device).set_precision(use_bfloat16(device, precision))
+        bfloat16 = use_bfloat16(device, precision)
+        generator.eval().to(device).set_precision(bfloat16, channels_last=bfloat16 or torch.device(device).type == "cpu")
         return cls(generator, MouthMemory.load(folder / MEMORY), summary, torch.device(device))
 
     def prepare(

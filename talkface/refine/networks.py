@@ -17,14 +17,20 @@ class FastConvNet(nn.Module):
 
     `set_precision(True)` stores the weights channels-last and runs the forward pass under
     bfloat16 autocast; inputs and outputs stay float32, so losses, skip connections and
-    everything around the network keep full precision.
+    everything around the network keep full precision. `channels_last` alone (float32) makes
+    inference on a CPU faster too (the generator at 192 px: 28.8 -> 20.1 ms a frame on 2 cores,
+    the same output within 3e-7), but not training (0.46 -> 0.49 s a step), so it is asked for
+    where the network only runs (`Refiner.load`).
     """
 
     bfloat16 = False
+    channels_last = False
 
-    def set_precision(self, bfloat16: bool) -> "FastConvNet":
+    def set_precision(self, bfloat16: bool, channels_last: bool | None = None) -> "FastConvNet":
+        """bfloat16 autocast on or off; `channels_last` (default: with bfloat16) the memory layout."""
         self.bfloat16 = bfloat16
-        return self.to(memory_format=torch.channels_last if bfloat16 else torch.contiguous_format)
+        self.channels_last = bfloat16 if channels_last is None else channels_last
+        return self.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
     def _autocast(self, x: torch.Tensor):
         return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bfloat16)
@@ -60,7 +66,7 @@ class Generator(FastConvNet):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, 11, S, S) in [-1, 1] -> (B, 3, S, S) refined crop (about [-1, 1]); S divisible by 8."""
-        if self.bfloat16:
+        if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with self._autocast(inputs):
             correction = self._correction(inputs)
@@ -100,7 +106,7 @@ class PatchDiscriminator(FastConvNet):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []
         with self._autocast(x):
-            x = x.contiguous(memory_format=torch.channels_last) if self.bfloat16 else x
+            x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
             for layer in self.layers:
                 x = layer(x)
                 features.append(x)

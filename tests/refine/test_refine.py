@@ -108,6 +108,25 @@ def test_networks_shapes_and_ssim():
     assert ssim_loss(image, image) < 1e-5 < ssim_loss(image, -image)
 
 
+def test_a_channels_last_generator_refines_as_the_plain_one(refined_profile):
+    """Inference stores the generator channels-last on a CPU (faster there), in float32 as asked:
+    the same picture as the plain layout; training's networks keep theirs."""
+    torch.manual_seed(0)
+    plain = Generator((8, 8, 16, 16)).eval()
+    plain.out.weight.data.normal_(std=0.1)  # a correction that is not near zero
+    fast = Generator((8, 8, 16, 16)).eval()
+    fast.load_state_dict(plain.state_dict())
+    fast.set_precision(False, channels_last=True)
+    inputs = torch.rand(3, 11, 64, 64) * 2 - 1
+    with torch.inference_mode():
+        expected, got = plain(inputs), fast(inputs)
+    assert fast.enc0[0].weight.is_contiguous(memory_format=torch.channels_last) and not fast.bfloat16
+    assert (expected - inputs[:, :3]).abs().mean() > 0.01 and torch.allclose(got, expected, atol=1e-5)
+    loaded = Refiner.load(refined_profile.folder, "cpu", precision="fp32").generator
+    assert loaded.channels_last and not loaded.bfloat16
+    assert not RefinerTrainer(RefinerConfig(crop_size=64, channels=(8, 8, 16, 16), precision="fp32")).generator.channels_last
+
+
 def test_pairs_render_each_frame_onto_itself(pairs):
     built, memory, n_train = pairs
     assert built.rendered.shape == (75, 64, 64, 3) and built.real.shape == built.rendered.shape
