@@ -132,7 +132,7 @@ def background_scenes(profile: Profile, motion: Motion, view: np.ndarray | None 
         plate = None if profile.is_photo else load_room_plate(profile.folder, profile.size)
         warper = HeadWarper(recurring=profile.is_photo, face=profile.face.mean_shape, mattes=stored_mattes(profile), plate=plate)
         # turned in a thread of their own, ahead of the compositing (a turned 900x900 frame
-        # costs about 40 ms: in the compositing thread it held the refiner waiting)
+        # costs about 25 ms: in the compositing thread it held the refiner waiting)
         scenes = prefetched(_turned_scenes(profile, store, warper, indices, clip_pose, turned), depth=TURNED_AHEAD)
         warper = contextlib.nullcontext()  # made, used and closed in that thread (_turned_scenes)
     return poses, scenes, warper
