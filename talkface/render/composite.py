@@ -10,8 +10,6 @@ the new expression changes, stay the render's (the refiner paints them).
 
 from __future__ import annotations
 
-import functools
-
 import cv2
 import numpy as np
 import torch
@@ -173,13 +171,19 @@ class FaceCompositor:
         return np.clip(frame, 0, 255, out=frame).astype(np.uint8), weight, weight * keep
 
 
-@functools.lru_cache(maxsize=4)
+_GRID = [np.zeros((2, 0, 0), np.float32)]  # the largest pixel grid asked for so far (read-only)
+
+
 def _pixel_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, columns) float32 pixel coordinates of a box of `shape`, read-only (kept for the next
-    frame: a face's box keeps its size while it talks; making them cost 1-2 ms a frame)."""
-    rows, columns = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
-    rows.flags.writeable = columns.flags.writeable = False
-    return rows, columns
+    """(rows, columns) float32 pixel coordinates of a box of `shape`, read-only views of one grid
+    kept as large as the largest box asked for (a face's box changes its size by a pixel or two
+    from frame to frame; making the grid anew cost 1-2 ms a frame)."""
+    grid = _GRID[0]
+    if grid.shape[1] < shape[0] or grid.shape[2] < shape[1]:
+        grid = np.mgrid[0 : max(shape[0], grid.shape[1]), 0 : max(shape[1], grid.shape[2])].astype(np.float32)
+        grid.flags.writeable = False
+        _GRID[0] = grid
+    return grid[0, : shape[0], : shape[1]], grid[1, : shape[0], : shape[1]]
 
 
 def _moved_skin(
