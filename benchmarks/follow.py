@@ -51,8 +51,6 @@ from talkface.speak import speak  # noqa: E402
 from talkface.face import topology  # noqa: E402
 from talkface.face.fit import fit_clip  # noqa: E402
 from talkface.face.tracker import track_video  # noqa: E402
-from talkface.motion import Motion  # noqa: E402
-from talkface.face.model import project_landmarks  # noqa: E402
 
 from report import RESULTS, markdown_table, save_results  # noqa: E402
 
@@ -74,16 +72,22 @@ def keyframes_before():
     return saved
 
 
-def measure(profile, video: Path, motion_path: Path) -> dict:
-    drawn = load_motion(motion_path)
+def read_angles(profile, video: Path, drawn) -> tuple:
+    """Face Mesh on `video`, fitted in the person's model: (its track, the drawn angles, the angles read: (n, 3)
+    degrees over the frames both have, the frames where a face was read, |pitch| + |yaw| + |roll| between them there)."""
     tracked = track_video(video)
     fit = fit_clip(profile.face, tracked)
-    seen = Motion(fit.expression, fit.pose, project_landmarks(profile.face, fit), tracked.fps)
-    n = min(drawn.n_frames, seen.n_frames)
-    lips = pearson(topology.mouth_openness(tracked.landmarks[:n]), topology.mouth_openness(drawn.landmarks[:n]))
-    a, b = np.degrees(drawn.pose[:n, :3].astype(np.float64)), np.degrees(seen.pose[:n, :3].astype(np.float64))
+    n = min(drawn.n_frames, len(fit.pose))
+    a, b = np.degrees(drawn.pose[:n, :3].astype(np.float64)), np.degrees(fit.pose[:n, :3].astype(np.float64))
     ok = np.isfinite(b).all(1)
-    off = np.abs(b[ok] - a[ok]).sum(1)
+    return tracked, a, b, ok, np.abs(b[ok] - a[ok]).sum(1)
+
+
+def measure(profile, video: Path, motion_path: Path) -> dict:
+    drawn = load_motion(motion_path)
+    tracked, a, b, ok, off = read_angles(profile, video, drawn)
+    n = len(a)
+    lips = pearson(topology.mouth_openness(tracked.landmarks[:n]), topology.mouth_openness(drawn.landmarks[:n]))
     ratio = lambda k: float(np.std(b[ok, k]) / max(np.std(a[ok, k]), 1e-9))  # noqa: E731
     clip_yaw = np.degrees(np.nanstd(profile.clip_fit.pose[:, 1]))
     return {
@@ -126,11 +130,7 @@ def seen_heads(profile, motion_path: Path, out: Path) -> dict:
     _, scenes, warper = output.background_scenes(profile, drawn)
     with warper, contextlib.closing(scenes):
         write_video(out, (scene for scene, _, _ in scenes), drawn.fps, None, 12)
-    fit = fit_clip(profile.face, track_video(out))
-    n = min(drawn.n_frames, len(fit.pose))
-    a, b = np.degrees(drawn.pose[:n, :3].astype(np.float64)), np.degrees(fit.pose[:n, :3].astype(np.float64))
-    ok = np.isfinite(b).all(1)
-    off = np.abs(b[ok] - a[ok]).sum(1)
+    off = read_angles(profile, out, drawn)[-1]
     return {"head seen vs face deg (median / p95 / max)": f"{np.median(off):.1f} / {np.percentile(off, 95):.1f} / {off.max():.1f}"}
 
 
