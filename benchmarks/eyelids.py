@@ -21,16 +21,23 @@ congressman of congressman_d_60s.mp4 (left out of every shipped model), finetune
 (the issue asks 0.9-1.1) and its mouth r against them (the real frames moved by the recording's
 audio/video offset finetune found).
 
+Whether the picture's mouth opens as the motion asks (every person, the congressman too): Face Mesh's
+mouth opening in each frame of the video against the same measure on the motion's landmarks, the
+slope of a line fitted through them (`mouth video / motion (slope)`: 1, the mouth opens as far as
+asked; the refiner drew small faces' mouths less open than their coarse frames), the ratio of their
+spreads and their r.
+
 No setting of the lid closing (talkface/render/eyelids.py) was tuned on these people but the German
 newsreader, whose shut patches were looked at while setting the lashes' band (LASH_BAND).
 
 `before`: talkface at the commit given by --before (eyes shut only where the clip showed them
 shut); `base`: the commit given by --base (eyes shut as drawn; brows and mouth not yet held to
-the person's spread); `after`: this checkout. Each in its own process with its own profiles.
+the person's spread); `previous`: the commit given by --previous (the standard preset's refiner
+adapted in 100 steps of 8 crops); `after`: this checkout (400 steps of 4 crops). Each in its own process with its own profiles.
 Writes benchmarks/results/eyelids.md, eyelids.json and eyelids_crops.jpg (per person and mode: the
 eyes at 100% open, at the deepest frame of the median blink and of the least deep one).
 
-Usage: python benchmarks/eyelids.py [--before REV] [--base REV] [--modes before,base,after] [--reuse MODES] [--work out/eyelids]
+Usage: python benchmarks/eyelids.py [--before REV] [--base REV] [--previous REV] [--modes before,base,previous,after] [--reuse MODES] [--work out/eyelids]
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 BEFORE = "a11c820"  # talkface before eyes were shut as drawn
 BASE = "0f2c38c"  # eyes shut as drawn, before brows and mouths were held to the person's spread
+PREVIOUS = "f8886a9"  # the standard refiner adapted in 100 steps of 8 crops (now 400 of 4)
 # a person the generic lip model never saw, with their own unseen speech: (clip, training frames, test frames)
 HELD_OUT = (DATA / "video" / "congressman_d_60s.mp4", 500, 750)
 SPEECH = DATA / "audio" / "english_45s.mp3"
@@ -70,7 +78,7 @@ def measure(code: Path, work: Path) -> dict:
     sys.path.insert(0, str(code))
     os.environ.setdefault("TALKFACE_QUIET", "1")
     from talkface.config import FinetuneConfig, SpeakConfig
-    from talkface.face.topology import eye_openness
+    from talkface.face.topology import eye_openness, mouth_openness
     from talkface.face.tracker import FaceMeshTracker, track_video
     from talkface.finetune import finetune
     from talkface.media import load_audio, read_frames
@@ -97,11 +105,12 @@ def measure(code: Path, work: Path) -> dict:
         out = work / f"{slug}.mp4"
         result = speak(speech, out, profile, SpeakConfig(blink_rate=BLINK_RATE, seed=0))
         wanted = blink_frames(eye_openness(result.motion.landmarks))
-        openness = []
+        openness, mouth = [], []
         with FaceMeshTracker() as tracker:
             for frame in read_frames(out):
                 faces = tracker.process(frame)
                 openness.append(float(eye_openness(faces[0][None])[0]) if faces else np.nan)
+                mouth.append(float(mouth_openness(faces[0][None])[0]) if faces else np.nan)
         openness = np.array(openness)
         away = np.ones(len(openness), bool)
         for a, b in wanted:
@@ -133,6 +142,7 @@ def measure(code: Path, work: Path) -> dict:
             "open frame": int(np.flatnonzero(away)[len(np.flatnonzero(away)) // 2]),
             "video": str(out),
             "face found": round(float(np.isfinite(openness).mean()), 3),
+            **mouth_follows(mouth_openness(result.motion.landmarks), np.array(mouth)),
         }
         rows[name].update(spreads(stretch, out))
         rows[name]["languages"] = languages(profile)
@@ -140,6 +150,19 @@ def measure(code: Path, work: Path) -> dict:
     rows["held out"] = held_out_mouth(work)
     print("held out", rows["held out"], flush=True)
     return rows
+
+
+def mouth_follows(motion: np.ndarray, video: np.ndarray) -> dict:
+    """How far the video's mouth (Face Mesh: inner-lip gap over mouth width, per frame) opens as the
+    motion's (the same measure on the motion's landmarks): the slope of a line fitted to video
+    against motion (1: the picture opens as asked), the ratio of their spreads, their r."""
+    n = min(len(motion), len(video))
+    motion, video = motion[:n], video[:n]
+    both = np.isfinite(motion) & np.isfinite(video)
+    motion, video = motion[both], video[both]
+    return {"mouth video / motion (slope)": round(float(np.polyfit(motion, video, 1)[0]), 2),
+            "mouth video / motion (spread)": round(float(video.std() / motion.std()), 2),
+            "mouth r (video, motion)": round(float(np.corrcoef(motion, video)[0, 1]), 3)}
 
 
 def spreads(clip: Path, video: Path) -> dict:
@@ -204,13 +227,14 @@ def held_out_mouth(work: Path) -> dict:
     audio = load_audio(rest)
     write_audio(sound, Audio(audio.samples, audio.sample_rate))
     out = work / f"{clip.stem}_says.mp4"
-    speak(sound, out, profile, SpeakConfig(seed=0))
+    motion = speak(sound, out, profile, SpeakConfig(seed=0)).motion
     made, real = topology.mouth_openness(track_video(out).landmarks), topology.mouth_openness(track_video(rest).landmarks)
+    follows = mouth_follows(topology.mouth_openness(motion.landmarks), made)
     real = shift_features(real[:, None], -profile.motion.offset_frames)[:, 0]  # frame t: the real mouth at t + the recording's offset
     n = min(len(made), len(real))
     both = np.isfinite(made[:n]) & np.isfinite(real[:n])
     return {"finetune (s)": round(finetune_s, 1), "mouth spread (video / real)": round(float(np.nanstd(made[:n]) / np.nanstd(real[:n])), 2),
-            "mouth r (video, real)": round(pearson(made[:n][both], real[:n][both]), 3),
+            "mouth r (video, real)": round(pearson(made[:n][both], real[:n][both]), 3), **follows,
             **{f"{k} (clip)": v for k, v in spreads(first, out).items()}, "languages": languages(profile)}
 
 
@@ -276,7 +300,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default=BEFORE, help="the commit measured as `before`")
     parser.add_argument("--base", default=BASE, help="the commit measured as `base`")
-    parser.add_argument("--modes", default="before,base,after")
+    parser.add_argument("--previous", default=PREVIOUS, help="the commit measured as `previous`")
+    parser.add_argument("--modes", default="before,base,previous,after")
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "eyelids")
     parser.add_argument("--reuse", default="", help="modes whose results of an earlier run (WORK/MODE.json) are shown again, not measured")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # child: the code to measure
@@ -295,7 +320,7 @@ def main() -> None:
             results[mode] = json.loads((args.work / f"{mode}.json").read_text())
             continue
         code = ROOT
-        if mode in ("before", "base"):
+        if mode in ("before", "base", "previous"):
             code = args.work / f"{mode}_code"
             if not code.exists():
                 code.mkdir(parents=True)
@@ -325,7 +350,7 @@ def main() -> None:
     header = (
         "# Eyes that close on people whose clip shows almost no blink\n\n"
         f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, {time.perf_counter() - started:.0f} s in all. "
-        f"Command: `python benchmarks/eyelids.py --before {args.before} --modes {args.modes}`"
+        f"Command: `python benchmarks/eyelids.py --before {args.before} --base {args.base} --previous {args.previous} --modes {args.modes}`"
         + (f" (`{args.reuse}` from an earlier run of the same command, reused with --reuse)" if args.reuse else "") + ".\n\n"
         + __doc__.split("\n\n", 1)[1].split("Usage:")[0]
     )
