@@ -143,10 +143,11 @@ REFINER_PRESETS = {
     # render asks (Ronald Reagan's clip rendered onto itself: 0.75 of the real mouth's opening as
     # Face Mesh reads it), and what adapts that is the number of steps more than the crops a step:
     # refined `speak` of 30 s unseen speech, the video's mouth opening against the motion's
-    # (slope; benchmarks/eyelids.py), 100 steps of 8 crops -> 400 of 4 (-> 400 of 8): Reagan 0.67
-    # -> 0.80 (0.83), Robert Downey Jr. 0.73 -> 0.85 (0.86), the German newsreader 0.93 -> 0.96
-    # (1.00), at twice the training time of 100 x 8 where 400 x 8 took four; held-out face PSNR
-    # the same or up (38.41 -> 38.31, 28.06 -> 28.11, 35.46 -> 35.76 dB)
+    # (slope; benchmarks/eyelids.py, one run), 100 steps of 8 crops -> 400 of 4: Reagan 0.69 ->
+    # 0.81, Robert Downey Jr. 0.83 -> 0.86, the German newsreader 0.96 -> 1.00, Fei-Fei Li 0.98 ->
+    # 1.03 (Reagan with 400 of 8, on the same profile: 0.67 -> 0.83), at twice the training time
+    # of 100 x 8 where 400 x 8 took four; held-out face PSNR the same or up (Reagan 38.41 -> 38.31,
+    # RDJ 28.06 -> 28.11, the newsreader 35.46 -> 35.76 dB; Obama's realism `onto` 34.77 -> 34.85)
     "standard": RefinerConfig(steps=400, batch=4, check_every=100, patience=0),
     "best": RefinerConfig(crop_size=224, channels=(24, 48, 96, 128), steps=4000),
 }
