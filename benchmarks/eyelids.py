@@ -25,7 +25,9 @@ Whether the picture's mouth opens as the motion asks (every person, the congress
 mouth opening in each frame of the video against the same measure on the motion's landmarks, the
 slope of a line fitted through them (`mouth video / motion (slope)`: 1, the mouth opens as far as
 asked; the refiner drew small faces' mouths less open than their coarse frames), the ratio of their
-spreads and their r.
+spreads and their r. The four people's rows read Face Mesh frame by frame, unsmoothed (as their lid gap);
+the congressman's reads `track_video`'s smoothed landmarks, as the rest of his row does: the two
+readings differ by a few hundredths, so compare each row across modes, not the rows with each other.
 
 No setting of the lid closing (talkface/render/eyelids.py) was tuned on these people but the German
 newsreader, whose shut patches were looked at while setting the lashes' band (LASH_BAND).
