@@ -108,12 +108,19 @@ def pipeline_threads() -> Iterator[None]:
     refined `speak` ran 20% faster with one PyTorch thread). So it gets the cores the pipeline's
     other two threads leave, at least one. The setting is per thread: `prefetched` passes the
     creating thread's on to the threads it starts.
+
+    NumPy's BLAS (OpenBLAS) runs on one thread meanwhile (threadpoolctl; process-wide, restored
+    after): the head warp's small matrix products woke its pool for every frame, whose threads
+    then spun waiting for more (sched_yield), taking the cores from the pipeline's own threads.
+    On 2 cores, refined `speak` with the head turned (a 512² newsreader) ran 29.5 -> 33 frames/s.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - 2))
     try:
-        yield
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)

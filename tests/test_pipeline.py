@@ -11,7 +11,25 @@ import time
 import numpy as np
 import pytest
 
-from talkface.pipeline import prefetched
+from talkface.pipeline import pipeline_threads, prefetched
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_a_pipeline_holds_numpys_blas_to_one_thread_and_gives_it_back():
+    import torch
+
+    blas_before, torch_before = _blas_threads(), torch.get_num_threads()
+    assert blas_before  # NumPy's OpenBLAS is loaded
+    with pipeline_threads():
+        assert _blas_threads() == [1] * len(blas_before)
+        np.ones((300, 300)) @ np.ones((300, 300))  # still computes
+    assert _blas_threads() == blas_before
+    assert torch.get_num_threads() == torch_before
 
 
 def test_items_arrive_in_order_and_are_made_ahead():
