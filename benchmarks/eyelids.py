@@ -37,7 +37,7 @@ shut); `base`: the commit given by --base (eyes shut as drawn; brows and mouth n
 the person's spread); `previous`: the commit given by --previous (the standard preset's refiner
 adapted in 100 steps of 8 crops); `after`: this checkout (400 steps of 4 crops). Each in its own process with its own profiles.
 The bald man (added later) is measured in `after` only. Robert Downey Jr.'s stretch is behind pink-tinted lenses: Face
-Mesh reads his own real blink there at 0.43 of open (without glasses, in his other corpus clip, 0.15-0.39), so this
+Mesh reads his own real blink there at 0.42 of open (`clip blink depth`) (without glasses, in his other corpus clip, 0.15-0.39), so this
 measure cannot see his eyes shut, drawn or real.
 Writes benchmarks/results/eyelids.md, eyelids.json and eyelids_crops.jpg (per person and mode: the
 eyes at 100% open, at the deepest frame of the median blink and of the least deep one).
@@ -76,7 +76,7 @@ PEOPLE = [
     ("Fei-Fei Li", DATA / "corpus" / "fei_fei_li_styletalk_clip2.mp4", 57, 244, 9.5),
     ("Ronald Reagan", DATA / "corpus" / "ronald_reagan_styletalk_clip1.mp4", 426, 226, 9.0),
     # a fifth (session 29): Robert Downey Jr.'s stretch is behind pink-tinted lenses, where Face Mesh reads his own
-    # real blink at 0.43 of open (his other corpus clip, without glasses: 0.15-0.39), so the lid measure cannot see
+    # real blink at 0.42 of open (his other corpus clip, without glasses: 0.15-0.39), so the lid measure cannot see
     # his eyes shut; of the other corpus clips, the bald man's 8.0 s is the longest stretch with at most one blink
     ("bald man", DATA / "corpus" / "bald_man_capitol_infinitetalk_ref_video.mp4", 118, 199, 7.9),
 ]
