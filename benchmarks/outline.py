@@ -10,8 +10,10 @@ and at least 0.35 as strong, parted from the outline by a dip, is looked for
 the longest stretch, and the share doubled by the head's old outline (the second edge within 3 px of
 where the unturned video's head outline was in the same frame: the ghost itself). The unturned video
 (--yaw 0) is the baseline: the room's own edges beside the head (a flag's cord, a column) read there too.
-Each turned video is made twice in the run: with the uncovered room filled flat (before) and with
-the room mirrored into the gap near its edge (after; render/headwarp.py `mirror_room`).
+Each turned video is made twice in the run: with the warp free to spread the side of the head as
+wide as its ellipsoid says (before) and with no part of the frame spread wider than MAX_STRETCH
+along a row or a column (after; render/headwarp.py `cap_stretch`). Both fill the room a turn
+uncovers as render/headwarp.py does (the room mirrored into the gap near its edge).
 Writes benchmarks/results/outline.md, outline.json and outline_crops.jpg (100% crops of the head at
 --yaw -20 and +20 for photos, a clip's worse side, before and after, beside --yaw 0, the doubled
 points marked in red).
@@ -36,17 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from talkface import __version__  # noqa: E402
 from talkface.config import FinetuneConfig, SpeakConfig  # noqa: E402
 from talkface.controls import Controls  # noqa: E402
-from talkface.render.headwarp import MIRROR_REACH  # noqa: E402
+from talkface.render.headwarp import MAX_STRETCH, MIRROR_REACH  # noqa: E402
 from talkface.evaluate.outline import MIN_RUN, OLD_NEAR, OUTSIDE_BAND, doubled_outline, head_outline  # noqa: E402
 from talkface.face.tracker import FaceMeshTracker  # noqa: E402
 from talkface.finetune import finetune  # noqa: E402
 from talkface.media import read_frames  # noqa: E402
 from talkface.oneshot import finetune_image  # noqa: E402
 from talkface.profile import load_profile  # noqa: E402
-import talkface.output as output_module  # noqa: E402
 import talkface.render.headwarp as headwarp  # noqa: E402
-from talkface.render.frames import FrameStore, MatteStore  # noqa: E402
-from talkface.render.room import build_room_plate, load_room_plate  # noqa: E402
 from talkface.render.headwarp import PersonMatter  # noqa: E402
 from talkface.speak import speak  # noqa: E402
 
@@ -58,6 +57,7 @@ YAWS = (0, -20, -15, 15, 20)
 SHOWN = (-20, 20)  # yaws whose crops go into the picture
 SAMPLE_EVERY = 4  # frames
 CHIN = 152  # Face Mesh landmark: the chin's lowest point
+SIDE_REACH = 0.35  # the band beside the face whose detail is read: this share of the face's width out from its edge
 
 
 def sources() -> dict[str, tuple[str, Path, str]]:
@@ -85,11 +85,6 @@ def profile_for(name: str, kind: str, source: Path, work: Path):
     return finetune(source, folder, FinetuneConfig(preset="draft") if name == "obama" else FinetuneConfig(refiner=False))
 
 
-def room_plates(profile) -> dict:
-    """The clip's room plate made both ways (render/room.py): the room no frame showed filled flat
-    (before) and mirrored near what was seen (after); None each where the camera moved."""
-    frames, mattes = FrameStore(profile.folder / "frames.npz", cache_size=1), MatteStore(profile.folder / "mattes.npz")
-    return {mode: build_room_plate(frames, mattes, mirror=0 if mode == "before" else MIRROR_REACH)[0] for mode in ("before", "after")}
 
 
 def read_outlines(video: Path, unturned: list[dict] | None = None) -> list[dict]:
@@ -106,8 +101,32 @@ def read_outlines(video: Path, unturned: list[dict] | None = None) -> list[dict]
                 continue
             matte, chin = matter(frame), float(faces[0][CHIN, 1])
             reading = doubled_outline(frame, matte, chin, old.get(index))
-            readings.append({"index": index, "frame": frame, "reading": reading, "face": faces[0][:, :2], "outline": head_outline(matte, chin)[0]})
+            readings.append({"index": index, "frame": frame, "reading": reading, "face": faces[0][:, :2], "outline": head_outline(matte, chin)[0],
+                             "side detail": side_detail(frame, matte, faces[0][:468, :2])})
     return readings
+
+
+def side_detail(frame: np.ndarray, matte: np.ndarray, face: np.ndarray) -> float:
+    """Across / along detail beside the face: in the band of the person (matte above 0.5) just
+    outside the face's outline (within SIDE_REACH of its width, between its top and its chin),
+    the mean horizontal gradient over the mean vertical one. A part of the frame spread sideways
+    (a turned head's side stretched several times its width: a smeared second cheek, an ear
+    grown into a flap) keeps its vertical detail and loses its horizontal: the ratio falls
+    below the unturned video's."""
+    hull = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(face).astype(np.int32)), 1)
+    width = float(np.ptp(face[:, 0]))
+    reach = max(int(SIDE_REACH * width), 3)
+    band = cv2.dilate(hull, np.ones((1, 2 * reach + 1), np.uint8)) & (1 - cv2.dilate(hull, np.ones((3, 3), np.uint8)))
+    band[: int(face[:, 1].min())] = 0
+    band[int(face[CHIN, 1]) :] = 0
+    band &= (matte > 0.5).astype(np.uint8)
+    if band.sum() < 50:
+        return float("nan")
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    across = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3))[band > 0].mean()
+    along = np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))[band > 0].mean()
+    return float(across / max(along, 1e-6))
 
 
 def head_crop(frame: np.ndarray, face: np.ndarray) -> tuple[slice, slice]:
@@ -143,6 +162,7 @@ def summary(readings: list[dict]) -> dict:
         "longest stretch (px)": int(longest.max()) if len(longest) else 0,
         "doubled by the old outline (mean share)": round(float(np.mean([r["reading"].ghost_share for r in readings])), 3) if readings else float("nan"),
         "frames with it": f"{sum(r['reading'].on_old.any() for r in readings)}/{len(readings)}",
+        "side detail across / along": round(float(np.nanmedian([r["side detail"] for r in readings])), 2) if readings else float("nan"),
     }
 
 
@@ -159,19 +179,15 @@ def main() -> None:
         kind, source, tuned = people[name]
         profile = profile_for(name, kind, source, args.work)
         readings = {}
-        plates = room_plates(profile) if kind == "clip" else None
         for mode, yaw in [("after", 0)] + [(mode, yaw) for yaw in YAWS[1:] for mode in ("before", "after")]:
             out = args.work / name / f"yaw{yaw:+d}{'_before' if mode == 'before' else ''}.mp4"
-            headwarp.MIRROR_REACH = 0 if mode == "before" else MIRROR_REACH
-            if plates is not None:
-                output_module.load_room_plate = lambda folder, size, plate=plates[mode]: plate
+            headwarp.MAX_STRETCH = np.inf if mode == "before" else MAX_STRETCH
             if not (args.keep_videos and out.exists()):
                 speak(SPEECH, out, profile, SpeakConfig(pose="still", seed=0), controls=Controls(yaw=float(yaw)))
             readings[(mode, yaw)] = read_outlines(out, readings.get(("after", 0)))
-            row = {"person": name, "profile": f"{kind}, {tuned}", "size": "x".join(map(str, profile.size)), "--yaw": yaw, "fill": mode if yaw else "-"}
+            row = {"person": name, "profile": f"{kind}, {tuned}", "size": "x".join(map(str, profile.size)), "--yaw": yaw, "stretch": mode if yaw else "-"}
             rows.append(row | summary(readings[(mode, yaw)]))
-        headwarp.MIRROR_REACH = MIRROR_REACH
-        output_module.load_room_plate = load_room_plate
+        headwarp.MAX_STRETCH = MAX_STRETCH
         # a clip's frames: its worse side only (the sheet stays a readable size)
         worse = max(SHOWN, key=lambda yaw: np.mean([r["reading"].share for r in readings[("after", yaw)]]))
         for yaw in SHOWN if kind == "photo" else (worse,):
@@ -195,18 +211,24 @@ column). A ghost shows as a turned row above its person's `--yaw 0` row, and as 
 the head's old outline: `doubled by the old outline`, where the second edge lies within {OLD_NEAR:.0f} px
 of the same frame's head outline at `--yaw 0` (the same clip frame, unturned).
 
-`fill`: how the room the turned head uncovers is filled where no frame showed it (a photo's room; a
-clip's room plate, made of the room its frames showed, where the person never moved away):
-`before`, the mean of the room around the gap, level by level (a flat band); `after`, within
-{MIRROR_REACH} px of the room, the room mirrored across the gap's edge (its texture carried on:
-render/headwarp.py `mirror_room`), fading to that mean deeper in. Both measured in this run (each
-clip's plate made both ways from its stored frames and mattes).
+`side detail across / along`: beside the face (the person within {SIDE_REACH} of the face's width out
+from its outline, between its top and its chin), the mean horizontal gradient over the mean vertical
+one, median over the frames read: a part spread sideways keeps its vertical detail and loses its
+horizontal, so a smeared band beside the face reads lower than the unturned video's.
+
+`stretch`: how far the warp may spread a part of the frame. `before`: as far as the head's ellipsoid
+says: where its rim turns into view, a sliver the frame saw edge-on (hair, an ear, the skin beyond
+Face Mesh's outline) spreads over a band several times as wide (a held-out photo's ear and cheek
+edge read as a smeared flap beside the drawn cheek); `after`: no part wider than {MAX_STRETCH} times along
+a row or a column (render/headwarp.py `cap_stretch`). Both measured in this run. The room a turn
+uncovers is filled as render/headwarp.py does in both (within {MIRROR_REACH} px of the room, the room
+mirrored across the gap's edge; a clip's from its room plate).
 
 {markdown_table(rows)}
 
 ![crops](outline_crops.jpg)
 
-Rows, top to bottom: {', '.join(shown)}. Each row: `--yaw 0`, then turned with the flat fill
+Rows, top to bottom: {', '.join(shown)}. Each row: `--yaw 0`, then turned without the stretch cap
 (before), turned now, and turned now with its doubled points in red (magenta: on the old outline),
 at the frame where either turned video has its longest doubled stretch; 100%.
 """

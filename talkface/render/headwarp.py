@@ -14,6 +14,12 @@ the move of the nearest outline point carries on, fading to nothing over RING he
 the shoulders bend a little near the head and not at all beyond. The face itself is drawn
 over all this by the compositor, exactly at the new pose. One cv2.remap applies it.
 
+Where the rim turns into view, the frame saw the side of the head edge-on: the ellipsoid would
+spread that sliver (hair, an ear, skin beyond Face Mesh's outline) over a band several times as
+wide, a smeared flap beside the drawn cheek. No part of the frame is spread more than MAX_STRETCH
+times along a row or a column (`cap_stretch`): the reads cross the sliver faster and carry on into
+what lies beyond it.
+
 The ellipsoid's front stands up to a head-radius before the real face (whose cheeks and eyes lie
 far behind the nose), so on its own it would carry the frame's face, brows, jaw line and ears
 sideways by more than the drawn face moves: the drawn face would then sit off-centre in its
@@ -87,6 +93,8 @@ FACE_POINTS = 120  # mesh points the face correction is carried by (a spread-out
 FACE_REACH = 0.2  # model units: the width of each mesh point's influence (about 1.1 cm)
 FACE_FADE = 0.5  # the correction fades off the face where the points' summed weight falls below this
 FACE_PASSES = 8  # passes of successive correction: the face's points meet the mesh's moves 0.88-0.92 of the way
+MAX_STRETCH = 1.25  # the warp widens no part of the frame more than this along a row or a column (cap_stretch):
+# 1.4 still left a held-out photo's ear and cheek edge as a smeared flap beside the drawn cheek at 20 degrees
 
 
 def needs_warp(source_pose: np.ndarray, target_pose: np.ndarray) -> bool:
@@ -141,8 +149,10 @@ def warp_head(
     gy = np.arange(y0 + first, y1 + step, step, dtype=np.float64)
     soften = max(SOFTEN * target_pose[5] * HEAD_RADII.max() / step, 0.5)
     moves = grid_moves(gx, gy, source_pose, target_pose, face, soften)
+    here = np.stack(np.meshgrid(gx, gy), -1)
+    reads = cap_stretch(moves + here, gx, gy, centre)
+    moves = reads - here
     sharpen = np.minimum(np.hypot(moves[..., 0], moves[..., 1]) * (1 / SHARPEN_FROM), 1).astype(np.float32)
-    reads = moves + np.stack(np.meshgrid(gx, gy), -1)
     # the part of the frame the maps read (the box, moved; 2 px round it for the taps and the
     # sharpening): remapped from there only, so only it is sharpened
     flat = reads.reshape(-1, 2)
@@ -190,6 +200,51 @@ def warp_head(
         room = room.copy()
         room[ay0:ay1, ax0:ax1] = fill_from_room(room[ay0:ay1, ax0:ax1], hole, ~hole & (person_there == 0), MIRROR_REACH)
     return _blend_person(out, moved, room, moved_matte, x0, y0)
+
+
+def cap_stretch(reads: np.ndarray, gx: np.ndarray, gy: np.ndarray, centre: np.ndarray, most: float | None = None) -> np.ndarray:
+    """Grid `reads` ((len(gy), len(gx), 2): where each point of the evenly spaced grid `gx`, `gy`
+    reads the frame) with no part widened more than `most` (MAX_STRETCH) along a row (x) or a
+    column (y), going outward from `centre` (px).
+
+    Where the ellipsoid's rim turns into view, a sliver the frame saw edge-on (the side of the
+    head: hair, an ear, the skin beyond Face Mesh's outline) was spread over a band several times
+    as wide, and read as a smeared second cheek or a huge ear beside the drawn face. Capped, the
+    reads cross the sliver at least 1/`most` as fast and carry on into what lies beyond it (more
+    hair, the room: the person matte follows the same maps); the lead they gain is given back as
+    soon as the reads beyond move fast enough to spare it, so the warp still fades out where it did.
+    Within the face the reads move about one for one, and nothing changes there."""
+    most = MAX_STRETCH if most is None else most
+    if not np.isfinite(most):  # no cap
+        return reads
+    out = reads.copy()
+    column = int(np.clip(np.searchsorted(gx, centre[0]), 1, len(gx) - 1))
+    row = int(np.clip(np.searchsorted(gy, centre[1]), 1, len(gy) - 1))
+    out[..., 0] = _cap_rows(reads[..., 0], column, (gx[1] - gx[0]) / most)
+    out[..., 1] = _cap_rows(reads[..., 1].T, row, (gy[1] - gy[0]) / most).T
+    return out
+
+
+def _cap_rows(reads: np.ndarray, start: int, least: float) -> np.ndarray:
+    """`cap_stretch` along each row of `reads` ((rows, n): one coordinate): from column `start`
+    outward both ways, each step reads at least `least` px further out than the one before."""
+    steps = np.diff(reads, axis=1)
+    if steps[:, start - 1 :].min() >= least and steps[:, :start].min() >= least:  # nothing spread past the cap (most turns)
+        return reads
+    out = reads.copy()
+    for direction, columns in ((1, range(start, reads.shape[1])), (-1, range(start - 1, -1, -1))):
+        lead = np.zeros(reads.shape[0])  # how far ahead of its own reads each row is now
+        for i in columns:
+            before = i - direction
+            if before < 0 or before >= reads.shape[1]:
+                continue
+            step = direction * (reads[:, i] - reads[:, before])  # how far out this step reads, as the warp has it
+            taken = np.maximum(step, least)  # at least `least`
+            lead += taken - step
+            spare = np.minimum(lead, np.maximum(step - least, 0))  # where the warp reads faster, the lead is given back
+            lead -= spare
+            out[:, i] = reads[:, i] + direction * lead
+    return out
 
 
 def sharp_remap(frame: np.ndarray, map_xy: np.ndarray, map_fraction: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from talkface.render.headwarp import GRID_STEP, MIN_DEGREES, RING, grid_moves, head_moves, needs_warp, warp_head
+from talkface.render.headwarp import GRID_STEP, HEAD_CENTRE, MAX_STRETCH, MIN_DEGREES, RING, cap_stretch, grid_moves, head_moves, needs_warp, warp_head
 
 from ..conftest import CLIP
 
@@ -276,6 +276,8 @@ def test_stored_mattes_are_the_mattes_the_warp_would_make(tmp_path):
 
 
 def test_each_pixel_reads_the_frame_where_the_grid_of_moves_says():
+    from talkface.face.geometry import apply_pose
+
     """The moves are worked out on a grid and resized to every pixel: a frame whose red is its x
     and green its y (bicubic reads a ramp exactly) comes out with each pixel showing where it
     read the frame, which must be that pixel plus the grid's moves interpolated there (the grid's
@@ -288,7 +290,9 @@ def test_each_pixel_reads_the_frame_where_the_grid_of_moves_says():
     step = GRID_STEP
     first = (step - 1) / 2 - step  # the grid warp_head uses: a step before its box, half a step in (box at 0 here)
     gx = np.arange(first, 240 + step, step)
-    moves = grid_moves(gx, gx, pose, target, None, max(0.08 * 30 * 2.1 / step, 0.5))
+    here = np.stack(np.meshgrid(gx, gx), -1)
+    centre = apply_pose(HEAD_CENTRE[None, None], target[None])[0, 0, :2]
+    moves = cap_stretch(grid_moves(gx, gx, pose, target, None, max(0.08 * 30 * 2.1 / step, 0.5)) + here, gx, gx, centre) - here
     points = np.array([[60, 90], [120, 125], [150, 60], [185, 170], [100, 200]], np.float64)
     cells = (points - first) / step
     k = np.floor(cells).astype(int)
@@ -386,3 +390,53 @@ def test_a_turned_head_uncovers_the_rooms_texture_not_a_flat_band():
     assert inside.sum() > 50
     room = np.hypot(xx - 100, yy - 90) > 60
     assert out[..., 0][inside].std() > 0.4 * out[..., 0][room].std()  # filled flat: 0.07 of it
+
+
+def test_no_band_beside_the_head_is_spread_wider_than_the_cap():
+    """Rows of grid reads that cross a sliver slowly (the ellipsoid's rim seen edge-on: 0.3 px of
+    frame per px) and then faster than one for one: capped, every step reads at least
+    1/MAX_STRETCH of a step further out, the lead is given back where the reads move fast, and
+    the reads beyond, and the face's one-for-one middle, are left as they were."""
+    step = 6.0
+    gx = np.arange(0, 60) * step
+    slopes = np.ones(59)
+    slopes[35:45] = 0.3  # the sliver, right of the centre (column 30)
+    slopes[45:52] = 1.6  # then the reads run ahead (the warp fading out)
+    slopes[10:15] = -0.2  # a fold left of the centre
+    slopes[2:10] = 1.8
+    row = np.concatenate([[0.0], np.cumsum(slopes * step)])
+    reads = np.stack(np.broadcast_arrays(row[None, :].repeat(5, 0), np.arange(5)[:, None] * step), -1).astype(np.float64)
+    gy = np.arange(5) * step
+    capped = cap_stretch(reads, gx, gy, np.array([30 * step, 2 * step]))
+    steps = np.diff(capped[..., 0], axis=1) / step
+    assert steps.min() >= 1 / MAX_STRETCH - 1e-9
+    assert np.diff(reads[..., 0], axis=1).min() / step < 0  # the fold was there
+    np.testing.assert_allclose(capped[:, 15:36], reads[:, 15:36])  # the middle, as it was
+    np.testing.assert_allclose(capped[:, 55:], reads[:, 55:])  # the lead given back
+    np.testing.assert_allclose(capped[:, :3], reads[:, :3])
+    np.testing.assert_allclose(capped[..., 1], reads[..., 1])  # a straight column: nothing to cap
+
+
+def test_a_turn_of_20_degrees_spreads_no_band_beside_the_face_past_the_cap():
+    """A real face turned 20 degrees either way: the ellipsoid's rim and the face correction's
+    fade spread parts of the frame two to three times as wide (a held-out photo's ear and cheek
+    edge showed as a smeared flap beside the drawn cheek), or fold them back; the grid the warp
+    remaps through spreads none past MAX_STRETCH along a row."""
+    from talkface.face.geometry import apply_pose
+
+    face = _real_face()
+    gx, gy = np.arange(0, 400, GRID_STEP, dtype=np.float64), np.arange(0, 440, GRID_STEP, dtype=np.float64)
+    here = np.stack(np.meshgrid(gx, gy), -1)
+    for yaw in (20, -20):
+        target = turned(POSE, yaw)
+        reads = grid_moves(gx, gy, POSE, target, face, max(0.08 * 70 * 2.1 / GRID_STEP, 0.5)) + here
+        centre = apply_pose(HEAD_CENTRE[None, None], target[None])[0, 0, :2]
+        capped = cap_stretch(reads, gx, gy, centre)
+        column = np.searchsorted(gx, centre[0])
+        def least(r):  # the slowest step outward along the rows through the head (per px of output)
+            rows = slice(np.searchsorted(gy, 220 - 140), np.searchsorted(gy, 220 + 140))
+            right = np.diff(r[rows, column:, 0], axis=1)
+            left = np.diff(r[rows, : column + 1, 0], axis=1)  # reads fall going outward to the left
+            return min(right.min(), left.min()) / GRID_STEP
+        assert least(reads) < 0.2  # spread five times as wide or more, or folded
+        assert least(capped) >= 1 / MAX_STRETCH - 1e-6
