@@ -93,8 +93,11 @@ FACE_POINTS = 120  # mesh points the face correction is carried by (a spread-out
 FACE_REACH = 0.2  # model units: the width of each mesh point's influence (about 1.1 cm)
 FACE_FADE = 0.5  # the correction fades off the face where the points' summed weight falls below this
 FACE_PASSES = 8  # passes of successive correction: the face's points meet the mesh's moves 0.88-0.92 of the way
-MAX_STRETCH = 1.25  # the warp widens no part of the frame more than this along a row or a column (cap_stretch):
-# 1.4 still left a held-out photo's ear and cheek edge as a smeared flap beside the drawn cheek at 20 degrees
+MAX_STRETCH = 2.0  # the warp widens no part of the frame more than this along a row or a column (cap_stretch):
+# uncapped, a held-out photo's ear and cheek edge spread 6-100 times (and folded back) into a smeared flap
+# beside the drawn cheek at 20 degrees; 2 takes the fold and the widest smear away (a band of cheek still shows
+# where the cheek reaches past Face Mesh's outline); 1.25 took that too, but narrowed the side of the head that
+# a real turn widens: the visible turn read 0.06-0.10 less of the angle asked (benchmarks/freeview.py)
 
 
 def needs_warp(source_pose: np.ndarray, target_pose: np.ndarray) -> bool:

@@ -33,8 +33,8 @@ from talkface.face.tracker import FaceMeshTracker, TrackBuilder
 from talkface.render.background import TURN_GAIN
 from talkface.storage import read_json_object, write_json
 
-FORMAT = 3  # turn_gain.json (2: the head's turn found from two head turns per face turn; 3: up to 3x)
-READABLE = (2, 3)  # formats load_turn_gain takes (a format-2 record's gains lie within 1-2x)
+FORMAT = 4  # turn_gain.json (2: the head's turn found from two head turns per face turn; 3: up to 3x; 4: through the stretch-capped warp)
+READABLE = (2, 3, 4)  # formats load_turn_gain takes (a format-2 record's gains lie within 1-2x)
 FILE = "turn_gain.json"
 CALIBRATION_DEGREES = 5.0  # the turns measured, each way (the largest a follow turn asks is 10)
 CALIBRATION_FRAMES = 10  # clip frames they are measured on
