@@ -235,12 +235,11 @@ def _cap_rows(reads: np.ndarray, start: int, least: float) -> np.ndarray:
     if steps[:, start - 1 :].min() >= least and steps[:, :start].min() >= least:  # nothing spread past the cap (most turns)
         return reads
     out = reads.copy()
-    for direction, columns in ((1, range(start, reads.shape[1])), (-1, range(start - 1, -1, -1))):
+    # rightward the steps from column start - 1 on, leftward those from start - 1 down (each step once)
+    for direction, columns in ((1, range(start, reads.shape[1])), (-1, range(start - 2, -1, -1))):
         lead = np.zeros(reads.shape[0])  # how far ahead of its own reads each row is now
         for i in columns:
             before = i - direction
-            if before < 0 or before >= reads.shape[1]:
-                continue
             step = direction * (reads[:, i] - reads[:, before])  # how far out this step reads, as the warp has it
             taken = np.maximum(step, least)  # at least `least`
             lead += taken - step
