@@ -158,9 +158,9 @@ MAX_SEED = 2**32 - 1  # numpy's seed range
 MAX_BLINK_RATE = 120.0  # blinks per minute; people blink 10-40
 
 
-DEFAULT_CRF = 18  # x264 quality of every video talkface writes unless --crf says otherwise: visually lossless
+DEFAULT_CRF = 17  # x264 quality of every video talkface writes unless --crf says otherwise: visually lossless
 MAX_CRF = 51  # x264's range: 0 lossless (in YUV 4:2:0) ... 51
-CRF_HELP = "Output quality (x264 CRF): 18 visually lossless, 0 lossless, higher smaller."
+CRF_HELP = "Output quality (x264 CRF): 17 visually lossless, 0 lossless, higher smaller."
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class SpeakConfig:
         blink_rate: blinks per minute; None keeps the rate measured in the clip.
         preview: draw the shaded 3D face on a plain background instead of the full frame.
         refine: pass the frames through the profile's GAN refiner (when it has one).
-        crf: x264 quality of the output: 18 visually lossless (default), 0 lossless in YUV 4:2:0.
+        crf: x264 quality of the output: 17 visually lossless (default), 0 lossless in YUV 4:2:0.
     """
 
     pose: str = "generated"
@@ -220,7 +220,7 @@ class DubConfig:
             'loop' (start again; the jump is treated as a cut) or 'hold' (the last frame).
         mouth_scale: amplitude of the new lip and jaw motion (0.5 calmer, 1.5 wider).
         refine: pass the re-rendered lower face through the profile's GAN refiner.
-        crf: x264 quality of the output: 18 visually lossless (default), 0 lossless in YUV 4:2:0.
+        crf: x264 quality of the output: 17 visually lossless (default), 0 lossless in YUV 4:2:0.
         preset: refiner preset of the profile built from the video when no person is given.
         sample_seconds: how much of a long video (the best-tracked stretch) trains that profile.
         segment_frames: the output is encoded in segments of this many frames, so an

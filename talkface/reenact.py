@@ -98,7 +98,7 @@ def reenact(
         motion_path: also write the transferred motion here.
         blink_rate: None keeps the driver's blinks; a number replaces them with the person's own
             blinks at that rate per minute (0: none), placed with `seed`.
-        crf: x264 quality of the output (18 visually lossless, 0 lossless).
+        crf: x264 quality of the output (17 visually lossless, 0 lossless).
 
     Raises:
         InputError: unreadable driver or audio; NoFaceError, MultipleFacesError: not one face.

@@ -55,7 +55,7 @@ def render(
         background: an image, a video or a colour to put behind the person.
         onto: redraw the face in place on this video (the one the motion was tracked from), on
             its clock: frame k of the motion is drawn on the picture shown k / 25 s into it.
-        crf: x264 quality of the output (18 visually lossless, 0 lossless).
+        crf: x264 quality of the output (17 visually lossless, 0 lossless).
         keep_sound: with `onto` and no `audio`, mux the video's own sound (False: none).
 
     Raises:

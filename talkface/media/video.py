@@ -21,11 +21,13 @@ from talkface.media.probe import open_media
 from talkface.pipeline import prefetched
 
 AUDIO_FRAME_SAMPLES = 1024  # samples per AAC frame
-# x264's own default. "veryfast" (until session 14) lost a third of a moving face's fine detail: a photo
-# profile's `speak` kept 0.60 of the photo's face sharpness (Laplacian), 0.68 with "medium" (a still head
-# 0.84 with "veryfast"); a clip profile's refined `speak` barely changed (+0.4 %). It costs 5-11 % of `speak`'s
-# frames/s on 2 cores and makes files ~12 % larger
-X264_PRESET = "medium"
+# "veryfast" (until session 14) lost a third of a moving face's fine detail: a photo profile's `speak` kept
+# 0.60 of the photo's face sharpness (Laplacian), 0.68 with "medium". "faster" at CRF 17 (config.DEFAULT_CRF)
+# keeps what "medium" at 18 kept in two thirds of its time: on lossless `speak` frames (benchmarks/speak_speed.py),
+# a 512² refined clip profile 13.8 -> 9.4 ms a frame, face PSNR 40.59 -> 40.75 dB, face sharpness 0.965 -> 0.966
+# of the lossless frames; a 320² photo profile 4.8 -> 3.0 ms, 38.65 -> 38.56 dB, 0.884 -> 0.874. Files 8-14 % larger;
+# refined `speak` of 30 s at 512² 0.95 of its wall time
+X264_PRESET = "faster"
 STREAM_FRAGMENT_US = 500_000  # `--out -`: a fragment of fragmented MP4 every half second
 
 
@@ -274,7 +276,7 @@ def write_video(
         frames: RGB uint8 (H, W, 3) frames, all the same size.
         fps: frame rate (frames/s).
         audio: optional audio to mux; it is trimmed or padded to the video's length.
-        crf: x264 quality (lower is better; 18 is visually lossless, 0 lossless in YUV 4:2:0).
+        crf: x264 quality (lower is better; 17 is visually lossless, 0 lossless in YUV 4:2:0).
         b_frames: False for segments that `concat_videos` joins.
         preset: x264's speed/quality preset.
 
