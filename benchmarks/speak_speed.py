@@ -33,7 +33,6 @@ os.environ.setdefault("TALKFACE_QUIET", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 BEFORE = "871a38c"  # talkface before x264 "faster" at CRF 17
-DATA = ROOT.parent / "shared" / "data"
 WORK = ROOT / "out" / "speak_speed"
 PORTRAIT = ROOT / "tests" / "data" / "biden_portrait_320.jpg"
 ROUNDS = 2
@@ -109,24 +108,19 @@ def main() -> None:
         return
     sys.path.insert(0, str(ROOT))
     from report import markdown_table, save_results
+    import speed
     from talkface import __version__
-    from talkface.media import Audio, load_audio, write_audio
 
     WORK.mkdir(parents=True, exist_ok=True)
-    audio = load_audio(DATA / "audio" / "english_45s.mp3")
-    write_audio(speech, Audio(audio.samples[: 30 * audio.sample_rate], audio.sample_rate))
+    speed.write_speech(speech)
     if not (args.profile / "refiner.json").exists():
-        import speed
-
         speed.upscale_clip(WORK)
         speed.run_finetune(WORK / "clip512.mp4", args.profile, "cpu", "mfcc+whisper")
     speak_rows = []
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         before_code = scratch / "before_code"
-        before_code.mkdir()
-        archive = subprocess.run(["git", "archive", args.before, "talkface"], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(before_code)], input=archive, check=True)
+        speed.extract_talkface(args.before, before_code)
         for round_ in range(ROUNDS):
             for label, code in (("before", before_code), ("after", ROOT)):
                 command = [sys.executable, __file__, "--one", str(code), "--profile", str(args.profile), "--out", str(scratch)]

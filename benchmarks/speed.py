@@ -249,6 +249,21 @@ def command_wall(profile_folder: Path, speech: Path, folder: Path, repeats: int 
     return walls
 
 
+def write_speech(path: Path) -> None:
+    """The first SPEECH_SECONDS of SPEECH, as a WAV file at `path`."""
+    from talkface.media import Audio, load_audio, write_audio
+
+    audio = load_audio(SPEECH)
+    write_audio(path, Audio(audio.samples[: SPEECH_SECONDS * audio.sample_rate], audio.sample_rate))
+
+
+def extract_talkface(revision: str, folder: Path) -> None:
+    """talkface's package as it was at `revision` (git archive), extracted into the new `folder`."""
+    folder.mkdir()
+    archive = subprocess.run(["git", "archive", revision, "talkface"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default=BASELINE, help="the commit to measure as `before`")
@@ -269,7 +284,6 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from talkface.device import resolve_device
-    from talkface.media import Audio, load_audio, write_audio
     from refine import split_clip
     from report import RESULTS
 
@@ -287,14 +301,11 @@ def main() -> None:
             split_heldout(scratch)
         if {"clip512", "before512"} & set(args.modes.split(",")):
             upscale_clip(scratch)
-        audio = load_audio(SPEECH)
-        write_audio(scratch / "speech30.wav", Audio(audio.samples[: SPEECH_SECONDS * audio.sample_rate], audio.sample_rate))
+        write_speech(scratch / "speech30.wav")
         codes = {"before": (scratch / "before_code", args.before), "before512": (scratch / "today_code", args.today)}
         for mode, (baseline, revision) in codes.items():
             if mode in args.modes.split(","):
-                baseline.mkdir()
-                archive = subprocess.run(["git", "archive", revision, "talkface"], cwd=ROOT, capture_output=True, check=True).stdout
-                subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
+                extract_talkface(revision, baseline)
         for mode in args.modes.split(","):
             code = codes[mode][0] if mode in codes else ROOT
             result = scratch / f"{mode}.json"

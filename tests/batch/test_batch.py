@@ -10,7 +10,7 @@ import pytest
 
 import talkface
 from talkface.batch import Job, read_manifest, run_batch
-from talkface.config import DEFAULT_CRF, FinetuneConfig
+from talkface.config import FinetuneConfig
 from talkface.errors import InputError
 from talkface.finetune import finetune
 from talkface.media import Audio, probe, write_audio
@@ -166,7 +166,7 @@ def test_dub_rows_are_read_with_their_own_options(tmp_path):
 def test_speak_rows_choose_their_output_quality_too(tmp_path):
     (tmp_path / "jobs.csv").write_text("person,audio,out,crf\nbob,a.wav,o.mp4,30\nbob,b.wav,p.mp4,\n")
     chosen, default = read_manifest(tmp_path / "jobs.csv")
-    assert chosen.speak_config().crf == 30 and default.speak_config().crf == DEFAULT_CRF
+    assert chosen.speak_config().crf == 30 and default.speak_config().crf == 17
     (tmp_path / "bad.csv").write_text("person,audio,out,crf\nbob,a.wav,o.mp4,99\n")
     with pytest.raises(InputError, match="crf"):
         manifest_problem(tmp_path / "bad.csv")
